@@ -1,0 +1,98 @@
+"""anybatch: async-first partial batch processing for AWS Lambda.
+
+Process the records Lambda hands a function from SQS, Kinesis Data Streams and DynamoDB
+Streams, each on its own, under a concurrency limit, and report only those that failed.
+"""
+
+from ._exceptions import (
+    AnybatchError,
+    BatchProcessingError,
+    DeadlineExceededError,
+    ExceptionInfo,
+    HandlerTypeError,
+    InvalidEventError,
+    MissingDependencyError,
+    ModelMismatchError,
+    ProcessorStateError,
+    RecordNotProcessedError,
+    RecordSkippedError,
+    RecordTimeoutError,
+    SQSFifoCircuitBreakerError,
+    SQSFifoMessageGroupCircuitBreakerError,
+    UnexpectedBatchTypeError,
+)
+from ._functions import (
+    as_lambda_handler,
+    async_batch_processor,
+    async_process_partial_response,
+    batch_processor,
+    process_partial_response,
+)
+from ._outcome import (
+    BatchResult,
+    FailureResponse,
+    PartialItemFailureResponse,
+    PartialItemFailures,
+    RecordOutcome,
+    Status,
+    SuccessResponse,
+)
+from ._processor import (
+    DEFAULT_DEADLINE_MARGIN,
+    AsyncBatchProcessor,
+    AsyncSqsFifoPartialProcessor,
+    BasePartialProcessor,
+    BatchProcessor,
+    SqsFifoPartialProcessor,
+)
+from ._sources import EventType
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_DEADLINE_MARGIN",
+    "AnybatchError",
+    "AsyncBatchProcessor",
+    "AsyncSqsFifoPartialProcessor",
+    "BasePartialProcessor",
+    "BatchProcessingError",
+    "BatchProcessor",
+    "BatchResult",
+    "DeadlineExceededError",
+    "EventType",
+    "ExceptionInfo",
+    "FailureResponse",
+    "HandlerTypeError",
+    "InvalidEventError",
+    "MissingDependencyError",
+    "ModelMismatchError",
+    "PartialItemFailureResponse",
+    "PartialItemFailures",
+    "ProcessorStateError",
+    "RecordNotProcessedError",
+    "RecordOutcome",
+    "RecordSkippedError",
+    "RecordTimeoutError",
+    "SQSFifoCircuitBreakerError",
+    "SQSFifoMessageGroupCircuitBreakerError",
+    "SqsFifoPartialProcessor",
+    "Status",
+    "SuccessResponse",
+    "UnexpectedBatchTypeError",
+    "__version__",
+    "as_lambda_handler",
+    "async_batch_processor",
+    "async_process_partial_response",
+    "batch_processor",
+    "process_partial_response",
+]
+
+# Public names report the public module, so tracebacks, reprs and docs say anybatch.X.
+for _name in __all__:
+    _obj = globals()[_name]
+    if getattr(_obj, "__module__", "").startswith("anybatch._"):
+        try:
+            _obj.__module__ = __name__
+        except (AttributeError, TypeError):  # pragma: no cover - builtins-like objects
+            pass
+del _name, _obj

@@ -1,0 +1,97 @@
+"""The async driver of :class:`~anybatch._schedule.Schedule`: a fixed pool of anyio workers.
+
+Never one task per record: ``concurrency`` workers pull record indices from the schedule until
+it has none left. Per record this costs a method call and an ``await`` of the handler, no task,
+no limiter. The module imports anyio, so the facades import it only when they run async work:
+the blocking inline path and ``import anybatch`` never pay for it.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+
+from ._exceptions import RecordTimeoutError
+from ._schedule import FAILURE, NOT_STARTED, SUCCESS, TIMEOUT, WAIT, Schedule
+
+if sys.version_info < (3, 11):  # pragma: no cover - exercised on 3.10 only
+    from exceptiongroup import BaseExceptionGroup
+
+__all__ = ["run_pool"]
+
+
+async def run_pool(
+    schedule: Schedule,
+    call: Callable[[int], Awaitable[Any]],
+    *,
+    concurrency: int | None,
+    record_timeout: float | None = None,
+    time_left: float | None = None,
+) -> None:
+    """Run every record *schedule* lets start, at most *concurrency* at a time.
+
+    *call(index)* returns the awaitable that runs one record. An :class:`Exception` fails that
+    record only. *record_timeout* (seconds) bounds each call; *time_left* (seconds) is the
+    batch deadline: then no record starts and calls in flight are cancelled. Cancellation from
+    outside and other :class:`BaseException` s propagate after every worker has stopped.
+    """
+    workers = schedule.n if concurrency is None else min(concurrency, schedule.n)
+    if workers <= 0:
+        return
+    current_time = anyio.current_time
+    deadline = math.inf if time_left is None else current_time() + time_left
+    timed = time_left is not None
+    next_index = schedule.next
+    finish = schedule.finish
+    wake = anyio.Event()
+    waiting = 0
+
+    async def worker() -> None:
+        nonlocal wake, waiting
+        while True:
+            if timed and current_time() >= deadline:
+                schedule.stop(NOT_STARTED)
+            index = next_index()
+            if index is None:
+                return
+            if index == WAIT:
+                waiting += 1
+                try:
+                    await wake.wait()
+                finally:
+                    waiting -= 1
+                continue
+            kind = SUCCESS
+            try:
+                if record_timeout is None:
+                    result = await call(index)
+                else:
+                    with anyio.move_on_after(record_timeout) as scope:
+                        result = await call(index)
+                    if scope.cancelled_caught:
+                        kind, result = TIMEOUT, RecordTimeoutError(record_timeout)
+            except Exception as exc:
+                kind, result = FAILURE, exc
+            finish(index, kind, result)
+            if waiting:
+                # A key may have unblocked, a stop may have come, or nothing is left: waiting
+                # workers look again.
+                wake.set()
+                wake = anyio.Event()
+
+    try:
+        with anyio.CancelScope(deadline=deadline) as deadline_scope:
+            async with anyio.create_task_group() as group:
+                for _ in range(workers):
+                    group.start_soon(worker)
+    except BaseExceptionGroup as group_error:
+        # One worker's BaseException (KeyboardInterrupt, SystemExit...) is raised as itself.
+        if len(group_error.exceptions) == 1:
+            raise group_error.exceptions[0] from None
+        raise
+    if deadline_scope.cancelled_caught:
+        schedule.stop(NOT_STARTED)

@@ -1,0 +1,163 @@
+"""Every exception anybatch raises or reports, in one hierarchy.
+
+::
+
+    AnybatchError
+    ├── BatchProcessingError            every record of a batch failed
+    │   └── InvalidEventError           the event cannot be read (alias: UnexpectedBatchTypeError)
+    ├── RecordNotProcessedError         a record was reported without a handler failure of its own
+    │   ├── RecordTimeoutError          its handler ran longer than ``record_timeout``
+    │   ├── DeadlineExceededError       the invocation's deadline came first
+    │   └── RecordSkippedError          a stop policy kept it from starting
+    │       ├── SQSFifoCircuitBreakerError
+    │       └── SQSFifoMessageGroupCircuitBreakerError
+    ├── HandlerTypeError                a record handler or a processor used the wrong way
+    ├── ModelMismatchError              a ``model=`` that does not fit the event type
+    ├── ProcessorStateError             a processor used outside its context manager
+    └── MissingDependencyError          an optional extra is not installed
+"""
+
+from __future__ import annotations
+
+import traceback
+from types import TracebackType
+from typing import TypeAlias
+
+__all__ = [
+    "AnybatchError",
+    "BatchProcessingError",
+    "DeadlineExceededError",
+    "ExceptionInfo",
+    "HandlerTypeError",
+    "InvalidEventError",
+    "MissingDependencyError",
+    "ModelMismatchError",
+    "ProcessorStateError",
+    "RecordNotProcessedError",
+    "RecordSkippedError",
+    "RecordTimeoutError",
+    "SQSFifoCircuitBreakerError",
+    "SQSFifoMessageGroupCircuitBreakerError",
+    "UnexpectedBatchTypeError",
+]
+
+#: ``sys.exc_info()``-shaped triple, as the incumbent's ``processor.exceptions`` holds.
+ExceptionInfo: TypeAlias = tuple[
+    "type[BaseException] | None", "BaseException | None", "TracebackType | None"
+]
+
+
+class AnybatchError(Exception):
+    """Base class of every exception anybatch defines."""
+
+
+class BatchProcessingError(AnybatchError):
+    """Every record of the batch failed.
+
+    Raised when the processor leaves its context manager (or by the ``process_partial_response``
+    functions) with ``raise_on_entire_batch_failure=True``, the default. Raising makes Lambda
+    retry the whole batch, which is what every record failing asks for anyway.
+
+    ``child_exceptions`` holds one ``ExceptionInfo`` per record, in record order, and the
+    message shows each of them with its traceback. The processor's ``response()`` is still
+    readable after this was raised.
+    """
+
+    def __init__(self, msg: str = "", child_exceptions: list[ExceptionInfo] | None = None) -> None:
+        super().__init__(msg)
+        self.msg = msg
+        self.child_exceptions: list[ExceptionInfo] = list(child_exceptions or [])
+
+    def format_exceptions(self, parent_exception_str: str) -> str:
+        """Return *parent_exception_str* followed by every child exception's traceback."""
+        parts = [f"{parent_exception_str}\n"]
+        for extype, exc, tb in self.child_exceptions:
+            if exc is None:
+                continue
+            parts.append("".join(traceback.format_exception(extype, exc, tb)))
+        return "\n".join(parts)
+
+    def __str__(self) -> str:
+        return self.format_exceptions(super().__str__())
+
+
+class InvalidEventError(BatchProcessingError, ValueError):
+    """The event, or one of its records, cannot be processed at all.
+
+    Raised before any handler runs for: an event that is not an object, a missing or non-list
+    ``Records``, a record that is not an object, a record without the identifier of its event
+    type (Lambda would fail the whole batch on an empty ``itemIdentifier``), or an unknown
+    event type. ``index`` is the record's position in ``Records`` when one record is at fault.
+    """
+
+    def __init__(self, msg: str, *, index: int | None = None) -> None:
+        super().__init__(msg)
+        self.index = index
+
+    def __str__(self) -> str:
+        return self.msg
+
+
+#: The incumbent's name for :class:`InvalidEventError`.
+UnexpectedBatchTypeError = InvalidEventError
+
+
+class RecordNotProcessedError(AnybatchError):
+    """A record is reported failed although its handler did not raise.
+
+    The subclasses say why, so that logs say "deadline" or "timeout" rather than "failure".
+    """
+
+
+class RecordTimeoutError(RecordNotProcessedError, TimeoutError):
+    """The record's handler ran longer than the processor's ``record_timeout``."""
+
+    def __init__(self, timeout: float) -> None:
+        super().__init__(f"record handler did not finish within record_timeout={timeout:g}s")
+        self.timeout = timeout
+
+
+class DeadlineExceededError(RecordNotProcessedError, TimeoutError):
+    """The invocation's deadline came before the record finished.
+
+    ``started`` tells whether its handler had begun (and was cancelled or abandoned) or never
+    started.
+    """
+
+    def __init__(self, *, started: bool) -> None:
+        what = "was cancelled at" if started else "was not started before"
+        super().__init__(f"record {what} the invocation deadline")
+        self.started = started
+
+
+class RecordSkippedError(RecordNotProcessedError):
+    """A stop policy kept the record from starting after an earlier failure."""
+
+
+class SQSFifoCircuitBreakerError(RecordSkippedError):
+    """Not processed: an earlier record of the batch failed (``stop_on_failure``)."""
+
+
+class SQSFifoMessageGroupCircuitBreakerError(RecordSkippedError):
+    """Not processed: an earlier record with the same ordering key failed."""
+
+
+class HandlerTypeError(AnybatchError, TypeError):
+    """A record handler or a processor was used in a way that cannot work.
+
+    For example a "sync" record handler that returns a coroutine, or a blocking call made from
+    the event loop thread anybatch runs async handlers on. The message says what to use instead.
+    """
+
+
+class ModelMismatchError(AnybatchError, TypeError):
+    """A ``model=`` was given that does not describe records of the processor's event type."""
+
+
+class ProcessorStateError(AnybatchError, RuntimeError):
+    """A processor was used outside of the order ``processor(records, handler)`` → ``with`` →
+    ``process()``, or one processor was asked to run two batches at once."""
+
+
+class MissingDependencyError(AnybatchError, ImportError):
+    """An optional extra is not installed; the message names the ``pip install`` to run."""

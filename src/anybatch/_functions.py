@@ -1,0 +1,152 @@
+"""Lambda entry points: the ``process_partial_response`` functions and the decorators."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+from ._exceptions import HandlerTypeError
+from ._processor import BasePartialProcessor, is_async_callable
+from ._sources import event_records
+
+if TYPE_CHECKING:
+    from ._outcome import PartialItemFailureResponse
+
+__all__ = [
+    "as_lambda_handler",
+    "async_batch_processor",
+    "async_process_partial_response",
+    "batch_processor",
+    "process_partial_response",
+]
+
+RecordT = TypeVar("RecordT")
+R = TypeVar("R")
+
+
+def process_partial_response(
+    event: Any,
+    record_handler: Callable[[RecordT], Any] | Callable[..., Any],
+    processor: BasePartialProcessor[RecordT],
+    context: Any = None,
+) -> PartialItemFailureResponse:
+    """Process every record of *event* and return the partial batch response. Blocks.
+
+    *record_handler* may be sync or async. Raises :class:`~anybatch.BatchProcessingError`
+    when every record failed (unless the processor has
+    ``raise_on_entire_batch_failure=False``), and :class:`~anybatch.InvalidEventError` for
+    an event that cannot be read.
+    """
+    records = event_records(event)
+    with processor(records, record_handler, lambda_context=context):
+        processor.process()
+    return processor.response()
+
+
+async def async_process_partial_response(
+    event: Any,
+    record_handler: Callable[[RecordT], Awaitable[Any]] | Callable[..., Any],
+    processor: BasePartialProcessor[RecordT],
+    context: Any = None,
+) -> PartialItemFailureResponse:
+    """Process every record of *event* on the running event loop; return the response.
+
+    The awaitable twin of :func:`process_partial_response`.
+    """
+    records = event_records(event)
+    with processor(records, record_handler, lambda_context=context):
+        await processor.async_process()
+    return processor.response()
+
+
+def batch_processor(
+    *,
+    record_handler: Callable[..., Any],
+    processor: BasePartialProcessor[Any],
+) -> Callable[[Callable[..., R]], Callable[..., R]]:
+    """Decorate a ``def lambda_handler(event, context)``: the batch is processed first.
+
+    Inside the handler, ``processor.response()`` is the partial batch response to return.
+    """
+
+    def decorator(handler: Callable[..., R]) -> Callable[..., R]:
+        if is_async_callable(handler):
+            raise HandlerTypeError(
+                f"batch_processor decorates a plain 'def' lambda handler, but {handler!r} is "
+                "'async def': use @async_batch_processor, and as_lambda_handler() to give it "
+                "to the Lambda runtime"
+            )
+
+        @functools.wraps(handler)
+        def wrapper(event: Any, context: Any, *args: Any, **kwargs: Any) -> R:
+            records = event_records(event)
+            with processor(records, record_handler, lambda_context=context):
+                processor.process()
+            return handler(event, context, *args, **kwargs)
+
+        return wrapper
+
+    return decorator
+
+
+def async_batch_processor(
+    *,
+    record_handler: Callable[..., Any],
+    processor: BasePartialProcessor[Any],
+) -> Callable[[Callable[..., Awaitable[R]]], Callable[..., Awaitable[R]]]:
+    """Decorate an ``async def lambda_handler(event, context)``; it stays awaitable.
+
+    The batch is processed (awaited) first; inside the handler ``processor.response()`` is
+    the partial batch response. Give the result to the Lambda runtime, which calls a plain
+    function, through :func:`as_lambda_handler`.
+    """
+
+    def decorator(handler: Callable[..., Awaitable[R]]) -> Callable[..., Awaitable[R]]:
+        if not is_async_callable(handler):
+            raise HandlerTypeError(
+                f"async_batch_processor decorates an 'async def' lambda handler, but "
+                f"{handler!r} is a plain function: use @batch_processor for it"
+            )
+
+        @functools.wraps(handler)
+        async def wrapper(event: Any, context: Any, *args: Any, **kwargs: Any) -> R:
+            records = event_records(event)
+            with processor(records, record_handler, lambda_context=context):
+                await processor.async_process()
+            return await handler(event, context, *args, **kwargs)
+
+        return wrapper
+
+    return decorator
+
+
+def as_lambda_handler(
+    handler: Callable[[Any, Any], Awaitable[R]],
+    *,
+    backend: Literal["asyncio", "trio"] = "asyncio",
+) -> Callable[[Any, Any], R]:
+    """Turn an ``async def lambda_handler(event, context)`` into the plain function Lambda calls.
+
+    Each invocation runs on one event loop that lives as long as the execution environment,
+    so what the handler keeps between warm invocations (clients, connection pools, locks)
+    stays bound to a live loop; ``asyncio.run`` per invocation would close it every time::
+
+        @as_lambda_handler
+        @async_batch_processor(record_handler=record_handler, processor=processor)
+        async def lambda_handler(event, context):
+            return processor.response()
+    """
+    if not is_async_callable(handler):
+        raise HandlerTypeError(
+            f"as_lambda_handler takes an 'async def' lambda handler, got {handler!r}; "
+            "a plain function can be given to Lambda as it is"
+        )
+
+    @functools.wraps(handler)
+    def lambda_handler(event: Any, context: Any) -> R:
+        from ._portal import call_on_loop
+
+        return call_on_loop(backend, handler, event, context)
+
+    return lambda_handler

@@ -1,0 +1,217 @@
+"""Typed outcomes: how each record ended, the batch's result and the partial batch response."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Generic, Literal, NamedTuple, TypedDict, TypeVar
+
+from ._exceptions import DeadlineExceededError, RecordSkippedError
+from ._schedule import CANCELLED, FAILURE, NOT_STARTED, SKIPPED_KEY, SKIPPED_STOP, SUCCESS, TIMEOUT
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from ._exceptions import ExceptionInfo
+
+__all__ = [
+    "BatchResult",
+    "FailureResponse",
+    "PartialItemFailureResponse",
+    "PartialItemFailures",
+    "RecordOutcome",
+    "Status",
+    "SuccessResponse",
+]
+
+RecordT = TypeVar("RecordT")
+
+
+class PartialItemFailures(TypedDict):
+    """One entry of ``batchItemFailures``."""
+
+    itemIdentifier: str
+
+
+class PartialItemFailureResponse(TypedDict):
+    """What a Lambda function returns to report the records that failed."""
+
+    batchItemFailures: list[PartialItemFailures]
+
+
+class Status(str, enum.Enum):
+    """How one record ended."""
+
+    SUCCESS = "success"
+    """Its handler returned."""
+    FAILED = "failed"
+    """Its handler (or its model's validation) raised an exception."""
+    TIMED_OUT = "timed_out"
+    """Its handler ran longer than ``record_timeout``."""
+    DEADLINE = "deadline"
+    """The invocation's deadline came first: cancelled, abandoned, or never started."""
+    SKIPPED = "skipped"
+    """Not started: an earlier failure and a stop policy (``stop_on_failure``, ordered keys)."""
+
+
+_STATUS = {
+    SUCCESS: Status.SUCCESS,
+    FAILURE: Status.FAILED,
+    TIMEOUT: Status.TIMED_OUT,
+    CANCELLED: Status.DEADLINE,
+    NOT_STARTED: Status.DEADLINE,
+    SKIPPED_STOP: Status.SKIPPED,
+    SKIPPED_KEY: Status.SKIPPED,
+}
+
+
+class SuccessResponse(NamedTuple):
+    """A processed record that succeeded: ``status, result, record = item``."""
+
+    status: Literal["success"]
+    result: Any
+    record: Any
+
+
+class FailureResponse(NamedTuple):
+    """A processed record that failed: ``status, result, record = item``.
+
+    ``result`` is ``"<exception type>:<message>"``, as the incumbent reports it.
+    """
+
+    status: Literal["fail"]
+    result: str
+    record: Any
+
+
+class RecordOutcome(Generic[RecordT]):
+    """How one record ended, with everything known about it. Immutable."""
+
+    __slots__ = ("exception", "identifier", "index", "record", "result", "status")
+
+    index: int
+    identifier: str
+    status: Status
+    record: RecordT
+    result: Any
+    exception: BaseException | None
+
+    def __init__(
+        self,
+        index: int,
+        identifier: str,
+        status: Status,
+        record: RecordT,
+        result: Any = None,
+        exception: BaseException | None = None,
+    ) -> None:
+        set_ = object.__setattr__
+        set_(self, "index", index)
+        set_(self, "identifier", identifier)
+        set_(self, "status", status)
+        set_(self, "record", record)
+        set_(self, "result", result)
+        set_(self, "exception", exception)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable")
+
+    @property
+    def ok(self) -> bool:
+        """Whether the record succeeded."""
+        return self.status is Status.SUCCESS
+
+    @property
+    def exc_info(self) -> ExceptionInfo:
+        """The exception as a ``sys.exc_info()`` triple (all ``None`` on success)."""
+        exc = self.exception
+        if exc is None:
+            return (None, None, None)
+        tb: TracebackType | None = exc.__traceback__
+        return (type(exc), exc, tb)
+
+    def __repr__(self) -> str:
+        detail = f"result={self.result!r}" if self.ok else f"exception={self.exception!r}"
+        return (
+            f"RecordOutcome(index={self.index}, identifier={self.identifier!r}, "
+            f"status={self.status.value}, {detail})"
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, RecordOutcome):
+            return NotImplemented
+        return (
+            self.index == other.index
+            and self.identifier == other.identifier
+            and self.status is other.status
+            and self.result == other.result
+            and self.exception is other.exception
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def outcome_exception(
+    kind: int,
+    value: Any,
+    skipped_stop: type[RecordSkippedError],
+    skipped_key: type[RecordSkippedError],
+) -> BaseException | None:
+    """The exception that explains outcome *kind* (``None`` for a success)."""
+    if kind == SUCCESS:
+        return None
+    if kind == FAILURE or kind == TIMEOUT:
+        exc: BaseException = value
+        return exc
+    if kind == CANCELLED:
+        return DeadlineExceededError(started=True)
+    if kind == NOT_STARTED:
+        return DeadlineExceededError(started=False)
+    if kind == SKIPPED_STOP:
+        return skipped_stop("a previous record failed processing")
+    return skipped_key("a previous record with the same ordering key failed processing")
+
+
+def status_of(kind: int) -> Status:
+    """The public :class:`Status` of an outcome code."""
+    return _STATUS[kind]
+
+
+class BatchResult(Sequence[RecordOutcome[RecordT]], Generic[RecordT]):
+    """Every record's :class:`RecordOutcome`, in input order, and the partial batch response."""
+
+    __slots__ = ("_outcomes",)
+
+    def __init__(self, outcomes: Sequence[RecordOutcome[RecordT]]) -> None:
+        self._outcomes = tuple(outcomes)
+
+    def __len__(self) -> int:
+        return len(self._outcomes)
+
+    def __getitem__(self, index: int) -> RecordOutcome[RecordT]:  # type: ignore[override]
+        return self._outcomes[index]
+
+    def __iter__(self) -> Iterator[RecordOutcome[RecordT]]:
+        return iter(self._outcomes)
+
+    def __repr__(self) -> str:
+        return f"BatchResult(succeeded={len(self.succeeded)}, failed={len(self.failed)})"
+
+    @property
+    def succeeded(self) -> list[RecordOutcome[RecordT]]:
+        """The records that succeeded."""
+        return [o for o in self._outcomes if o.status is Status.SUCCESS]
+
+    @property
+    def failed(self) -> list[RecordOutcome[RecordT]]:
+        """The records that did not succeed, whatever the reason: they are reported."""
+        return [o for o in self._outcomes if o.status is not Status.SUCCESS]
+
+    @property
+    def all_failed(self) -> bool:
+        """Whether the batch has records and none of them succeeded."""
+        return bool(self._outcomes) and not any(o.ok for o in self._outcomes)
+
+    def response(self) -> PartialItemFailureResponse:
+        """The partial batch response that reports every record that did not succeed."""
+        return {"batchItemFailures": [{"itemIdentifier": o.identifier} for o in self.failed]}

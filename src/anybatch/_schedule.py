@@ -1,0 +1,224 @@
+"""The engine's decisions, without I/O: what starts next, what is skipped, how each record ended.
+
+:class:`Schedule` is a small state machine driven by two thin drivers: the async worker pool in
+``_engine`` and :func:`run_inline` below, the blocking sequential driver that needs no event
+loop. Both ask :meth:`Schedule.next` for the next record, run it, and tell
+:meth:`Schedule.finish` how it ended; the rules live here once.
+
+Rules kept here:
+
+* records with the same ordering key start one at a time, in arrival order; among the records
+  that may start, the earliest in the batch starts first (so ``concurrency=1`` is exactly the
+  sequential order);
+* after a failure in an ordered key, the key's later records are not started
+  (``SKIPPED_KEY``); with ``stop_on_failure`` no record starts after the first failure
+  (``SKIPPED_STOP``);
+* at the deadline no record starts (``NOT_STARTED``); records in flight then end as
+  ``CANCELLED``;
+* every record ends with exactly one outcome.
+"""
+
+from __future__ import annotations
+
+import heapq
+import time
+from collections import deque
+from collections.abc import Callable, Hashable, Sequence
+from typing import Any, Final
+
+__all__ = [
+    "CANCELLED",
+    "FAILURE",
+    "NOT_STARTED",
+    "SKIPPED_KEY",
+    "SKIPPED_STOP",
+    "SUCCESS",
+    "TIMEOUT",
+    "WAIT",
+    "Schedule",
+    "run_inline",
+]
+
+# Outcome codes (plain ints: they are written once per record on the hot path).
+SUCCESS: Final = 0
+FAILURE: Final = 1  # the handler raised an Exception
+TIMEOUT: Final = 2  # the handler ran longer than record_timeout
+CANCELLED: Final = 3  # in flight at the deadline: cancelled or abandoned
+NOT_STARTED: Final = 4  # not started before the deadline
+SKIPPED_STOP: Final = 5  # not started: stop_on_failure after an earlier failure
+SKIPPED_KEY: Final = 6  # not started: an earlier record with the same key failed
+_PENDING: Final = -1
+_RUNNING: Final = -2
+
+#: :meth:`Schedule.next` result: nothing may start now, but a record in flight may unblock one.
+WAIT: Final = -1
+
+
+class Schedule:
+    """Decide which record starts next and collect how each one ended.
+
+    *keys*, when given, holds one ordering key per record (``None``: that record is not
+    ordered). Records are identified by their index.
+    """
+
+    __slots__ = (
+        "_cursor",
+        "_key_of",
+        "_queues",
+        "_ready",
+        "_remaining",
+        "_stopped",
+        "in_flight",
+        "kinds",
+        "max_in_flight",
+        "n",
+        "skip_key_on_failure",
+        "stop_on_failure",
+        "values",
+    )
+
+    def __init__(
+        self,
+        n: int,
+        keys: Sequence[Hashable | None] | None = None,
+        *,
+        stop_on_failure: bool = False,
+        skip_key_on_failure: bool = True,
+    ) -> None:
+        self.n = n
+        self.stop_on_failure = stop_on_failure
+        self.skip_key_on_failure = skip_key_on_failure
+        #: Outcome code of each record (``_PENDING`` / ``_RUNNING`` until it has one).
+        self.kinds: list[int] = [_PENDING] * n
+        #: The handler's result (success) or the exception (any other outcome).
+        self.values: list[Any] = [None] * n
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self._stopped: int | None = None
+        self._cursor = 0
+        self._remaining = n
+        self._key_of: list[int] | None = None
+        self._queues: dict[int, deque[int]] = {}
+        self._ready: list[tuple[int, int]] = []
+        if keys is not None:
+            self._build_queues(keys)
+
+    def _build_queues(self, keys: Sequence[Hashable | None]) -> None:
+        ids: dict[Hashable, int] = {}
+        key_of: list[int] = []
+        queues = self._queues
+        for index, key in enumerate(keys):
+            if key is None:
+                kid = -1 - index  # a key of its own: never waits for anything
+            else:
+                kid = ids.setdefault(key, len(ids))
+            key_of.append(kid)
+            queue = queues.get(kid)
+            if queue is None:
+                queues[kid] = deque((index,))
+                self._ready.append((index, kid))
+            else:
+                queue.append(index)
+        self._key_of = key_of  # _ready is sorted already: it was filled in index order
+
+    @property
+    def stopped(self) -> int | None:
+        """Why no record may start any more (``SKIPPED_STOP`` / ``NOT_STARTED``), or ``None``."""
+        return self._stopped
+
+    def next(self) -> int | None:
+        """Return the index of the record to start now, :data:`WAIT`, or ``None`` when none will.
+
+        ``WAIT`` means records are left whose keys are in flight: ask again after a
+        :meth:`finish`.
+        """
+        if self._stopped is not None:
+            return None
+        if self._key_of is None:
+            index = self._cursor
+            if index >= self.n:
+                return None
+            self._cursor = index + 1
+        elif self._ready:
+            index, kid = heapq.heappop(self._ready)
+            self._queues[kid].popleft()
+        elif self._remaining:
+            return WAIT  # every key left has a record in flight
+        else:
+            return None
+        self._remaining -= 1
+        self.kinds[index] = _RUNNING
+        self.in_flight += 1
+        if self.in_flight > self.max_in_flight:
+            self.max_in_flight = self.in_flight
+        return index
+
+    def finish(self, index: int, kind: int, value: Any) -> bool:
+        """Record how *index* ended. Return ``True`` when a waiting record may now start."""
+        self.kinds[index] = kind
+        self.values[index] = value
+        self.in_flight -= 1
+        if kind != SUCCESS and self.stop_on_failure and self._stopped is None:
+            self._stopped = SKIPPED_STOP
+        key_of = self._key_of
+        if key_of is None:
+            return False
+        kid = key_of[index]
+        queue = self._queues[kid]
+        if not queue:
+            return False
+        if kind != SUCCESS and self.skip_key_on_failure and kid >= 0:
+            for later in queue:
+                self.kinds[later] = SKIPPED_KEY
+            self._remaining -= len(queue)
+            queue.clear()
+            return False
+        heapq.heappush(self._ready, (queue[0], kid))
+        return True
+
+    def stop(self, why: int = NOT_STARTED) -> None:
+        """Start no more records (the deadline has come, or the caller gave up)."""
+        if self._stopped is None:
+            self._stopped = why
+
+    def close(self) -> tuple[list[int], list[Any]]:
+        """Give every record without an outcome its final one and return ``(kinds, values)``.
+
+        Records still running were cancelled or abandoned at the deadline; records never
+        started were stopped by the deadline or a stop policy.
+        """
+        not_started = NOT_STARTED if self._stopped is None else self._stopped
+        kinds = self.kinds
+        for index, kind in enumerate(kinds):
+            if kind == _RUNNING:
+                kinds[index] = CANCELLED
+            elif kind == _PENDING:
+                kinds[index] = not_started
+        self.in_flight = 0
+        return kinds, self.values
+
+
+def run_inline(
+    schedule: Schedule,
+    call: Callable[[int], Any],
+    deadline: float | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> None:
+    """Drive *schedule* sequentially in this thread: the blocking path with no event loop.
+
+    *call(index)* runs one record's handler. An :class:`Exception` fails that record only;
+    any other :class:`BaseException` propagates. With a *deadline* (on *clock*), no record
+    starts once it has passed; the one running cannot be interrupted.
+    """
+    while True:
+        if deadline is not None and clock() >= deadline:
+            schedule.stop(NOT_STARTED)
+        index = schedule.next()
+        if index is None:
+            return
+        try:
+            result = call(index)
+        except Exception as exc:
+            schedule.finish(index, FAILURE, exc)
+        else:
+            schedule.finish(index, SUCCESS, result)

@@ -1,0 +1,167 @@
+"""Event sources: which records an event holds, their identifiers and their ordering keys.
+
+Pure functions, no I/O. Everything that can be wrong with an event is found here and raised as
+:class:`~anybatch.InvalidEventError` with the index of the record at fault, before any handler
+runs: Lambda fails the whole batch on an empty or null ``itemIdentifier``, so a record without
+an identifier must never reach the response.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Hashable, Mapping, Sequence
+from typing import Any
+
+from ._exceptions import InvalidEventError
+
+__all__ = ["EventType", "SourceSpec", "check_records", "event_records", "ordering_keys", "spec"]
+
+
+class EventType(enum.Enum):
+    """The event sources anybatch reads."""
+
+    SQS = "SQS"
+    KinesisDataStreams = "KinesisDataStreams"
+    DynamoDBStreams = "DynamoDBStreams"
+
+
+class SourceSpec:
+    """How to read one event source: where a record's identifier and ordering key live."""
+
+    __slots__ = ("event_source", "event_type", "id_field", "id_path", "key_field", "key_path")
+
+    def __init__(
+        self,
+        event_type: EventType,
+        event_source: str,
+        id_path: tuple[str, ...],
+        key_field: str,
+    ) -> None:
+        self.event_type = event_type
+        self.event_source = event_source
+        self.id_path = id_path
+        self.id_field = ".".join(id_path)
+        self.key_field = key_field
+        self.key_path = tuple(key_field.split("."))
+
+    def identifier(self, record: Mapping[str, Any]) -> Any:
+        """Return the raw identifier of *record*, or ``None`` when it has none."""
+        value: Any = record
+        for part in self.id_path:
+            if not isinstance(value, Mapping):
+                return None
+            value = value.get(part)
+        return value
+
+    def ordering_key(self, record: Mapping[str, Any]) -> Hashable | None:
+        """Return the ordering key of *record* (``None``: the record is not ordered)."""
+        outer, name = self.key_path
+        inner = record.get(outer)
+        if not isinstance(inner, Mapping):
+            return None
+        value = inner.get(name)
+        if value is None or value == "":
+            return None
+        if isinstance(value, Mapping):
+            # DynamoDB Keys: {"pk": {"S": "a"}, "sk": {"N": "1"}}; order of names is irrelevant.
+            return _freeze(value)
+        if isinstance(value, Hashable):
+            return value
+        return repr(value)
+
+
+def _freeze(value: Any) -> Hashable:
+    if isinstance(value, Mapping):
+        return tuple(sorted((str(k), _freeze(v)) for k, v in value.items()))
+    if isinstance(value, list | tuple):
+        return tuple(_freeze(v) for v in value)
+    if isinstance(value, Hashable):
+        return value
+    return repr(value)
+
+
+_SPECS: dict[EventType, SourceSpec] = {
+    EventType.SQS: SourceSpec(
+        EventType.SQS, "aws:sqs", ("messageId",), "attributes.MessageGroupId"
+    ),
+    EventType.KinesisDataStreams: SourceSpec(
+        EventType.KinesisDataStreams, "aws:kinesis", ("kinesis", "sequenceNumber"),
+        "kinesis.partitionKey",
+    ),
+    EventType.DynamoDBStreams: SourceSpec(
+        EventType.DynamoDBStreams, "aws:dynamodb", ("dynamodb", "SequenceNumber"), "dynamodb.Keys"
+    ),
+}
+
+
+def spec(event_type: object) -> SourceSpec:
+    """Return the :class:`SourceSpec` of *event_type*, or raise for an unknown one."""
+    if isinstance(event_type, EventType):
+        return _SPECS[event_type]
+    if isinstance(event_type, str):
+        for known in EventType:
+            if event_type in (known.value, known.name):
+                return _SPECS[known]
+    names = ", ".join(f"EventType.{e.name}" for e in EventType)
+    raise InvalidEventError(f"unknown event type {event_type!r}; expected one of {names}")
+
+
+def event_records(event: object) -> list[Any]:
+    """Return ``event["Records"]``, checking that the event has that shape."""
+    if not isinstance(event, Mapping):
+        raise InvalidEventError(
+            f"the event must be an object with a 'Records' list, got {type(event).__name__}"
+        )
+    if "Records" not in event:
+        keys = ", ".join(repr(k) for k in list(event)[:5]) or "none"
+        raise InvalidEventError(
+            f"the event has no 'Records' list (its keys: {keys}); "
+            "is this an SQS, Kinesis or DynamoDB Streams event?"
+        )
+    records = event["Records"]
+    if not isinstance(records, list):
+        raise InvalidEventError(
+            f"the event's 'Records' must be a list, got {type(records).__name__}"
+        )
+    return records
+
+
+def check_records(records: object, source: SourceSpec) -> Sequence[Mapping[str, Any]]:
+    """Check that every record is an object with a usable identifier.
+
+    Returns *records* unchanged; raises :class:`InvalidEventError` naming the first bad record.
+    """
+    if not isinstance(records, Sequence) or isinstance(records, str | bytes):
+        raise InvalidEventError(f"records must be a list, got {type(records).__name__}")
+    ident = source.identifier
+    for index, record in enumerate(records):
+        if not isinstance(record, Mapping):
+            raise InvalidEventError(
+                f"record {index} must be an object, got {type(record).__name__}", index=index
+            )
+        value = ident(record)
+        if not isinstance(value, str) or not value:
+            raise InvalidEventError(_missing_identifier(record, index, source, value), index=index)
+    return records
+
+
+def _missing_identifier(
+    record: Mapping[str, Any], index: int, source: SourceSpec, value: object
+) -> str:
+    what = "has no" if value is None else f"has an unusable ({value!r})"
+    message = f"record {index} {what} {source.id_field!r}, the identifier of {source.event_type}"
+    event_source = record.get("eventSource") or record.get("EventSource")
+    if isinstance(event_source, str) and event_source != source.event_source:
+        message += f"; its eventSource is {event_source!r}: is the processor's event type right?"
+    return message
+
+
+def ordering_keys(
+    records: Sequence[Mapping[str, Any]], source: SourceSpec
+) -> list[Hashable | None] | None:
+    """Return each record's ordering key, or ``None`` when no record has one."""
+    key = source.ordering_key
+    keys = [key(record) for record in records]
+    if all(k is None for k in keys):
+        return None
+    return keys
