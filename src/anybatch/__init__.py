@@ -87,12 +87,14 @@ __all__ = [
     "process_partial_response",
 ]
 
-# Public names report the public module, so tracebacks, reprs and docs say anybatch.X.
-for _name in __all__:
-    _obj = globals()[_name]
-    if getattr(_obj, "__module__", "").startswith("anybatch._"):
-        try:
-            _obj.__module__ = __name__
-        except (AttributeError, TypeError):  # pragma: no cover - builtins-like objects
-            pass
-del _name, _obj
+
+def _report_public_module() -> None:
+    # Public names report the public module, so tracebacks, reprs and docs say anybatch.X.
+    for name in __all__:
+        obj = globals()[name]
+        if isinstance(obj, type) and obj.__module__.startswith("anybatch._"):
+            obj.__module__ = __name__
+
+
+_report_public_module()
+del _report_public_module

@@ -57,6 +57,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         result = handler(event, context)
         if hasattr(result, "__await__"):
+
             async def _await() -> Any:
                 return await result
 

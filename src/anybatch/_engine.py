@@ -65,7 +65,7 @@ async def run_pool(
                 finally:
                     waiting -= 1
                 continue
-            kind = SUCCESS
+            kind, result = SUCCESS, None
             try:
                 if record_timeout is None:
                     result = await call(index)

@@ -20,8 +20,10 @@
 from __future__ import annotations
 
 import traceback
-from types import TracebackType
-from typing import TypeAlias
+from typing import TYPE_CHECKING, TypeAlias
+
+if TYPE_CHECKING:
+    from types import TracebackType
 
 __all__ = [
     "AnybatchError",
@@ -155,8 +157,10 @@ class ModelMismatchError(AnybatchError, TypeError):
 
 
 class ProcessorStateError(AnybatchError, RuntimeError):
-    """A processor was used outside of the order ``processor(records, handler)`` → ``with`` →
-    ``process()``, or one processor was asked to run two batches at once."""
+    """A processor was used out of order, or asked to run two batches at once.
+
+    The order is ``processor(records, handler)``, then ``with``, then ``process()``.
+    """
 
 
 class MissingDependencyError(AnybatchError, ImportError):

@@ -160,7 +160,7 @@ def outcome_exception(
     """The exception that explains outcome *kind* (``None`` for a success)."""
     if kind == SUCCESS:
         return None
-    if kind == FAILURE or kind == TIMEOUT:
+    if kind in (FAILURE, TIMEOUT):
         exc: BaseException = value
         return exc
     if kind == CANCELLED:

@@ -45,8 +45,9 @@ if TYPE_CHECKING:
 else:  # typing_extensions costs milliseconds of import time; defaults matter to checkers only
     from typing import TypeVar as _TypeVar
 
-    def TypeVar(name: str, *, default: object = None) -> Any:  # noqa: N802
+    def TypeVar(name: str, *, default: object = None) -> Any:
         return _TypeVar(name)
+
 
 __all__ = [
     "DEFAULT_DEADLINE_MARGIN",
@@ -74,12 +75,13 @@ _CO_COROUTINE = 0x80
 _UNSET: Any = object()
 
 
-def _unwrap(func: Any, *, wrapped: bool) -> Any:
+def _unwrap(func: object, *, wrapped: bool) -> object:
     while True:
         if isinstance(func, functools.partial):
-            func = func.func
+            partial: functools.partial[object] = func
+            func = partial.func
         elif wrapped and hasattr(func, "__wrapped__"):
-            func = func.__wrapped__
+            func = getattr(func, "__wrapped__")  # noqa: B009 - not every callable has it
         else:
             return func
 
@@ -88,11 +90,11 @@ def is_async_callable(func: object) -> bool:
     """Whether calling *func* returns an awaitable by declaration (``async def``)."""
     # Not through __wrapped__: a sync wrapper of an async function is sync (as inspect sees it).
     target = _unwrap(func, wrapped=False)
-    code = getattr(target, "__code__", None)
-    if code is None and not hasattr(target, "__func__"):
-        code = getattr(getattr(type(target), "__call__", None), "__code__", None)
-    elif code is None:
-        code = getattr(target.__func__, "__code__", None)
+    code = getattr(getattr(target, "__func__", target), "__code__", None)
+    if code is None:  # an object with an async __call__
+        owner: type[object] = type(target)
+        call: object = getattr(owner, "__call__", None)  # noqa: B004 - the method, not callable()
+        code = getattr(call, "__code__", None)
     if code is not None and code.co_flags & _CO_COROUTINE:
         return True
     marker = getattr(target, "_is_coroutine_marker", None)  # inspect.markcoroutinefunction
@@ -121,24 +123,23 @@ def _check_backend(backend: str) -> str:
         import importlib.util
 
         if importlib.util.find_spec("trio") is None:
-            raise MissingDependencyError(
-                "backend='trio' needs trio: pip install 'anybatch[trio]'"
-            )
+            raise MissingDependencyError("backend='trio' needs trio: pip install 'anybatch[trio]'")
     return backend
 
 
-def _check_seconds(name: str, value: float | None) -> float | None:
+def _check_seconds(name: str, value: object) -> float | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+    if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(f"{name} must be a number of seconds or None, got {value!r}")
-    if value < 0 or (name == "record_timeout" and value == 0):
-        raise ValueError(f"{name} must be {'> 0' if name == 'record_timeout' else '>= 0'}, "
-                         f"got {value!r}")
+    if value != value or value < 0 or (name == "record_timeout" and value == 0):
+        raise ValueError(
+            f"{name} must be {'> 0' if name == 'record_timeout' else '>= 0'}, got {value!r}"
+        )
     return float(value)
 
 
-def _check_concurrency(value: int | None) -> int | None:
+def _check_concurrency(value: object) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
@@ -170,10 +171,22 @@ def _not_awaitable(result: Any, handler: object) -> Any:
     return result
 
 
+def _in_threads(sync_call: Callable[[int], Any], limit: int) -> Callable[[int], Awaitable[Any]]:
+    """Run *sync_call* in worker threads, at most *limit* at once; abandoned when cancelled."""
+    from anyio import CapacityLimiter, to_thread
+
+    limiter = CapacityLimiter(max(limit, 1))
+
+    def call(index: int) -> Awaitable[Any]:
+        return to_thread.run_sync(sync_call, index, abandon_on_cancel=True, limiter=limiter)
+
+    return call
+
+
 class _Run:
     """Everything about the batch being processed."""
 
-    __slots__ = ("args", "call", "is_async", "records", "schedule", "started", "time_left")
+    __slots__ = ("args", "call", "is_async", "n", "records", "schedule", "started", "time_left")
 
     def __init__(
         self,
@@ -185,6 +198,7 @@ class _Run:
         time_left: float | None,
     ) -> None:
         self.records = records
+        self.n = len(records)
         self.schedule = schedule
         self.call = call
         self.is_async = is_async
@@ -387,18 +401,7 @@ class BasePartialProcessor(Generic[RecordT]):
     async def _drive(self, run: _Run) -> None:
         from ._engine import run_pool
 
-        call = run.call
-        if not run.is_async:
-            from anyio import CapacityLimiter, to_thread
-
-            limiter = CapacityLimiter(self.concurrency or max(len(run.records), 1))
-            sync_call = call
-
-            def call(index: int) -> Awaitable[Any]:
-                return to_thread.run_sync(
-                    sync_call, index, abandon_on_cancel=True, limiter=limiter
-                )
-
+        call = run.call if run.is_async else _in_threads(run.call, self.concurrency or run.n)
         await run_pool(
             run.schedule,
             call,
@@ -604,8 +607,7 @@ class BatchProcessor(BasePartialProcessor[RecordT]):
 
 
 class AsyncBatchProcessor(BasePartialProcessor[RecordT]):
-    """Process a batch from async code: ``await async_process()``,
-    ``await async_process_partial_response(...)``.
+    """Process a batch from async code: ``await async_process_partial_response(...)``.
 
     ``concurrency`` (default 100) bounds how many records are handled at once; ``None`` is
     unbounded. Sync record handlers are accepted too and run in worker threads.

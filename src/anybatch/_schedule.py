@@ -108,10 +108,8 @@ class Schedule:
         key_of: list[int] = []
         queues = self._queues
         for index, key in enumerate(keys):
-            if key is None:
-                kid = -1 - index  # a key of its own: never waits for anything
-            else:
-                kid = ids.setdefault(key, len(ids))
+            # A record without a key gets a key of its own: it never waits for anything.
+            kid = -1 - index if key is None else ids.setdefault(key, len(ids))
             key_of.append(kid)
             queue = queues.get(kid)
             if queue is None:

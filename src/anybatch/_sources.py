@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Hashable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from ._exceptions import InvalidEventError
 
@@ -46,38 +46,43 @@ class SourceSpec:
 
     def identifier(self, record: Mapping[str, Any]) -> Any:
         """Return the raw identifier of *record*, or ``None`` when it has none."""
-        value: Any = record
+        value: object = record
         for part in self.id_path:
-            if not isinstance(value, Mapping):
+            mapping = _mapping(value)
+            if mapping is None:
                 return None
-            value = value.get(part)
+            value = mapping.get(part)
         return value
 
     def ordering_key(self, record: Mapping[str, Any]) -> Hashable | None:
         """Return the ordering key of *record* (``None``: the record is not ordered)."""
         outer, name = self.key_path
-        inner = record.get(outer)
-        if not isinstance(inner, Mapping):
+        inner = _mapping(record.get(outer))
+        if inner is None:
             return None
-        value = inner.get(name)
+        value: object = inner.get(name)
         if value is None or value == "":
             return None
-        if isinstance(value, Mapping):
-            # DynamoDB Keys: {"pk": {"S": "a"}, "sk": {"N": "1"}}; order of names is irrelevant.
-            return _freeze(value)
-        if isinstance(value, Hashable):
-            return value
-        return repr(value)
+        # DynamoDB Keys: {"pk": {"S": "a"}, "sk": {"N": "1"}}; the order of names is irrelevant.
+        return _freeze(value)
 
 
-def _freeze(value: Any) -> Hashable:
-    if isinstance(value, Mapping):
-        return tuple(sorted((str(k), _freeze(v)) for k, v in value.items()))
+def _mapping(value: object) -> Mapping[str, Any] | None:
+    """*value* as a JSON object, or ``None`` when it is something else."""
+    return cast("Mapping[str, Any]", value) if isinstance(value, Mapping) else None
+
+
+def _freeze(value: object) -> Hashable:
+    mapping = _mapping(value)
+    if mapping is not None:
+        return tuple(sorted((str(k), _freeze(v)) for k, v in mapping.items()))
     if isinstance(value, list | tuple):
-        return tuple(_freeze(v) for v in value)
-    if isinstance(value, Hashable):
-        return value
-    return repr(value)
+        return tuple(_freeze(v) for v in cast("Sequence[object]", value))
+    try:
+        hash(value)
+    except TypeError:  # a set, or another value that cannot be a dict key
+        return repr(value)
+    return value
 
 
 _SPECS: dict[EventType, SourceSpec] = {
@@ -85,7 +90,9 @@ _SPECS: dict[EventType, SourceSpec] = {
         EventType.SQS, "aws:sqs", ("messageId",), "attributes.MessageGroupId"
     ),
     EventType.KinesisDataStreams: SourceSpec(
-        EventType.KinesisDataStreams, "aws:kinesis", ("kinesis", "sequenceNumber"),
+        EventType.KinesisDataStreams,
+        "aws:kinesis",
+        ("kinesis", "sequenceNumber"),
         "kinesis.partitionKey",
     ),
     EventType.DynamoDBStreams: SourceSpec(
@@ -108,22 +115,23 @@ def spec(event_type: object) -> SourceSpec:
 
 def event_records(event: object) -> list[Any]:
     """Return ``event["Records"]``, checking that the event has that shape."""
-    if not isinstance(event, Mapping):
+    mapping = _mapping(event)
+    if mapping is None:
         raise InvalidEventError(
             f"the event must be an object with a 'Records' list, got {type(event).__name__}"
         )
-    if "Records" not in event:
-        keys = ", ".join(repr(k) for k in list(event)[:5]) or "none"
+    if "Records" not in mapping:
+        keys = ", ".join(repr(k) for k in list(mapping)[:5]) or "none"
         raise InvalidEventError(
             f"the event has no 'Records' list (its keys: {keys}); "
             "is this an SQS, Kinesis or DynamoDB Streams event?"
         )
-    records = event["Records"]
+    records = mapping["Records"]
     if not isinstance(records, list):
         raise InvalidEventError(
             f"the event's 'Records' must be a list, got {type(records).__name__}"
         )
-    return records
+    return records  # pyright: ignore[reportUnknownVariableType]
 
 
 def check_records(records: object, source: SourceSpec) -> Sequence[Mapping[str, Any]]:
@@ -134,15 +142,16 @@ def check_records(records: object, source: SourceSpec) -> Sequence[Mapping[str, 
     if not isinstance(records, Sequence) or isinstance(records, str | bytes):
         raise InvalidEventError(f"records must be a list, got {type(records).__name__}")
     ident = source.identifier
-    for index, record in enumerate(records):
-        if not isinstance(record, Mapping):
+    for index, item in enumerate(cast("Sequence[object]", records)):
+        record = _mapping(item)
+        if record is None:
             raise InvalidEventError(
-                f"record {index} must be an object, got {type(record).__name__}", index=index
+                f"record {index} must be an object, got {type(item).__name__}", index=index
             )
         value = ident(record)
         if not isinstance(value, str) or not value:
             raise InvalidEventError(_missing_identifier(record, index, source, value), index=index)
-    return records
+    return cast("Sequence[Mapping[str, Any]]", records)
 
 
 def _missing_identifier(

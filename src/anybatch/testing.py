@@ -14,7 +14,7 @@ import json
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 __all__ = [
     "FakeLambdaContext",
@@ -93,7 +93,7 @@ def sqs_record(
             }
             for name, value in (message_attributes or {}).items()
         },
-        "md5OfBody": hashlib.md5(text.encode()).hexdigest(),  # noqa: S324 - SQS's own digest
+        "md5OfBody": hashlib.md5(text.encode()).hexdigest(),  # SQS's own digest
         "eventSource": "aws:sqs",
         "eventSourceARN": queue_arn,
         "awsRegion": region,
@@ -112,7 +112,7 @@ def sqs_event(
     For a FIFO queue (``fifo=True``, or *group_ids* given) each record carries a
     ``MessageGroupId``: ``group_ids[i]``, ``group_ids(i)``, or ``"group-0"``.
     """
-    records = []
+    records: list[dict[str, Any]] = []
     for index, body in enumerate(bodies):
         group: str | None = None
         if callable(group_ids):
@@ -170,7 +170,7 @@ def kinesis_event(
     partition_keys: Sequence[str] | Callable[[int], str] | None = None,
 ) -> dict[str, Any]:
     """A Kinesis Data Streams event with one record per payload."""
-    records = []
+    records: list[dict[str, Any]] = []
     for index, data in enumerate(datas):
         if callable(partition_keys):
             key = partition_keys(index)
@@ -182,7 +182,7 @@ def kinesis_event(
     return {"Records": records}
 
 
-def serialize_dynamodb(value: Any) -> dict[str, Any]:
+def serialize_dynamodb(value: object) -> dict[str, Any]:
     """Turn a Python value into a DynamoDB attribute value (the inverse of deserializing)."""
     if value is None:
         return {"NULL": True}
@@ -195,16 +195,19 @@ def serialize_dynamodb(value: Any) -> dict[str, Any]:
     if isinstance(value, bytes):
         return {"B": base64.b64encode(value).decode()}
     if isinstance(value, Mapping):
-        return {"M": {str(k): serialize_dynamodb(v) for k, v in value.items()}}
+        mapping = cast("Mapping[object, object]", value)
+        return {"M": {str(k): serialize_dynamodb(v) for k, v in mapping.items()}}
     if isinstance(value, set | frozenset):
-        items = sorted(value, key=repr)
-        if all(isinstance(v, str) for v in items):
-            return {"SS": items}
-        if all(isinstance(v, bytes) for v in items):
-            return {"BS": [base64.b64encode(v).decode() for v in items]}
+        items: list[object] = sorted(cast("set[object]", value), key=repr)
+        strings = [v for v in items if isinstance(v, str)]
+        if len(strings) == len(items):
+            return {"SS": strings}
+        blobs = [v for v in items if isinstance(v, bytes)]
+        if len(blobs) == len(items):
+            return {"BS": [base64.b64encode(v).decode() for v in blobs]}
         return {"NS": [str(v) for v in items]}
     if isinstance(value, list | tuple):
-        return {"L": [serialize_dynamodb(v) for v in value]}
+        return {"L": [serialize_dynamodb(v) for v in cast("Sequence[object]", value)]}
     raise TypeError(f"cannot serialize {type(value).__name__} as a DynamoDB value")
 
 
@@ -253,10 +256,7 @@ def dynamodb_event(
     ``dynamodb_event([{"keys": {"id": 1}, "new_image": {"id": 1, "name": "a"}}])``
     """
     return {
-        "Records": [
-            dynamodb_record(index=index, **change)  # type: ignore[misc]
-            for index, change in enumerate(changes)
-        ]
+        "Records": [dynamodb_record(index=index, **change) for index, change in enumerate(changes)]
     }
 
 
@@ -273,9 +273,7 @@ class FakeLambdaContext:
     ) -> None:
         self.function_name = function_name
         self.function_version = "$LATEST"
-        self.invoked_function_arn = (
-            f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{function_name}"
-        )
+        self.invoked_function_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{function_name}"
         self.memory_limit_in_mb = memory_limit_in_mb
         self.aws_request_id = "00000000-0000-4000-8000-00000000c0de"
         self.log_group_name = f"/aws/lambda/{function_name}"
