@@ -49,6 +49,9 @@ async def run_pool(
     finish = schedule.finish
     wake = anyio.Event()
     waiting = 0
+    cancelled = anyio.get_cancelled_exc_class()
+    fatal: list[BaseException] = []
+    group = anyio.create_task_group()
 
     async def worker() -> None:
         nonlocal wake, waiting
@@ -76,6 +79,15 @@ async def run_pool(
                         kind, result = TIMEOUT, RecordTimeoutError(record_timeout)
             except Exception as exc:
                 kind, result = FAILURE, exc
+            except cancelled:
+                raise
+            except BaseException as exc:
+                # KeyboardInterrupt, SystemExit...: stop every worker and raise it in the caller's
+                # task. Raised out of a worker task, asyncio would let it escape the event loop
+                # and leave the other workers unfinished.
+                fatal.append(exc)
+                group.cancel_scope.cancel()
+                return
             finish(index, kind, result)
             if waiting:
                 # A key may have unblocked, a stop may have come, or nothing is left: waiting
@@ -85,13 +97,14 @@ async def run_pool(
 
     try:
         with anyio.CancelScope(deadline=deadline) as deadline_scope:
-            async with anyio.create_task_group() as group:
+            async with group:
                 for _ in range(workers):
                     group.start_soon(worker)
-    except BaseExceptionGroup as group_error:
-        # One worker's BaseException (KeyboardInterrupt, SystemExit...) is raised as itself.
+    except BaseExceptionGroup as group_error:  # pragma: no cover - a bug of the engine's own
         if len(group_error.exceptions) == 1:
             raise group_error.exceptions[0] from None
         raise
+    if fatal:
+        raise fatal[0]
     if deadline_scope.cancelled_caught:
         schedule.stop(NOT_STARTED)

@@ -78,7 +78,7 @@ _UNSET: Any = object()
 def _unwrap(func: object, *, wrapped: bool) -> object:
     while True:
         if isinstance(func, functools.partial):
-            partial: functools.partial[object] = func
+            partial: functools.partial[object] = func  # pyright: ignore[reportUnknownVariableType]
             func = partial.func
         elif wrapped and hasattr(func, "__wrapped__"):
             func = getattr(func, "__wrapped__")  # noqa: B009 - not every callable has it

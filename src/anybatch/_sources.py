@@ -58,13 +58,22 @@ class SourceSpec:
         """Return the ordering key of *record* (``None``: the record is not ordered)."""
         outer, name = self.key_path
         inner = _mapping(record.get(outer))
-        if inner is None:
-            return None
-        value: object = inner.get(name)
+        value: object = None if inner is None else inner.get(name)
         if value is None or value == "":
-            return None
+            return self._fifo_queue_key(record)
         # DynamoDB Keys: {"pk": {"S": "a"}, "sk": {"N": "1"}}; the order of names is irrelevant.
         return _freeze(value)
+
+
+    def _fifo_queue_key(self, record: Mapping[str, Any]) -> Hashable | None:
+        # An SQS record from a FIFO queue without a MessageGroupId (never sent by Lambda, but
+        # hand-made events have them): keep the whole queue in order rather than guess.
+        if self.event_type is not EventType.SQS:
+            return None
+        arn = record.get("eventSourceARN")
+        if isinstance(arn, str) and arn.endswith(".fifo"):
+            return ("queue", arn)
+        return None
 
 
 def _mapping(value: object) -> Mapping[str, Any] | None:

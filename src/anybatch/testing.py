@@ -28,8 +28,8 @@ __all__ = [
     "sqs_record",
 ]
 
-REGION = "us-east-1"
-ACCOUNT = "123456789012"
+_REGION = "us-east-1"
+_ACCOUNT = "123456789012"
 _EPOCH_MS = 1_700_000_000_000
 
 
@@ -63,7 +63,7 @@ def sqs_record(
     text = _text(body)
     if queue_arn is None:
         name = "anybatch-queue.fifo" if fifo else "anybatch-queue"
-        queue_arn = f"arn:aws:sqs:{REGION}:{ACCOUNT}:{name}"
+        queue_arn = f"arn:aws:sqs:{_REGION}:{_ACCOUNT}:{name}"
     region = queue_arn.split(":")[3]
     attributes = {
         "ApproximateReceiveCount": str(receive_count),
@@ -137,7 +137,7 @@ def kinesis_record(
     index: int = 0,
     partition_key: str = "partition-0",
     sequence_number: str | None = None,
-    stream_arn: str = f"arn:aws:kinesis:{REGION}:{ACCOUNT}:stream/anybatch-stream",
+    stream_arn: str = f"arn:aws:kinesis:{_REGION}:{_ACCOUNT}:stream/anybatch-stream",
 ) -> dict[str, Any]:
     """One Kinesis Data Streams record; *data* is base64-encoded (non-strings as JSON)."""
     raw = data if isinstance(data, bytes) else _text(data).encode()
@@ -158,7 +158,7 @@ def kinesis_record(
         "eventVersion": "1.0",
         "eventID": f"shardId-000000000000:{sequence}",
         "eventName": "aws:kinesis:record",
-        "invokeIdentityArn": f"arn:aws:iam::{ACCOUNT}:role/anybatch-role",
+        "invokeIdentityArn": f"arn:aws:iam::{_ACCOUNT}:role/anybatch-role",
         "awsRegion": stream_arn.split(":")[3],
         "eventSourceARN": stream_arn,
     }
@@ -219,7 +219,7 @@ def dynamodb_record(
     event_name: str | None = None,
     index: int = 0,
     sequence_number: str | None = None,
-    table_arn: str = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/anybatch-table",
+    table_arn: str = f"arn:aws:dynamodb:{_REGION}:{_ACCOUNT}:table/anybatch-table",
 ) -> dict[str, Any]:
     """One DynamoDB Streams record; *keys* and images are plain Python values."""
     if event_name is None:
@@ -273,7 +273,7 @@ class FakeLambdaContext:
     ) -> None:
         self.function_name = function_name
         self.function_version = "$LATEST"
-        self.invoked_function_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{function_name}"
+        self.invoked_function_arn = f"arn:aws:lambda:{_REGION}:{_ACCOUNT}:function:{function_name}"
         self.memory_limit_in_mb = memory_limit_in_mb
         self.aws_request_id = "00000000-0000-4000-8000-00000000c0de"
         self.log_group_name = f"/aws/lambda/{function_name}"
