@@ -17,6 +17,7 @@ from anybatch._schedule import (
     SUCCESS,
     WAIT,
     Schedule,
+    run_each_inline,
     run_inline,
 )
 
@@ -206,3 +207,16 @@ def test_random_executions_keep_every_ordering_rule(
     if not stop:
         assert SKIPPED_STOP not in kinds
     assert schedule.max_in_flight <= concurrency
+
+
+def test_run_each_inline_runs_every_record_in_order() -> None:
+    schedule = Schedule(3)
+    run_each_inline(schedule, lambda arg: 10 / arg, [1, 0, 2])
+    kinds, values = schedule.close()
+    assert kinds == [SUCCESS, FAILURE, SUCCESS]
+    assert values[0] == 10 and values[2] == 5 and isinstance(values[1], ZeroDivisionError)
+
+
+def test_run_each_inline_refuses_a_schedule_with_rules() -> None:
+    with pytest.raises(ValueError, match="without keys or stop policy"):
+        run_each_inline(Schedule(2, stop_on_failure=True), lambda arg: arg, [1, 2])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 from ._exceptions import HandlerTypeError
 from ._processor import BasePartialProcessor, is_async_callable
@@ -22,12 +22,19 @@ __all__ = [
 ]
 
 RecordT = TypeVar("RecordT")
+RecordT_contra = TypeVar("RecordT_contra", contravariant=True)
 R = TypeVar("R")
+
+
+class ContextRecordHandler(Protocol[RecordT_contra]):
+    """A record handler that also takes the Lambda context: ``(record, lambda_context=...)``."""
+
+    def __call__(self, record: RecordT_contra, /, *, lambda_context: Any) -> object: ...
 
 
 def process_partial_response(
     event: Any,
-    record_handler: Callable[[RecordT], Any] | Callable[..., Any],
+    record_handler: Callable[[RecordT], object] | ContextRecordHandler[RecordT],
     processor: BasePartialProcessor[RecordT],
     context: Any = None,
 ) -> PartialItemFailureResponse:
@@ -46,7 +53,7 @@ def process_partial_response(
 
 async def async_process_partial_response(
     event: Any,
-    record_handler: Callable[[RecordT], Awaitable[Any]] | Callable[..., Any],
+    record_handler: Callable[[RecordT], object] | ContextRecordHandler[RecordT],
     processor: BasePartialProcessor[RecordT],
     context: Any = None,
 ) -> PartialItemFailureResponse:
@@ -62,8 +69,8 @@ async def async_process_partial_response(
 
 def batch_processor(
     *,
-    record_handler: Callable[..., Any],
-    processor: BasePartialProcessor[Any],
+    record_handler: Callable[[RecordT], object] | ContextRecordHandler[RecordT],
+    processor: BasePartialProcessor[RecordT],
 ) -> Callable[[Callable[..., R]], Callable[..., R]]:
     """Decorate a ``def lambda_handler(event, context)``: the batch is processed first.
 
@@ -92,8 +99,8 @@ def batch_processor(
 
 def async_batch_processor(
     *,
-    record_handler: Callable[..., Any],
-    processor: BasePartialProcessor[Any],
+    record_handler: Callable[[RecordT], object] | ContextRecordHandler[RecordT],
+    processor: BasePartialProcessor[RecordT],
 ) -> Callable[[Callable[..., Awaitable[R]]], Callable[..., Awaitable[R]]]:
     """Decorate an ``async def lambda_handler(event, context)``; it stays awaitable.
 

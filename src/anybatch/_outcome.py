@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Generic, Literal, NamedTuple, TypedDict, TypeVar
 
 from ._exceptions import DeadlineExceededError, RecordSkippedError
@@ -156,10 +156,8 @@ def outcome_exception(
     value: Any,
     skipped_stop: type[RecordSkippedError],
     skipped_key: type[RecordSkippedError],
-) -> BaseException | None:
-    """The exception that explains outcome *kind* (``None`` for a success)."""
-    if kind == SUCCESS:
-        return None
+) -> BaseException:
+    """The exception that explains why a record did not succeed (outcome *kind*)."""
     if kind in (FAILURE, TIMEOUT):
         exc: BaseException = value
         return exc
@@ -178,40 +176,85 @@ def status_of(kind: int) -> Status:
 
 
 class BatchResult(Sequence[RecordOutcome[RecordT]], Generic[RecordT]):
-    """Every record's :class:`RecordOutcome`, in input order, and the partial batch response."""
+    """Every record's :class:`RecordOutcome`, in input order, and the partial batch response.
 
-    __slots__ = ("_outcomes",)
+    Built from the engine's arrays; the :class:`RecordOutcome` objects are made on first use.
+    """
 
-    def __init__(self, outcomes: Sequence[RecordOutcome[RecordT]]) -> None:
-        self._outcomes = tuple(outcomes)
+    __slots__ = ("_errors", "_identifiers", "_kinds", "_outcomes", "_records", "_values")
+
+    def __init__(
+        self,
+        identifiers: Sequence[str],
+        kinds: Sequence[int],
+        values: Sequence[Any],
+        records: Sequence[RecordT],
+        errors: Mapping[int, BaseException],
+    ) -> None:
+        self._identifiers = identifiers
+        self._kinds = kinds
+        self._values = values
+        self._records = records
+        self._errors = errors
+        self._outcomes: tuple[RecordOutcome[RecordT], ...] | None = None
+
+    def _all(self) -> tuple[RecordOutcome[RecordT], ...]:
+        outcomes = self._outcomes
+        if outcomes is None:
+            ids, values, records, errors = (
+                self._identifiers,
+                self._values,
+                self._records,
+                self._errors,
+            )
+            outcomes = self._outcomes = tuple(
+                RecordOutcome(
+                    index,
+                    ids[index],
+                    _STATUS[kind],
+                    records[index],
+                    values[index] if kind == SUCCESS else None,
+                    errors.get(index),
+                )
+                for index, kind in enumerate(self._kinds)
+            )
+        return outcomes
 
     def __len__(self) -> int:
-        return len(self._outcomes)
+        return len(self._kinds)
 
     def __getitem__(self, index: int) -> RecordOutcome[RecordT]:  # type: ignore[override]
-        return self._outcomes[index]
+        return self._all()[index]
 
     def __iter__(self) -> Iterator[RecordOutcome[RecordT]]:
-        return iter(self._outcomes)
+        return iter(self._all())
 
     def __repr__(self) -> str:
-        return f"BatchResult(succeeded={len(self.succeeded)}, failed={len(self.failed)})"
+        ok = self._kinds.count(SUCCESS)
+        return f"BatchResult(succeeded={ok}, failed={len(self._kinds) - ok})"
 
     @property
     def succeeded(self) -> list[RecordOutcome[RecordT]]:
         """The records that succeeded."""
-        return [o for o in self._outcomes if o.status is Status.SUCCESS]
+        return [o for o in self._all() if o.status is Status.SUCCESS]
 
     @property
     def failed(self) -> list[RecordOutcome[RecordT]]:
         """The records that did not succeed, whatever the reason: they are reported."""
-        return [o for o in self._outcomes if o.status is not Status.SUCCESS]
+        return [o for o in self._all() if o.status is not Status.SUCCESS]
 
     @property
     def all_failed(self) -> bool:
         """Whether the batch has records and none of them succeeded."""
-        return bool(self._outcomes) and not any(o.ok for o in self._outcomes)
+        return bool(self._kinds) and SUCCESS not in self._kinds
 
     def response(self) -> PartialItemFailureResponse:
         """The partial batch response that reports every record that did not succeed."""
-        return {"batchItemFailures": [{"itemIdentifier": o.identifier} for o in self.failed]}
+        ids = self._identifiers
+        return {
+            "batchItemFailures": [
+                {"itemIdentifier": ids[index]}
+                for index, kind in enumerate(self._kinds)
+                if kind != SUCCESS
+            ]
+        }

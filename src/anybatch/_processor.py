@@ -12,7 +12,8 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, overload
+from itertools import repeat
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, NoReturn, overload
 
 from ._exceptions import (
     BatchProcessingError,
@@ -28,13 +29,12 @@ from ._outcome import (
     BatchResult,
     FailureResponse,
     PartialItemFailureResponse,
-    RecordOutcome,
     SuccessResponse,
     outcome_exception,
     status_of,
 )
-from ._schedule import SUCCESS, Schedule, run_inline
-from ._sources import EventType, SourceSpec, check_records, ordering_keys, spec
+from ._schedule import SUCCESS, Schedule, run_each_inline, run_inline
+from ._sources import EventType, SourceSpec, identifiers, ordering_keys, spec
 from .records import DynamoDBRecord, KinesisStreamRecord, SQSRecord
 
 if TYPE_CHECKING:
@@ -157,18 +157,16 @@ class _Abort(BaseException):
         self.error = error
 
 
-def _not_awaitable(result: Any, handler: object) -> Any:
-    if hasattr(result, "__await__"):
-        close = getattr(result, "close", None)
-        if close is not None:
-            close()  # no "coroutine was never awaited" warning on top of the error
-        raise _Abort(
-            HandlerTypeError(
-                f"the record handler {handler!r} returned an awaitable although it is not "
-                "declared 'async def'; declare it 'async def' so anybatch awaits it"
-            )
+def _refuse_awaitable(result: object, handler: object) -> NoReturn:
+    close = getattr(result, "close", None)
+    if close is not None:
+        close()  # no "coroutine was never awaited" warning on top of the error
+    raise _Abort(
+        HandlerTypeError(
+            f"the record handler {handler!r} returned an awaitable although it is not "
+            "declared 'async def'; declare it 'async def' so anybatch awaits it"
         )
-    return result
+    )
 
 
 def _in_threads(sync_call: Callable[[int], Any], limit: int) -> Callable[[int], Awaitable[Any]]:
@@ -186,20 +184,35 @@ def _in_threads(sync_call: Callable[[int], Any], limit: int) -> Callable[[int], 
 class _Run:
     """Everything about the batch being processed."""
 
-    __slots__ = ("args", "call", "is_async", "n", "records", "schedule", "started", "time_left")
+    __slots__ = (
+        "args",
+        "call",
+        "handler",
+        "ids",
+        "is_async",
+        "n",
+        "records",
+        "schedule",
+        "started",
+        "time_left",
+    )
 
     def __init__(
         self,
         records: Sequence[Mapping[str, Any]],
+        ids: list[str],
         schedule: Schedule,
+        handler: Callable[[Any], Any],
         call: Callable[[int], Any],
         is_async: bool,
         args: list[Any],
         time_left: float | None,
     ) -> None:
         self.records = records
+        self.ids = ids
         self.n = len(records)
         self.schedule = schedule
+        self.handler = handler
         self.call = call
         self.is_async = is_async
         self.args = args
@@ -264,6 +277,11 @@ class BasePartialProcessor(Generic[RecordT]):
         self.stop_on_failure = stop_on_failure
         self.ordered = ordered
         self.backend = _check_backend(backend)
+        cls = type(self)
+        self._default_hooks = (
+            cls.success_handler is BasePartialProcessor.success_handler
+            and cls.failure_handler is BasePartialProcessor.failure_handler
+        )
         self._view: Callable[[Mapping[str, Any]], Any] = _VIEWS[self.event_type]
         self._convert: Callable[[Mapping[str, Any]], Any] = self._view
         if model is not None:
@@ -376,8 +394,11 @@ class BasePartialProcessor(Generic[RecordT]):
         try:
             if not run.is_async and self.concurrency == 1 and self.record_timeout is None:
                 remaining = run.remaining()
-                deadline = None if remaining is None else time.monotonic() + remaining
-                run_inline(run.schedule, run.call, deadline)
+                if remaining is None and self._convert is self._view and run.schedule.unconstrained:
+                    self._run_views_inline(run)
+                else:
+                    deadline = None if remaining is None else time.monotonic() + remaining
+                    run_inline(run.schedule, run.call, deadline)
             else:
                 from ._portal import call_on_loop
 
@@ -385,6 +406,19 @@ class BasePartialProcessor(Generic[RecordT]):
         except _Abort as abort:
             raise abort.error from None
         return self._complete(run)
+
+    def _run_views_inline(self, run: _Run) -> None:
+        # The common classic case (plain views, nothing to order, stop or time): views cannot
+        # fail to build, so they are built up front and the handler is called on each in turn.
+        run.args[:] = map(self._view, run.records)
+        run_each_inline(run.schedule, run.handler, run.args)
+        values = run.schedule.values
+        if any(hasattr(kind, "__await__") for kind in set(map(type, values))):
+            awaitable = next(v for v in values if hasattr(v, "__await__"))
+            for value in values:
+                if hasattr(value, "__await__") and hasattr(value, "close"):
+                    value.close()
+            _refuse_awaitable(awaitable, run.handler)
 
     async def async_process(self) -> list[SuccessResponse | FailureResponse]:
         """Process the batch on the running event loop (asyncio or trio, through anyio).
@@ -428,7 +462,8 @@ class BasePartialProcessor(Generic[RecordT]):
             )
         if self._run is not None:
             raise ProcessorStateError("this batch was processed already; prepare the next one")
-        records = check_records(self.records, self._source)
+        records = self.records
+        ids = identifiers(records, self._source)
         schedule = self._make_schedule(records)
         handler = self.handler
         context = self.lambda_context
@@ -448,9 +483,14 @@ class BasePartialProcessor(Generic[RecordT]):
 
             def call(index: int) -> Any:
                 arg = args[index] = convert(records[index])
-                return _not_awaitable(handler(arg), handler)
+                result = handler(arg)
+                if hasattr(result, "__await__"):
+                    _refuse_awaitable(result, handler)
+                return result
 
-        run = self._run = _Run(records, schedule, call, is_async, args, self._time_left())
+        run = self._run = _Run(
+            records, ids, schedule, handler, call, is_async, args, self._time_left()
+        )
         return run
 
     def _time_left(self) -> float | None:
@@ -465,49 +505,58 @@ class BasePartialProcessor(Generic[RecordT]):
 
     def _complete(self, run: _Run) -> list[SuccessResponse | FailureResponse]:
         kinds, values = run.schedule.close()
-        records, args = run.records, run.args
+        args = run.args
+        errors: dict[int, BaseException] = {}
+        if kinds.count(SUCCESS) == len(kinds) and self._default_hooks:
+            # Everything succeeded and nobody listens to the hooks: no per-record calls.
+            self.success_messages = list(args)
+            # SuccessResponse("success", value, record) each, without a Python frame apiece.
+            processed: list[SuccessResponse | FailureResponse] = list(
+                map(
+                    tuple.__new__,
+                    repeat(SuccessResponse),
+                    zip(repeat("success"), values, args),
+                )
+            )
+        else:
+            processed = self._call_hooks(run, kinds, values, errors)
+        self._result = BatchResult(run.ids, kinds, values, args, errors)
+        return processed
+
+    def _call_hooks(
+        self,
+        run: _Run,
+        kinds: list[int],
+        values: list[Any],
+        errors: dict[int, BaseException],
+    ) -> list[SuccessResponse | FailureResponse]:
+        """Call ``success_handler`` / ``failure_handler`` for each record, in record order."""
+        records, args, ids = run.records, run.args, run.ids
         view = self._view
         stop_error, key_error = self.stop_skip_error, self.key_skip_error
-        identifier = self._source.identifier
+        success_handler, failure_handler = self.success_handler, self.failure_handler
         logger = self.logger
         processed: list[SuccessResponse | FailureResponse] = []
-        exceptions: list[BaseException | None] = []
         for index, kind in enumerate(kinds):
             record = args[index]
-            if record is None:
+            if record is None:  # not converted: never started, or its model refused it
                 record = args[index] = view(records[index])
             if kind == SUCCESS:
-                exceptions.append(None)
-                processed.append(self.success_handler(record, values[index]))
+                processed.append(success_handler(record, values[index]))
                 continue
             exc = outcome_exception(kind, values[index], stop_error, key_error)
-            assert exc is not None
-            exceptions.append(exc)
-            processed.append(self.failure_handler(record, (type(exc), exc, exc.__traceback__)))
+            errors[index] = exc
+            processed.append(failure_handler(record, (type(exc), exc, exc.__traceback__)))
             if logger is not None:
-                ident = identifier(records[index])
-                status = status_of(kind)
+                status = status_of(kind).value
                 logger.warning(
                     "record %s %s; it is reported for retry: %r",
-                    ident,
-                    status.value,
+                    ids[index],
+                    status,
                     exc,
                     exc_info=(type(exc), exc, exc.__traceback__),
-                    extra={"item_identifier": ident, "anybatch_status": status.value},
+                    extra={"item_identifier": ids[index], "anybatch_status": status},
                 )
-        self._result = BatchResult(
-            [
-                RecordOutcome(
-                    index,
-                    identifier(records[index]),
-                    status_of(kind),
-                    args[index],
-                    values[index] if kind == SUCCESS else None,
-                    exceptions[index],
-                )
-                for index, kind in enumerate(kinds)
-            ]
-        )
         return processed
 
 
