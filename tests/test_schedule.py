@@ -122,7 +122,7 @@ def test_run_inline_isolates_exceptions() -> None:
             raise ValueError("boom")
         return index * 10
 
-    run_inline(schedule, call)
+    run_inline(schedule, call, range(3))
     kinds, values = schedule.close()
     assert kinds == [SUCCESS, FAILURE, SUCCESS]
     assert values[0] == 0 and values[2] == 20
@@ -134,7 +134,7 @@ def test_run_inline_lets_base_exceptions_through() -> None:
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        run_inline(Schedule(2), call)
+        run_inline(Schedule(2), call, range(2))
 
 
 def test_run_inline_starts_nothing_after_the_deadline() -> None:
@@ -144,7 +144,7 @@ def test_run_inline_starts_nothing_after_the_deadline() -> None:
     def call(index: int) -> None:
         now[0] += 1.0  # each record takes one second on the fake clock
 
-    run_inline(schedule, call, deadline=2.0, clock=lambda: now[0])
+    run_inline(schedule, call, range(4), deadline=2.0, clock=lambda: now[0])
     assert schedule.close()[0] == [SUCCESS, SUCCESS, NOT_STARTED, NOT_STARTED]
 
 

@@ -8,15 +8,16 @@ the blocking inline path and ``import anybatch`` never pay for it.
 
 from __future__ import annotations
 
+import functools
 import math
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import anyio
 
 from ._exceptions import RecordTimeoutError
-from ._schedule import FAILURE, NOT_STARTED, SUCCESS, TIMEOUT, WAIT, Schedule
+from ._schedule import FAILURE, NOT_STARTED, RUNNING, SUCCESS, TIMEOUT, WAIT, Schedule
 
 if sys.version_info < (3, 11):  # pragma: no cover - exercised on 3.10 only
     from exceptiongroup import BaseExceptionGroup
@@ -26,7 +27,8 @@ __all__ = ["run_pool"]
 
 async def run_pool(
     schedule: Schedule,
-    call: Callable[[int], Awaitable[Any]],
+    func: Callable[[Any], Awaitable[Any]],
+    args: Sequence[Any],
     *,
     concurrency: int | None,
     record_timeout: float | None = None,
@@ -34,7 +36,7 @@ async def run_pool(
 ) -> None:
     """Run every record *schedule* lets start, at most *concurrency* at a time.
 
-    *call(index)* returns the awaitable that runs one record. An :class:`Exception` fails that
+    Starting record ``index`` awaits ``func(args[index])``. An :class:`Exception` fails that
     record only. *record_timeout* (seconds) bounds each call; *time_left* (seconds) is the
     batch deadline: then no record starts and calls in flight are cancelled. Cancellation from
     outside and other :class:`BaseException` s propagate after every worker has stopped.
@@ -45,7 +47,12 @@ async def run_pool(
     current_time = anyio.current_time
     deadline = math.inf if time_left is None else current_time() + time_left
     timed = time_left is not None
-    next_index = schedule.next
+    kinds, values = schedule.kinds, schedule.values
+    # An unconstrained schedule (no keys, no stop policy) starts records in order and nothing
+    # else: the workers share one index iterator and write outcomes directly, instead of two
+    # schedule calls per record. A keyed one decides through next()/finish().
+    free = schedule.unconstrained
+    take = functools.partial(next, iter(range(schedule.n)), None) if free else schedule.next
     finish = schedule.finish
     wake = anyio.Event()
     waiting = 0
@@ -58,7 +65,8 @@ async def run_pool(
         while True:
             if timed and current_time() >= deadline:
                 schedule.stop(NOT_STARTED)
-            index = next_index()
+                return
+            index = take()
             if index is None:
                 return
             if index == WAIT:
@@ -68,15 +76,16 @@ async def run_pool(
                 finally:
                     waiting -= 1
                 continue
-            kind, result = SUCCESS, None
+            kinds[index] = RUNNING
             try:
                 if record_timeout is None:
-                    result = await call(index)
+                    result = await func(args[index])
+                    kind = SUCCESS
                 else:
-                    with anyio.move_on_after(record_timeout) as scope:
-                        result = await call(index)
-                    if scope.cancelled_caught:
-                        kind, result = TIMEOUT, RecordTimeoutError(record_timeout)
+                    kind, result = TIMEOUT, RecordTimeoutError(record_timeout)
+                    with anyio.move_on_after(record_timeout):
+                        result = await func(args[index])
+                        kind = SUCCESS
             except Exception as exc:
                 kind, result = FAILURE, exc
             except cancelled:
@@ -88,12 +97,16 @@ async def run_pool(
                 fatal.append(exc)
                 group.cancel_scope.cancel()
                 return
-            finish(index, kind, result)
-            if waiting:
-                # A key may have unblocked, a stop may have come, or nothing is left: waiting
-                # workers look again.
-                wake.set()
-                wake = anyio.Event()
+            if free:
+                kinds[index] = kind
+                values[index] = result
+            else:
+                finish(index, kind, result)
+                if waiting:
+                    # A key may have unblocked, a stop may have come, or nothing is left:
+                    # waiting workers look again.
+                    wake.set()
+                    wake = anyio.Event()
 
     try:
         with anyio.CancelScope(deadline=deadline) as deadline_scope:
@@ -106,5 +119,7 @@ async def run_pool(
         raise
     if fatal:
         raise fatal[0]
+    if free:
+        schedule.drained()
     if deadline_scope.cancelled_caught:
         schedule.stop(NOT_STARTED)

@@ -13,7 +13,7 @@ import functools
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from itertools import repeat
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, NoReturn, overload
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, cast, overload
 
 from ._exceptions import (
     BatchProcessingError,
@@ -157,38 +157,67 @@ class _Abort(BaseException):
         self.error = error
 
 
-def _refuse_awaitable(result: object, handler: object) -> NoReturn:
-    close = getattr(result, "close", None)
-    if close is not None:
-        close()  # no "coroutine was never awaited" warning on top of the error
+def _refuse_awaitables(values: list[Any], handler: object) -> None:
+    """Abort the batch if a sync handler returned awaitables: they would count as results."""
+    types = set(map(type, values))
+    if _Awaitable not in types and not any(hasattr(kind, "__await__") for kind in types):
+        return
+    for value in values:
+        if isinstance(value, _Awaitable):
+            value = value.awaitable
+        close = getattr(value, "close", None) if hasattr(value, "__await__") else None
+        if close is not None:
+            close()  # no "coroutine was never awaited" warning on top of the error
     raise _Abort(
         HandlerTypeError(
-            f"the record handler {handler!r} returned an awaitable although it is not "
+            f"the record handler {handler!r} returned awaitables although it is not "
             "declared 'async def'; declare it 'async def' so anybatch awaits it"
         )
     )
 
 
-def _in_threads(sync_call: Callable[[int], Any], limit: int) -> Callable[[int], Awaitable[Any]]:
-    """Run *sync_call* in worker threads, at most *limit* at once; abandoned when cancelled."""
+def _in_threads(func: Callable[[Any], Any], limit: int) -> Callable[[Any], Awaitable[Any]]:
+    """Run *func* in worker threads, at most *limit* at once; abandoned when cancelled."""
     from anyio import CapacityLimiter, to_thread
 
     limiter = CapacityLimiter(max(limit, 1))
 
-    def call(index: int) -> Awaitable[Any]:
-        return to_thread.run_sync(sync_call, index, abandon_on_cancel=True, limiter=limiter)
+    def guarded(arg: Any) -> Any:
+        result = func(arg)
+        # trio refuses a thread's coroutine result with a TypeError; hand it back wrapped so
+        # that _refuse_awaitables reports the handler instead of failing every record.
+        return _Awaitable(result) if hasattr(result, "__await__") else result
 
-    return call
+    def in_thread(arg: Any) -> Awaitable[Any]:
+        return to_thread.run_sync(guarded, arg, abandon_on_cancel=True, limiter=limiter)
+
+    return in_thread
+
+
+class _Awaitable:
+    """An awaitable a sync handler returned in a worker thread."""
+
+    __slots__ = ("awaitable",)
+
+    def __init__(self, awaitable: object) -> None:
+        self.awaitable = awaitable
 
 
 class _Run:
-    """Everything about the batch being processed."""
+    """Everything about the batch being processed.
+
+    The drivers call ``func(inputs[index])`` for each record they start: *inputs* are the
+    record views (built up front: a view cannot fail), or the indices when a model converts
+    each record inside its own failure boundary. ``args`` holds what the handler received,
+    for the hooks and the results.
+    """
 
     __slots__ = (
         "args",
-        "call",
+        "func",
         "handler",
         "ids",
+        "inputs",
         "is_async",
         "n",
         "records",
@@ -203,9 +232,7 @@ class _Run:
         ids: list[str],
         schedule: Schedule,
         handler: Callable[[Any], Any],
-        call: Callable[[int], Any],
         is_async: bool,
-        args: list[Any],
         time_left: float | None,
     ) -> None:
         self.records = records
@@ -213,11 +240,23 @@ class _Run:
         self.n = len(records)
         self.schedule = schedule
         self.handler = handler
-        self.call = call
         self.is_async = is_async
-        self.args = args
         self.time_left = time_left
         self.started = time.monotonic()
+        self.args: list[Any] = [None] * self.n
+        self.func: Callable[[Any], Any] = handler
+        self.inputs: Sequence[Any] = self.args
+
+    def convert_each(self, convert: Callable[[Mapping[str, Any]], Any]) -> None:
+        """Make the handler's argument of each record as it starts, with *convert*."""
+        records, args, handler = self.records, self.args, self.handler
+
+        def func(index: int) -> Any:
+            arg = args[index] = convert(records[index])
+            return handler(arg)
+
+        self.func = func
+        self.inputs = range(self.n)
 
     def remaining(self) -> float | None:
         if self.time_left is None:
@@ -277,11 +316,8 @@ class BasePartialProcessor(Generic[RecordT]):
         self.stop_on_failure = stop_on_failure
         self.ordered = ordered
         self.backend = _check_backend(backend)
-        cls = type(self)
-        self._default_hooks = (
-            cls.success_handler is BasePartialProcessor.success_handler
-            and cls.failure_handler is BasePartialProcessor.failure_handler
-        )
+        hooks: tuple[object, object] = (type(self).success_handler, type(self).failure_handler)
+        self._default_hooks = hooks == _DEFAULT_HOOKS
         self._view: Callable[[Mapping[str, Any]], Any] = _VIEWS[self.event_type]
         self._convert: Callable[[Mapping[str, Any]], Any] = self._view
         if model is not None:
@@ -394,11 +430,12 @@ class BasePartialProcessor(Generic[RecordT]):
         try:
             if not run.is_async and self.concurrency == 1 and self.record_timeout is None:
                 remaining = run.remaining()
-                if remaining is None and self._convert is self._view and run.schedule.unconstrained:
-                    self._run_views_inline(run)
+                if remaining is None and run.schedule.unconstrained:
+                    run_each_inline(run.schedule, run.func, run.inputs)
                 else:
                     deadline = None if remaining is None else time.monotonic() + remaining
-                    run_inline(run.schedule, run.call, deadline)
+                    run_inline(run.schedule, run.func, run.inputs, deadline)
+                _refuse_awaitables(run.schedule.values, run.handler)
             else:
                 from ._portal import call_on_loop
 
@@ -406,19 +443,6 @@ class BasePartialProcessor(Generic[RecordT]):
         except _Abort as abort:
             raise abort.error from None
         return self._complete(run)
-
-    def _run_views_inline(self, run: _Run) -> None:
-        # The common classic case (plain views, nothing to order, stop or time): views cannot
-        # fail to build, so they are built up front and the handler is called on each in turn.
-        run.args[:] = map(self._view, run.records)
-        run_each_inline(run.schedule, run.handler, run.args)
-        values = run.schedule.values
-        if any(hasattr(kind, "__await__") for kind in set(map(type, values))):
-            awaitable = next(v for v in values if hasattr(v, "__await__"))
-            for value in values:
-                if hasattr(value, "__await__") and hasattr(value, "close"):
-                    value.close()
-            _refuse_awaitable(awaitable, run.handler)
 
     async def async_process(self) -> list[SuccessResponse | FailureResponse]:
         """Process the batch on the running event loop (asyncio or trio, through anyio).
@@ -435,14 +459,19 @@ class BasePartialProcessor(Generic[RecordT]):
     async def _drive(self, run: _Run) -> None:
         from ._engine import run_pool
 
-        call = run.call if run.is_async else _in_threads(run.call, self.concurrency or run.n)
+        func = run.func
+        if not run.is_async:
+            func = _in_threads(func, self.concurrency or run.n)
         await run_pool(
             run.schedule,
-            call,
+            func,
+            run.inputs,
             concurrency=self.concurrency,
             record_timeout=self.record_timeout,
             time_left=run.remaining(),
         )
+        if not run.is_async:
+            _refuse_awaitables(run.schedule.values, run.handler)
 
     def _make_schedule(self, records: Sequence[Mapping[str, Any]]) -> Schedule:
         """The schedule of one batch: its ordering keys and stop policy.
@@ -470,27 +499,11 @@ class BasePartialProcessor(Generic[RecordT]):
         is_async = is_async_callable(handler)
         if context is not None and accepts_lambda_context(handler):
             handler = functools.partial(handler, lambda_context=context)
-        convert = self._convert
-        args: list[Any] = [None] * len(records)
-
-        if is_async:
-
-            def call(index: int) -> Any:
-                arg = args[index] = convert(records[index])
-                return handler(arg)
-
-        else:
-
-            def call(index: int) -> Any:
-                arg = args[index] = convert(records[index])
-                result = handler(arg)
-                if hasattr(result, "__await__"):
-                    _refuse_awaitable(result, handler)
-                return result
-
-        run = self._run = _Run(
-            records, ids, schedule, handler, call, is_async, args, self._time_left()
-        )
+        run = self._run = _Run(records, ids, schedule, handler, is_async, self._time_left())
+        if self._convert is self._view:
+            run.args[:] = map(self._view, records)
+        else:  # a model may refuse a record: that is the record's failure, not the batch's
+            run.convert_each(self._convert)
         return run
 
     def _time_left(self) -> float | None:
@@ -511,12 +524,10 @@ class BasePartialProcessor(Generic[RecordT]):
             # Everything succeeded and nobody listens to the hooks: no per-record calls.
             self.success_messages = list(args)
             # SuccessResponse("success", value, record) each, without a Python frame apiece.
+            new: Callable[[type[SuccessResponse], tuple[str, Any, Any]], SuccessResponse]
+            new = cast("Any", tuple).__new__
             processed: list[SuccessResponse | FailureResponse] = list(
-                map(
-                    tuple.__new__,
-                    repeat(SuccessResponse),
-                    zip(repeat("success"), values, args),
-                )
+                map(new, repeat(SuccessResponse), zip(repeat("success"), values, args))
             )
         else:
             processed = self._call_hooks(run, kinds, values, errors)
@@ -558,6 +569,12 @@ class BasePartialProcessor(Generic[RecordT]):
                     extra={"item_identifier": ids[index], "anybatch_status": status},
                 )
         return processed
+
+
+_DEFAULT_HOOKS: tuple[object, object] = (
+    vars(BasePartialProcessor)["success_handler"],
+    vars(BasePartialProcessor)["failure_handler"],
+)
 
 
 class BatchProcessor(BasePartialProcessor[RecordT]):

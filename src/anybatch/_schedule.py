@@ -30,6 +30,7 @@ __all__ = [
     "CANCELLED",
     "FAILURE",
     "NOT_STARTED",
+    "RUNNING",
     "SKIPPED_KEY",
     "SKIPPED_STOP",
     "SUCCESS",
@@ -49,7 +50,7 @@ NOT_STARTED: Final = 4  # not started before the deadline
 SKIPPED_STOP: Final = 5  # not started: stop_on_failure after an earlier failure
 SKIPPED_KEY: Final = 6  # not started: an earlier record with the same key failed
 _PENDING: Final = -1
-_RUNNING: Final = -2
+RUNNING: Final = -2  # started, no outcome yet
 
 #: :meth:`Schedule.next` result: nothing may start now, but a record in flight may unblock one.
 WAIT: Final = -1
@@ -89,7 +90,7 @@ class Schedule:
         self.n = n
         self.stop_on_failure = stop_on_failure
         self.skip_key_on_failure = skip_key_on_failure
-        #: Outcome code of each record (``_PENDING`` / ``_RUNNING`` until it has one).
+        #: Outcome code of each record (``_PENDING`` / ``RUNNING`` until it has one).
         self.kinds: list[int] = [_PENDING] * n
         #: The handler's result (success) or the exception (any other outcome).
         self.values: list[Any] = [None] * n
@@ -146,7 +147,7 @@ class Schedule:
         else:
             return None
         self._remaining -= 1
-        self.kinds[index] = _RUNNING
+        self.kinds[index] = RUNNING
         self.in_flight += 1
         if self.in_flight > self.max_in_flight:
             self.max_in_flight = self.in_flight
@@ -198,10 +199,10 @@ class Schedule:
         """
         not_started = NOT_STARTED if self._stopped is None else self._stopped
         kinds = self.kinds
-        if _RUNNING not in kinds and _PENDING not in kinds:
+        if RUNNING not in kinds and _PENDING not in kinds:
             return kinds, self.values  # the usual case: every record ran to its end
         for index, kind in enumerate(kinds):
-            if kind == _RUNNING:
+            if kind == RUNNING:
                 kinds[index] = CANCELLED
             elif kind == _PENDING:
                 kinds[index] = not_started
@@ -211,18 +212,19 @@ class Schedule:
 
 def run_inline(
     schedule: Schedule,
-    call: Callable[[int], Any],
+    func: Callable[[Any], Any],
+    args: Sequence[Any],
     deadline: float | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> None:
     """Drive *schedule* sequentially in this thread: the blocking path with no event loop.
 
-    *call(index)* runs one record's handler. An :class:`Exception` fails that record only;
-    any other :class:`BaseException` propagates. With a *deadline* (on *clock*), no record
-    starts once it has passed; the one running cannot be interrupted.
+    Each record started runs ``func(args[index])``. An :class:`Exception` fails that record
+    only; any other :class:`BaseException` propagates. With a *deadline* (on *clock*), no
+    record starts once it has passed; the one running cannot be interrupted.
     """
     if deadline is None and schedule.unconstrained:
-        run_each_inline(schedule, call, range(schedule.n))
+        run_each_inline(schedule, func, args)
         return
     while True:
         if deadline is not None and clock() >= deadline:
@@ -231,7 +233,7 @@ def run_inline(
         if index is None:
             return
         try:
-            result = call(index)
+            result = func(args[index])
         except Exception as exc:
             schedule.finish(index, FAILURE, exc)
         else:
@@ -248,7 +250,7 @@ def run_each_inline(schedule: Schedule, func: Callable[[Any], Any], args: Iterab
         raise ValueError("run_each_inline needs a schedule without keys or stop policy")
     kinds, values = schedule.kinds, schedule.values
     for index, arg in enumerate(args):
-        kinds[index] = _RUNNING  # what a BaseException leaves behind, as schedule.next() would
+        kinds[index] = RUNNING  # what a BaseException leaves behind, as schedule.next() would
         try:
             values[index] = func(arg)
         except Exception as exc:
