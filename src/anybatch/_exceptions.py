@@ -19,7 +19,6 @@
 
 from __future__ import annotations
 
-import traceback
 from typing import TYPE_CHECKING, TypeAlias
 
 if TYPE_CHECKING:
@@ -72,6 +71,8 @@ class BatchProcessingError(AnybatchError):
 
     def format_exceptions(self, parent_exception_str: str) -> str:
         """Return *parent_exception_str* followed by every child exception's traceback."""
+        import traceback  # costs milliseconds at import; needed only to show a failure
+
         parts = [f"{parent_exception_str}\n"]
         for extype, exc, tb in self.child_exceptions:
             if exc is None:
