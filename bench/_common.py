@@ -174,7 +174,7 @@ def fmt_time(seconds: float | None) -> str:
 
 
 def fmt_ratio(ratio: float | None) -> str:
-    return "—" if ratio is None else f"{ratio:.3f}×"
+    return "—" if ratio is None else f"{ratio:.3f}x"
 
 
 # --- results ---------------------------------------------------------------------------------
@@ -217,7 +217,7 @@ def ratio_row(
         anybatch,
         powertools,
         measured=fmt_ratio(ratio),
-        goal="—" if goal_max is None else f"≤ {goal_max:g}×",
+        goal="—" if goal_max is None else f"≤ {goal_max:.3g}x",
         ok=None if goal_max is None else ratio <= goal_max,
         note=note,
     )
@@ -281,7 +281,8 @@ def print_rows(rows: Sequence[Row], title: str = "") -> None:
 
     def line(cells: Sequence[str]) -> str:
         first, *rest = cells
-        return "  ".join([first.ljust(widths[0]), *(c.rjust(w) for c, w in zip(rest, widths[1:]))])
+        right = (cell.rjust(width) for cell, width in zip(rest, widths[1:], strict=True))
+        return "  ".join([first.ljust(widths[0]), *right])
 
     if title:
         say(title)
