@@ -53,7 +53,10 @@ async def async_fail_odd(record: SQSRecord) -> int:
 def test_sync_handler_reports_exactly_the_failed_records() -> None:
     event = sqs_event(["0", "1", "2", "3"])
     response = process_partial_response(event, fail_odd, BatchProcessor(EventType.SQS))
-    assert failures(response) == [event["Records"][1]["messageId"], event["Records"][3]["messageId"]]
+    assert failures(response) == [
+        event["Records"][1]["messageId"],
+        event["Records"][3]["messageId"],
+    ]
 
 
 def test_default_concurrency_is_one() -> None:
@@ -174,7 +177,10 @@ def test_async_handlers_on_the_blocking_facade_report_failures(backend: Any) -> 
     event = sqs_event(["1", "2", "3"])
     processor = BatchProcessor(EventType.SQS, concurrency=3, backend=backend)
     response = process_partial_response(event, async_fail_odd, processor)
-    assert failures(response) == [event["Records"][0]["messageId"], event["Records"][2]["messageId"]]
+    assert failures(response) == [
+        event["Records"][0]["messageId"],
+        event["Records"][2]["messageId"],
+    ]
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -335,10 +341,45 @@ def test_keyboard_interrupt_in_an_inline_handler_propagates() -> None:
 
 
 def test_processor_refuses_a_second_batch_while_one_runs() -> None:
-    processor = BatchProcessor(EventType.SQS)
+    processor = BatchProcessor(EventType.SQS, raise_on_entire_batch_failure=False)
     records = sqs_event(["1"])["Records"]
-    with processor(records, fail_odd), pytest.raises(ProcessorStateError, match="already"):
-        processor(records, fail_odd)
+    with processor(records, fail_odd):
+        with pytest.raises(ProcessorStateError, match="already"):
+            processor(records, fail_odd)
+        processor.process()
+    assert len(processor.response()["batchItemFailures"]) == 1
+
+
+@pytest.mark.anyio
+async def test_a_batch_left_unprocessed_is_an_error_not_an_empty_response() -> None:
+    # The incumbent's async_process() blocks; here it is a coroutine. Code migrated without
+    # an await must not report "no failures" for records that never ran.
+    processor = AsyncBatchProcessor(EventType.SQS)
+    with (  # noqa: PT012 - the mistake is the whole block
+        pytest.raises(ProcessorStateError, match="await"),
+        pytest.warns(RuntimeWarning, match="never awaited"),
+        processor(sqs_event(["1"])["Records"], async_fail_odd),
+    ):
+        processor.async_process()  # type: ignore[unused-coroutine]
+        import gc
+
+        gc.collect()
+
+
+def test_a_handler_mistake_does_not_break_the_long_lived_loop() -> None:
+    def sync_returning_coroutine(record: SQSRecord) -> Any:
+        return async_fail_odd(record)
+
+    with pytest.raises(HandlerTypeError):
+        process_partial_response(
+            sqs_event(["2", "4"]),
+            sync_returning_coroutine,
+            BatchProcessor(EventType.SQS, concurrency=2),
+        )
+    response = process_partial_response(
+        sqs_event(["2"]), async_fail_odd, BatchProcessor(EventType.SQS)
+    )
+    assert response == {"batchItemFailures": []}
 
 
 def test_logger_writes_one_line_per_failure_with_its_status(

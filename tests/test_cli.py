@@ -12,7 +12,7 @@ import pytest
 from anybatch._cli import main
 from anybatch.testing import sqs_event
 
-HANDLERS = '''
+HANDLERS = """
 import anyio
 from anybatch import BatchProcessor, EventType, process_partial_response
 
@@ -36,7 +36,7 @@ async def async_lambda_handler(event, context):
 
 def broken(event, context):
     raise RuntimeError("handler bug")
-'''
+"""
 
 
 @pytest.fixture
@@ -54,6 +54,11 @@ def test_run_prints_the_handler_response(workdir: Path, capsys: pytest.CaptureFi
     assert response == {
         "batchItemFailures": [{"itemIdentifier": "00000000-0000-4000-8000-000000000001"}]
     }
+
+
+def test_indent_zero_prints_one_line(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "event.json", "cli_app:lambda_handler", "--indent", "0"]) == 0
+    assert capsys.readouterr().out.count("\n") == 1
 
 
 def test_run_awaits_async_handlers(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:

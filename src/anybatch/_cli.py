@@ -65,7 +65,7 @@ def _run(args: argparse.Namespace) -> int:
     except Exception:
         traceback.print_exc()
         return 1
-    print(json.dumps(result, indent=args.indent, default=str))
+    print(json.dumps(result, indent=args.indent or None, default=str))
     return 0
 
 
@@ -88,6 +88,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     run.add_argument("--function-name", default="anybatch-function")
     run.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio")
-    run.add_argument("--indent", type=int, default=2)
+    run.add_argument(
+        "--indent", type=int, default=2, help="JSON indentation (0: one line); default 2"
+    )
     args = parser.parse_args(argv)
     return _run(args)

@@ -158,8 +158,12 @@ class Schedule:
         self.kinds[index] = kind
         self.values[index] = value
         self.in_flight -= 1
-        if kind != SUCCESS and self.stop_on_failure and self._stopped is None:
-            self._stopped = SKIPPED_STOP
+        if kind != SUCCESS and self.stop_on_failure:
+            # Nothing starts any more; the rest of the batch, this key's records included, is
+            # reported as stopped (as the incumbent's FIFO processor reports it).
+            if self._stopped is None:
+                self._stopped = SKIPPED_STOP
+            return False
         key_of = self._key_of
         if key_of is None:
             return False
