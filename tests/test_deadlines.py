@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import pytest
@@ -23,8 +23,10 @@ from anybatch import (
     async_process_partial_response,
     process_partial_response,
 )
-from anybatch.records import SQSRecord
 from anybatch.testing import fake_lambda_context, sqs_event
+
+if TYPE_CHECKING:
+    from anybatch.records import SQSRecord
 
 
 def failures(response: Any) -> list[str]:
@@ -208,7 +210,9 @@ async def test_outer_cancellation_is_not_turned_into_deadline_failures() -> None
 
 
 @pytest.mark.anyio
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     durations=st.lists(st.sampled_from([0.0, 0.005, 0.02, 0.05, 0.2]), min_size=1, max_size=12),
     time_left=st.sampled_from([0.01, 0.03, 0.06, 0.1]),

@@ -12,7 +12,6 @@ import anybatch
 import anybatch.records
 import anybatch.testing
 
-
 # Exported names that are values rather than classes or functions.
 CONSTANTS = {"__version__", "ExceptionInfo", "DEFAULT_DEADLINE_MARGIN"}
 
@@ -70,7 +69,9 @@ def loaded_after(code: str) -> set[str]:
 
 
 def test_importing_anybatch_imports_no_heavy_dependency() -> None:
-    loaded = loaded_after("from anybatch import AsyncBatchProcessor, async_process_partial_response")
+    loaded = loaded_after(
+        "from anybatch import AsyncBatchProcessor, async_process_partial_response"
+    )
     assert not loaded & set(HEAVY), loaded & set(HEAVY)
 
 
@@ -80,4 +81,5 @@ def test_the_inline_blocking_path_never_imports_anyio() -> None:
         "from anybatch.testing import sqs_event\n"
         "process_partial_response(sqs_event(['a']), lambda r: None, BatchProcessor(EventType.SQS))"
     )
-    assert "anyio" not in loaded and "pydantic" not in loaded
+    assert "anyio" not in loaded
+    assert "pydantic" not in loaded

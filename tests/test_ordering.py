@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import pytest
@@ -14,7 +14,6 @@ from anybatch import (
     AsyncBatchProcessor,
     AsyncSqsFifoPartialProcessor,
     BatchProcessingError,
-    BatchProcessor,
     EventType,
     SQSFifoCircuitBreakerError,
     SQSFifoMessageGroupCircuitBreakerError,
@@ -23,8 +22,10 @@ from anybatch import (
     async_process_partial_response,
     process_partial_response,
 )
-from anybatch.records import DynamoDBRecord, KinesisStreamRecord, SQSRecord
 from anybatch.testing import dynamodb_event, kinesis_event, sqs_event
+
+if TYPE_CHECKING:
+    from anybatch.records import DynamoDBRecord, KinesisStreamRecord, SQSRecord
 
 
 def failures(response: Any) -> list[str]:

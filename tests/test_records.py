@@ -46,9 +46,12 @@ def test_sqs_record_reads_every_field() -> None:
     assert record.event_source == "aws:sqs"
     assert record.event_source_arn.endswith(":anybatch-queue.fifo")
     assert record.aws_region == "us-east-1"
-    assert record.queue_url == "https://sqs.us-east-1.amazonaws.com/123456789012/anybatch-queue.fifo"
+    assert (
+        record.queue_url == "https://sqs.us-east-1.amazonaws.com/123456789012/anybatch-queue.fifo"
+    )
     assert record.raw_event is raw
-    assert record["messageId"] == raw["messageId"] and dict(record) == raw
+    assert record["messageId"] == raw["messageId"]
+    assert dict(record) == raw
 
 
 def test_views_decode_lazily_and_only_once() -> None:
@@ -119,8 +122,9 @@ dynamo_values = st.recursive(
     | st.integers(-(10**6), 10**6).map(Decimal)
     | st.binary(max_size=5)
     | st.frozensets(st.text(min_size=1, max_size=3), min_size=1, max_size=3).map(set),
-    lambda children: st.lists(children, max_size=3)
-    | st.dictionaries(st.text(max_size=3), children, max_size=3),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=3), children, max_size=3)
+    ),
     max_leaves=10,
 )
 

@@ -125,7 +125,8 @@ def test_run_inline_isolates_exceptions() -> None:
     run_inline(schedule, call, range(3))
     kinds, values = schedule.close()
     assert kinds == [SUCCESS, FAILURE, SUCCESS]
-    assert values[0] == 0 and values[2] == 20
+    assert values[0] == 0
+    assert values[2] == 20
     assert isinstance(values[1], ValueError)
 
 
@@ -214,7 +215,9 @@ def test_run_each_inline_runs_every_record_in_order() -> None:
     run_each_inline(schedule, lambda arg: 10 / arg, [1, 0, 2])
     kinds, values = schedule.close()
     assert kinds == [SUCCESS, FAILURE, SUCCESS]
-    assert values[0] == 10 and values[2] == 5 and isinstance(values[1], ZeroDivisionError)
+    assert values[0] == 10
+    assert values[2] == 5
+    assert isinstance(values[1], ZeroDivisionError)
 
 
 def test_run_each_inline_refuses_a_schedule_with_rules() -> None:

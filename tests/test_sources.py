@@ -77,7 +77,9 @@ def test_no_handler_runs_when_a_later_record_is_unreadable() -> None:
     event = sqs_event(["a"])
     event["Records"].append({"body": "no id"})
     with pytest.raises(InvalidEventError):
-        process_partial_response(event, lambda r: calls.append(r.body), BatchProcessor(EventType.SQS))
+        process_partial_response(
+            event, lambda r: calls.append(r.body), BatchProcessor(EventType.SQS)
+        )
     assert calls == []
 
 

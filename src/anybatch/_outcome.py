@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Generic, Literal, NamedTuple, TypedDict, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, NamedTuple, TypedDict, TypeVar, overload
 
 from ._exceptions import DeadlineExceededError, RecordSkippedError
 from ._schedule import CANCELLED, FAILURE, NOT_STARTED, SKIPPED_KEY, SKIPPED_STOP, SUCCESS, TIMEOUT
@@ -223,7 +223,13 @@ class BatchResult(Sequence[RecordOutcome[RecordT]], Generic[RecordT]):
     def __len__(self) -> int:
         return len(self._kinds)
 
-    def __getitem__(self, index: int) -> RecordOutcome[RecordT]:  # type: ignore[override]
+    @overload
+    def __getitem__(self, index: int) -> RecordOutcome[RecordT]: ...
+    @overload
+    def __getitem__(self, index: slice) -> tuple[RecordOutcome[RecordT], ...]: ...
+    def __getitem__(
+        self, index: int | slice
+    ) -> RecordOutcome[RecordT] | tuple[RecordOutcome[RecordT], ...]:
         return self._all()[index]
 
     def __iter__(self) -> Iterator[RecordOutcome[RecordT]]:

@@ -651,6 +651,21 @@ class BatchProcessor(BasePartialProcessor[RecordT]):
     ) -> None: ...
     @overload
     def __init__(
+        self: BatchProcessor[Any],
+        event_type: EventType,
+        model: None = None,
+        raise_on_entire_batch_failure: bool = True,
+        logger: logging.Logger | logging.LoggerAdapter[Any] | None = None,
+        *,
+        concurrency: int | None = ...,
+        record_timeout: float | None = None,
+        deadline_margin: float | None = DEFAULT_DEADLINE_MARGIN,
+        stop_on_failure: bool = False,
+        ordered: bool = True,
+        backend: Literal["asyncio", "trio"] = "asyncio",
+    ) -> None: ...
+    @overload
+    def __init__(
         self,
         event_type: EventType,
         model: type[RecordT],
@@ -735,6 +750,21 @@ class AsyncBatchProcessor(BasePartialProcessor[RecordT]):
     def __init__(
         self: AsyncBatchProcessor[DynamoDBRecord],
         event_type: Literal[EventType.DynamoDBStreams],
+        model: None = None,
+        raise_on_entire_batch_failure: bool = True,
+        logger: logging.Logger | logging.LoggerAdapter[Any] | None = None,
+        *,
+        concurrency: int | None = ...,
+        record_timeout: float | None = None,
+        deadline_margin: float | None = DEFAULT_DEADLINE_MARGIN,
+        stop_on_failure: bool = False,
+        ordered: bool = True,
+        backend: Literal["asyncio", "trio"] = "asyncio",
+    ) -> None: ...
+    @overload
+    def __init__(
+        self: AsyncBatchProcessor[Any],
+        event_type: EventType,
         model: None = None,
         raise_on_entire_batch_failure: bool = True,
         logger: logging.Logger | logging.LoggerAdapter[Any] | None = None,
