@@ -9,7 +9,7 @@ Records whose handler raises are reported in ``batchItemFailures``; only they ar
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -20,7 +20,9 @@ from anybatch import (
     as_lambda_handler,
     async_process_partial_response,
 )
-from anybatch.records import SQSRecord
+
+if TYPE_CHECKING:
+    from anybatch.records import SQSRecord
 
 processor = AsyncBatchProcessor(EventType.SQS, concurrency=50)
 

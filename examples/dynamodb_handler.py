@@ -1,0 +1,48 @@
+"""DynamoDB Streams: changes to different items run concurrently, each item's changes in order.
+
+Records with the same ``Keys`` form one ordered sequence. Run::
+
+    anybatch run examples/events/dynamodb.json examples.dynamodb_handler:lambda_handler
+
+The update of ``user#1`` to an invalid e-mail address fails, so the later update of
+``user#1`` is not applied (both are reported); the changes to ``user#2`` and ``user#3`` are.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from anybatch import (
+    AsyncBatchProcessor,
+    EventType,
+    PartialItemFailureResponse,
+    as_lambda_handler,
+    async_process_partial_response,
+)
+
+if TYPE_CHECKING:
+    from anybatch.records import DynamoDBRecord
+
+processor = AsyncBatchProcessor(EventType.DynamoDBStreams, concurrency=10)
+
+
+async def record_handler(record: DynamoDBRecord) -> str:
+    """Mirror one change into a search index; an invalid e-mail address raises."""
+    change = record.dynamodb
+    keys = change.keys or {}
+    if record.event_name == "REMOVE":
+        await anyio.sleep(0.01)  # stands for a delete in the index
+        return f"removed {keys['pk']}"
+    image = change.new_image or {}
+    if "@" not in image.get("email", ""):
+        raise ValueError(f"{keys['pk']}: invalid e-mail address {image.get('email')!r}")
+    await anyio.sleep(0.01)  # stands for an upsert in the index
+    return f"indexed {keys['pk']}"
+
+
+@as_lambda_handler
+async def lambda_handler(event: dict[str, Any], context: Any) -> PartialItemFailureResponse:
+    """The function's entry point."""
+    return await async_process_partial_response(event, record_handler, processor, context=context)
