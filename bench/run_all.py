@@ -25,7 +25,7 @@ from pathlib import Path
 from _common import Row, print_rows, rows_from_json, say
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ("engine", "io", "import", "sync", "fifo", "models")
+BENCHMARKS = ("engine", "io", "import", "sync", "fifo", "models", "sqs_delete")
 
 
 def measured_source() -> str:

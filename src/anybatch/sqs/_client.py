@@ -1,0 +1,173 @@
+"""The aiobotocore adapter of :class:`~._deleter.SQSBatchApi`: one SQS client per region.
+
+Clients are made on first use (a batch where every record succeeded never needs one, nor
+imports aiobotocore), then kept for the warm invocations that follow, on the event loop that
+made them: an aiohttp connection pool belongs to one loop. Closing them is ``aclose()``.
+"""
+
+from __future__ import annotations
+
+# aiobotocore and botocore ship no type information: this module is where their values meet
+# typed code (through the _SQSClient protocol), so pyright's "unknown type" checks stop here.
+# pyright: reportMissingTypeStubs=false, reportUnknownMemberType=false
+# pyright: reportUnknownVariableType=false, reportUnknownArgumentType=false
+import asyncio
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
+from typing import TYPE_CHECKING, Any, Protocol, cast
+
+from anybatch._exceptions import ProcessorStateError
+
+from ._deleter import SQSCallError
+from ._plan import Action, Problem, QueueRef, call_problem, queue_url
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from aiobotocore.session import AioSession
+    from botocore.config import Config
+
+__all__ = ["AioSQS"]
+
+
+class _Meta(Protocol):
+    @property
+    def endpoint_url(self) -> str: ...
+
+
+class _SQSClient(Protocol):
+    """The part of an aiobotocore SQS client used here."""
+
+    @property
+    def meta(self) -> _Meta: ...
+
+    async def delete_message_batch(self, **kwargs: Any) -> dict[str, Any]: ...
+
+    async def change_message_visibility_batch(self, **kwargs: Any) -> dict[str, Any]: ...
+
+
+class AioSQS:
+    """Send SQS batch calls through aiobotocore, with a client per region.
+
+    *session*, *config* and *endpoint_url* are given to ``create_client`` as they are; what
+    they leave out comes from botocore's own configuration (``AWS_ENDPOINT_URL_SQS``,
+    credentials chain, profile). The region is the queue's, from its ARN. Retries are
+    anybatch's (``RetryPolicy``), so unless *config* sets ``retries`` the clients make one
+    attempt per call; ``max_pool_connections`` defaults to the number of concurrent calls.
+    """
+
+    def __init__(
+        self,
+        *,
+        session: AioSession | None = None,
+        config: Config | None = None,
+        endpoint_url: str | None = None,
+        max_pool_connections: int = 10,
+    ) -> None:
+        self._session = session
+        self._config = config
+        self._endpoint_url = endpoint_url
+        self._max_pool_connections = max_pool_connections
+        self._clients: dict[str, _SQSClient] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stack = AsyncExitStack()
+        self._lock: asyncio.Lock | None = None
+
+    @property
+    def has_clients(self) -> bool:
+        """Whether a client is open (and needs :meth:`aclose`)."""
+        return bool(self._clients)
+
+    def check_loop(self) -> None:
+        """Raise :class:`ProcessorStateError` if open clients belong to another event loop."""
+        loop = self._loop
+        if not self._clients or loop is None or loop is asyncio.get_running_loop():
+            return
+        state = "closed" if loop.is_closed() else "not closed"
+        raise ProcessorStateError(
+            f"this processor's SQS clients belong to another event loop ({state}): a "
+            "processor's clients live on one loop. Run every invocation on one loop "
+            "(anybatch.as_lambda_handler), or `await processor.aclose()` before a loop ends"
+        )
+
+    async def send(
+        self, action: Action, queue: QueueRef, entries: list[dict[str, Any]]
+    ) -> Mapping[str, Any]:
+        """Make one ``DeleteMessageBatch`` / ``ChangeMessageVisibilityBatch`` call."""
+        from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
+        from botocore.exceptions import ConnectionError as BotoConnectionError
+
+        try:
+            client = await self._client(queue.region)
+            url = queue_url(client.meta.endpoint_url, queue)
+            if action == "delete":
+                return await client.delete_message_batch(QueueUrl=url, Entries=entries)
+            return await client.change_message_visibility_batch(QueueUrl=url, Entries=entries)
+        except ClientError as exc:
+            error = cast("dict[str, Any]", exc.response.get("Error") or {})
+            status = cast(
+                "int | None", exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            )
+            code = str(error.get("Code") or "Unknown")
+            problem = call_problem(
+                code, str(error.get("Message") or exc), status=status, connection=False
+            )
+            raise SQSCallError(problem) from exc
+        except (HTTPClientError, BotoConnectionError) as exc:
+            problem = call_problem(type(exc).__name__, str(exc), status=None, connection=True)
+            raise SQSCallError(problem) from exc
+        except BotoCoreError as exc:  # no credentials, invalid parameters...: final
+            raise SQSCallError(Problem(type(exc).__name__, str(exc), False)) from exc
+
+    async def _client(self, region: str) -> _SQSClient:
+        self.check_loop()
+        client = self._clients.get(region)
+        if client is not None:
+            return client
+        running = asyncio.get_running_loop()
+        if self._lock is None or self._loop is not running:  # no client yet on this loop
+            self._loop = running
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            client = self._clients.get(region)
+            if client is None:
+                client = await self._stack.enter_async_context(self._create(region))
+                self._clients[region] = client
+        return client
+
+    def _create(self, region: str) -> AbstractAsyncContextManager[_SQSClient]:
+        from aiobotocore.config import AioConfig
+        from aiobotocore.session import get_session
+
+        if self._session is None:
+            self._session = get_session()
+        config = AioConfig(
+            retries={"total_max_attempts": 1},
+            max_pool_connections=self._max_pool_connections,
+        )
+        if self._config is not None:
+            config = config.merge(self._config)
+        return cast(
+            "AbstractAsyncContextManager[_SQSClient]",
+            self._session.create_client(
+                "sqs", region_name=region, endpoint_url=self._endpoint_url, config=config
+            ),
+        )
+
+    async def aclose(self) -> None:
+        """Close every client. The next call makes new ones (on the loop it runs on)."""
+        loop = self._loop
+        if not self._clients or loop is None:
+            return
+        if loop is not asyncio.get_running_loop() and not loop.is_closed():
+            raise ProcessorStateError(
+                "this processor's SQS clients live on another running event loop: close "
+                "them there (`await processor.aclose()` for the clients async_process() "
+                "made, `processor.close()` for those process() made)"
+            )
+        stack = self._stack
+        self._clients = {}
+        self._loop = None
+        self._lock = None
+        self._stack = AsyncExitStack()
+        if not loop.is_closed():  # a closed loop's connections are gone with it
+            await stack.aclose()
