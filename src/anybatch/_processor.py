@@ -41,7 +41,19 @@ if TYPE_CHECKING:
     import logging
     from types import TracebackType
 
-    from typing_extensions import Self, TypeVar
+    from typing_extensions import Self, TypedDict, TypeVar, Unpack
+
+    _Logger = logging.Logger | logging.LoggerAdapter[Any]
+
+    class ProcessorOptions(TypedDict, total=False):
+        """The knobs every processor takes as keywords (see :class:`BasePartialProcessor`)."""
+
+        concurrency: int | None
+        record_timeout: float | None
+        deadline_margin: float | None
+        stop_on_failure: bool
+        ordered: bool
+        backend: Literal["asyncio", "trio"]
 else:  # typing_extensions costs milliseconds of import time; defaults matter to checkers only
     from typing import TypeVar as _TypeVar
 
@@ -604,20 +616,15 @@ class BatchProcessor(BasePartialProcessor[RecordT]):
     runs inline in the calling thread, exactly as the incumbent's ``BatchProcessor``.
     """
 
+    # One overload per event type, so that type checkers know the record type a handler gets.
     @overload
     def __init__(
         self: BatchProcessor[SQSRecord],
         event_type: Literal[EventType.SQS],
         model: None = None,
         raise_on_entire_batch_failure: bool = True,
-        logger: logging.Logger | logging.LoggerAdapter[Any] | None = None,
-        *,
-        concurrency: int | None = ...,
-        record_timeout: float | None = None,
-        deadline_margin: float | None = DEFAULT_DEADLINE_MARGIN,
-        stop_on_failure: bool = False,
-        ordered: bool = True,
-        backend: Literal["asyncio", "trio"] = "asyncio",
+        logger: _Logger | None = None,
+        **options: Unpack[ProcessorOptions],
     ) -> None: ...
     @overload
     def __init__(
@@ -625,14 +632,8 @@ class BatchProcessor(BasePartialProcessor[RecordT]):
         event_type: Literal[EventType.KinesisDataStreams],
         model: None = None,
         raise_on_entire_batch_failure: bool = True,
-        logger: logging.Logger | logging.LoggerAdapter[Any] | None = None,
-        *,
-        concurrency: int | None = ...,
-        record_timeout: float | None = None,
-        deadline_margin: float | None = DEFAULT_DEADLINE_MARGIN,
-        stop_on_failure: bool = False,
-        ordered: bool = True,
-        backend: Literal["asyncio", "trio"] = "asyncio",
+        logger: _Logger | None = None,
+        **options: Unpack[ProcessorOptions],
     ) -> None: ...
     @overload
     def __init__(
@@ -640,14 +641,8 @@ class BatchProcessor(BasePartialProcessor[RecordT]):
         event_type: Literal[EventType.DynamoDBStreams],
         model: None = None,
         raise_on_entire_batch_failure: bool = True,
-        logger: logging.Logger | logging.LoggerAdapter[Any] | None = None,
-        *,
-        concurrency: int | None = ...,
-        record_timeout: float | None = None,
-        deadline_margin: float | None = DEFAULT_DEADLINE_MARGIN,
-        stop_on_failure: bool = False,
-        ordered: bool = True,
-        backend: Literal["asyncio", "trio"] = "asyncio",
+        logger: _Logger | None = None,
+        **options: Unpack[ProcessorOptions],
     ) -> None: ...
     @overload
     def __init__(
@@ -655,14 +650,8 @@ class BatchProcessor(BasePartialProcessor[RecordT]):
         event_type: EventType,
         model: None = None,
         raise_on_entire_batch_failure: bool = True,
-        logger: logging.Logger | logging.LoggerAdapter[Any] | None = None,
-        *,
-        concurrency: int | None = ...,
-        record_timeout: float | None = None,
-        deadline_margin: float | None = DEFAULT_DEADLINE_MARGIN,
-        stop_on_failure: bool = False,
-        ordered: bool = True,
-        backend: Literal["asyncio", "trio"] = "asyncio",
+        logger: _Logger | None = None,
+        **options: Unpack[ProcessorOptions],
     ) -> None: ...
     @overload
     def __init__(
@@ -670,41 +659,18 @@ class BatchProcessor(BasePartialProcessor[RecordT]):
         event_type: EventType,
         model: type[RecordT],
         raise_on_entire_batch_failure: bool = True,
-        logger: logging.Logger | logging.LoggerAdapter[Any] | None = None,
-        *,
-        concurrency: int | None = ...,
-        record_timeout: float | None = None,
-        deadline_margin: float | None = DEFAULT_DEADLINE_MARGIN,
-        stop_on_failure: bool = False,
-        ordered: bool = True,
-        backend: Literal["asyncio", "trio"] = "asyncio",
+        logger: _Logger | None = None,
+        **options: Unpack[ProcessorOptions],
     ) -> None: ...
     def __init__(
         self,
         event_type: EventType,
         model: type[Any] | None = None,
         raise_on_entire_batch_failure: bool = True,
-        logger: logging.Logger | logging.LoggerAdapter[Any] | None = None,
-        *,
-        concurrency: int | None = _UNSET,
-        record_timeout: float | None = None,
-        deadline_margin: float | None = DEFAULT_DEADLINE_MARGIN,
-        stop_on_failure: bool = False,
-        ordered: bool = True,
-        backend: Literal["asyncio", "trio"] = "asyncio",
+        logger: _Logger | None = None,
+        **options: Unpack[ProcessorOptions],
     ) -> None:
-        super().__init__(
-            event_type,
-            model,
-            raise_on_entire_batch_failure,
-            logger,
-            concurrency=concurrency,
-            record_timeout=record_timeout,
-            deadline_margin=deadline_margin,
-            stop_on_failure=stop_on_failure,
-            ordered=ordered,
-            backend=backend,
-        )
+        super().__init__(event_type, model, raise_on_entire_batch_failure, logger, **options)
 
 
 class AsyncBatchProcessor(BasePartialProcessor[RecordT]):
@@ -722,14 +688,8 @@ class AsyncBatchProcessor(BasePartialProcessor[RecordT]):
         event_type: Literal[EventType.SQS],
         model: None = None,
         raise_on_entire_batch_failure: bool = True,
-        logger: logging.Logger | logging.LoggerAdapter[Any] | None = None,
-        *,
-        concurrency: int | None = ...,
-        record_timeout: float | None = None,
-        deadline_margin: float | None = DEFAULT_DEADLINE_MARGIN,
-        stop_on_failure: bool = False,
-        ordered: bool = True,
-        backend: Literal["asyncio", "trio"] = "asyncio",
+        logger: _Logger | None = None,
+        **options: Unpack[ProcessorOptions],
     ) -> None: ...
     @overload
     def __init__(
@@ -737,14 +697,8 @@ class AsyncBatchProcessor(BasePartialProcessor[RecordT]):
         event_type: Literal[EventType.KinesisDataStreams],
         model: None = None,
         raise_on_entire_batch_failure: bool = True,
-        logger: logging.Logger | logging.LoggerAdapter[Any] | None = None,
-        *,
-        concurrency: int | None = ...,
-        record_timeout: float | None = None,
-        deadline_margin: float | None = DEFAULT_DEADLINE_MARGIN,
-        stop_on_failure: bool = False,
-        ordered: bool = True,
-        backend: Literal["asyncio", "trio"] = "asyncio",
+        logger: _Logger | None = None,
+        **options: Unpack[ProcessorOptions],
     ) -> None: ...
     @overload
     def __init__(
@@ -752,14 +706,8 @@ class AsyncBatchProcessor(BasePartialProcessor[RecordT]):
         event_type: Literal[EventType.DynamoDBStreams],
         model: None = None,
         raise_on_entire_batch_failure: bool = True,
-        logger: logging.Logger | logging.LoggerAdapter[Any] | None = None,
-        *,
-        concurrency: int | None = ...,
-        record_timeout: float | None = None,
-        deadline_margin: float | None = DEFAULT_DEADLINE_MARGIN,
-        stop_on_failure: bool = False,
-        ordered: bool = True,
-        backend: Literal["asyncio", "trio"] = "asyncio",
+        logger: _Logger | None = None,
+        **options: Unpack[ProcessorOptions],
     ) -> None: ...
     @overload
     def __init__(
@@ -767,14 +715,8 @@ class AsyncBatchProcessor(BasePartialProcessor[RecordT]):
         event_type: EventType,
         model: None = None,
         raise_on_entire_batch_failure: bool = True,
-        logger: logging.Logger | logging.LoggerAdapter[Any] | None = None,
-        *,
-        concurrency: int | None = ...,
-        record_timeout: float | None = None,
-        deadline_margin: float | None = DEFAULT_DEADLINE_MARGIN,
-        stop_on_failure: bool = False,
-        ordered: bool = True,
-        backend: Literal["asyncio", "trio"] = "asyncio",
+        logger: _Logger | None = None,
+        **options: Unpack[ProcessorOptions],
     ) -> None: ...
     @overload
     def __init__(
@@ -782,41 +724,18 @@ class AsyncBatchProcessor(BasePartialProcessor[RecordT]):
         event_type: EventType,
         model: type[RecordT],
         raise_on_entire_batch_failure: bool = True,
-        logger: logging.Logger | logging.LoggerAdapter[Any] | None = None,
-        *,
-        concurrency: int | None = ...,
-        record_timeout: float | None = None,
-        deadline_margin: float | None = DEFAULT_DEADLINE_MARGIN,
-        stop_on_failure: bool = False,
-        ordered: bool = True,
-        backend: Literal["asyncio", "trio"] = "asyncio",
+        logger: _Logger | None = None,
+        **options: Unpack[ProcessorOptions],
     ) -> None: ...
     def __init__(
         self,
         event_type: EventType,
         model: type[Any] | None = None,
         raise_on_entire_batch_failure: bool = True,
-        logger: logging.Logger | logging.LoggerAdapter[Any] | None = None,
-        *,
-        concurrency: int | None = _UNSET,
-        record_timeout: float | None = None,
-        deadline_margin: float | None = DEFAULT_DEADLINE_MARGIN,
-        stop_on_failure: bool = False,
-        ordered: bool = True,
-        backend: Literal["asyncio", "trio"] = "asyncio",
+        logger: _Logger | None = None,
+        **options: Unpack[ProcessorOptions],
     ) -> None:
-        super().__init__(
-            event_type,
-            model,
-            raise_on_entire_batch_failure,
-            logger,
-            concurrency=concurrency,
-            record_timeout=record_timeout,
-            deadline_margin=deadline_margin,
-            stop_on_failure=stop_on_failure,
-            ordered=ordered,
-            backend=backend,
-        )
+        super().__init__(event_type, model, raise_on_entire_batch_failure, logger, **options)
 
 
 class SqsFifoPartialProcessor(BasePartialProcessor[SqsRecordT]):

@@ -273,8 +273,8 @@ class KinesisStreamRecordPayload(DictWrapper):
         return json.loads(self.data_as_bytes())
 
 
-class KinesisStreamRecord(DictWrapper):
-    """One record of a Kinesis Data Streams event."""
+class _StreamRecord(DictWrapper):
+    """What Kinesis and DynamoDB Streams records have in common."""
 
     __slots__ = ()
 
@@ -285,28 +285,34 @@ class KinesisStreamRecord(DictWrapper):
 
     @property
     def event_id(self) -> str:
-        """``shardId:sequenceNumber``."""
+        """The record's id in the stream (Kinesis: ``shardId:sequenceNumber``)."""
         return str(self._data["eventID"])
 
     @property
     def event_name(self) -> str:
-        """Always ``aws:kinesis:record``."""
+        """Kinesis: ``aws:kinesis:record``; DynamoDB: ``INSERT``, ``MODIFY`` or ``REMOVE``."""
         return str(self._data["eventName"])
 
     @property
     def event_source(self) -> str:
-        """Always ``aws:kinesis``."""
+        """``aws:kinesis`` or ``aws:dynamodb``."""
         return str(self._data["eventSource"])
 
     @property
     def event_source_arn(self) -> str:
-        """The ARN of the stream (or of its consumer)."""
+        """The ARN of the stream (Kinesis: or of its consumer)."""
         return str(self._data["eventSourceARN"])
 
     @property
     def event_version(self) -> str:
         """The event format's version."""
         return str(self._data["eventVersion"])
+
+
+class KinesisStreamRecord(_StreamRecord):
+    """One record of a Kinesis Data Streams event."""
+
+    __slots__ = ()
 
     @property
     def invoke_identity_arn(self) -> str:
@@ -406,40 +412,10 @@ class DynamoDBStreamRecord(DictWrapper):
         return str(self._data["StreamViewType"])
 
 
-class DynamoDBRecord(DictWrapper):
+class DynamoDBRecord(_StreamRecord):
     """One record of a DynamoDB Streams event."""
 
     __slots__ = ()
-
-    @property
-    def aws_region(self) -> str:
-        """The region of the table."""
-        return str(self._data["awsRegion"])
-
-    @property
-    def event_id(self) -> str:
-        """A unique id of the stream record."""
-        return str(self._data["eventID"])
-
-    @property
-    def event_name(self) -> str:
-        """``INSERT``, ``MODIFY`` or ``REMOVE``."""
-        return str(self._data["eventName"])
-
-    @property
-    def event_source(self) -> str:
-        """Always ``aws:dynamodb``."""
-        return str(self._data["eventSource"])
-
-    @property
-    def event_source_arn(self) -> str:
-        """The ARN of the table's stream."""
-        return str(self._data["eventSourceARN"])
-
-    @property
-    def event_version(self) -> str:
-        """The event format's version."""
-        return str(self._data["eventVersion"])
 
     @property
     def user_identity(self) -> Mapping[str, Any] | None:
