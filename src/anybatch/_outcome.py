@@ -85,7 +85,12 @@ class FailureResponse(NamedTuple):
 
 
 class RecordOutcome(Generic[RecordT]):
-    """How one record ended, with everything known about it. Immutable."""
+    """How one record ended, with everything known about it. Immutable.
+
+    ``record`` is what the handler received. With ``model=``, a record that its model refused,
+    or that never started, holds the plain record view (``SQSRecord``...) instead: no model
+    instance exists for it.
+    """
 
     __slots__ = ("exception", "identifier", "index", "record", "result", "status")
 
