@@ -419,3 +419,12 @@ def test_trio_backend_without_trio_says_what_to_install(monkeypatch: pytest.Monk
     monkeypatch.setattr("importlib.util.find_spec", lambda name: None)
     with pytest.raises(MissingDependencyError, match=r"anybatch\[trio\]"):
         BatchProcessor(EventType.SQS, backend="trio")
+
+
+def test_process_returns_every_item_after_the_processor_served_an_entry_point() -> None:
+    processor = BatchProcessor(EventType.SQS)
+    process_partial_response(sqs_event(["0", "2"]), fail_odd, processor)
+    assert [r.body for r in processor.success_messages] == ["0", "2"]
+    with processor(sqs_event(["4", "6"])["Records"], fail_odd):
+        processed = processor.process()
+    assert [(status, result) for status, result, _ in processed] == [("success", 4), ("success", 6)]

@@ -47,6 +47,7 @@ def process_partial_response(
     """
     records = event_records(event)
     with processor(records, record_handler, lambda_context=context):
+        processor._collect = False  # pyright: ignore[reportPrivateUsage] - response only
         processor.process()
     return processor.response()
 
@@ -63,6 +64,7 @@ async def async_process_partial_response(
     """
     records = event_records(event)
     with processor(records, record_handler, lambda_context=context):
+        processor._collect = False  # pyright: ignore[reportPrivateUsage] - response only
         await processor.async_process()
     return processor.response()
 
@@ -89,6 +91,7 @@ def batch_processor(
         def wrapper(event: Any, context: Any, *args: Any, **kwargs: Any) -> R:
             records = event_records(event)
             with processor(records, record_handler, lambda_context=context):
+                processor._collect = False  # pyright: ignore[reportPrivateUsage] - response only
                 processor.process()
             return handler(event, context, *args, **kwargs)
 
@@ -120,6 +123,7 @@ def async_batch_processor(
         async def wrapper(event: Any, context: Any, *args: Any, **kwargs: Any) -> R:
             records = event_records(event)
             with processor(records, record_handler, lambda_context=context):
+                processor._collect = False  # pyright: ignore[reportPrivateUsage] - response only
                 await processor.async_process()
             return await handler(event, context, *args, **kwargs)
 

@@ -357,6 +357,9 @@ class BasePartialProcessor(Generic[RecordT]):
         self._run: _Run | None = None
         self._previous_models: list[Any] | None = None
         self._busy = False
+        #: Whether process() builds the list it returns; the entry points that only need the
+        #: response turn it off for their batch (10,000 tuples nobody reads cost about 1 ms).
+        self._collect = True
 
     # -- the incumbent's protocol ---------------------------------------------------------
 
@@ -419,6 +422,7 @@ class BasePartialProcessor(Generic[RecordT]):
         self._result = None
         self._run = None
         self._busy = True
+        self._collect = True
 
     def _clean(self) -> None:
         """Build the partial batch response; raise when every record failed."""
@@ -555,12 +559,14 @@ class BasePartialProcessor(Generic[RecordT]):
         if kinds.count(SUCCESS) == len(kinds) and self._default_hooks:
             # Everything succeeded and nobody listens to the hooks: no per-record calls.
             self.success_messages = list(args)
-            # SuccessResponse("success", value, record) each, without a Python frame apiece.
-            new: Callable[[type[SuccessResponse], tuple[str, Any, Any]], SuccessResponse]
-            new = cast("Any", tuple).__new__
-            processed: list[SuccessResponse | FailureResponse] = list(
-                map(new, repeat(SuccessResponse), zip(repeat("success"), values, args))
-            )
+            processed: list[SuccessResponse | FailureResponse] = []
+            if self._collect:
+                # SuccessResponse("success", value, record) each, without a Python frame apiece.
+                new: Callable[[type[SuccessResponse], tuple[str, Any, Any]], SuccessResponse]
+                new = cast("Any", tuple).__new__
+                processed = list(
+                    map(new, repeat(SuccessResponse), zip(repeat("success"), values, args))
+                )
         else:
             processed = self._call_hooks(run, kinds, values, errors)
         self._result = BatchResult(run.ids, kinds, values, args, errors)
