@@ -428,3 +428,35 @@ def test_process_returns_every_item_after_the_processor_served_an_entry_point() 
     with processor(sqs_event(["4", "6"])["Records"], fail_odd):
         processed = processor.process()
     assert [(status, result) for status, result, _ in processed] == [("success", 4), ("success", 6)]
+
+
+def test_async_handlers_run_on_the_calling_main_thread_without_a_thread_hop() -> None:
+    # Lambda calls handlers on the main thread: anybatch's loop lives there, entered per call.
+    threads: list[threading.Thread] = []
+
+    async def handler(record: SQSRecord) -> None:
+        threads.append(threading.current_thread())
+        await anyio.lowlevel.checkpoint()
+
+    assert threading.current_thread() is threading.main_thread()
+    process_partial_response(sqs_event(["a", "b"]), handler, BatchProcessor(EventType.SQS))
+    assert threads == [threading.main_thread()] * 2
+
+
+def test_blocking_calls_from_other_threads_share_one_loop_thread() -> None:
+    loops: list[asyncio.AbstractEventLoop] = []
+
+    async def handler(record: SQSRecord) -> None:
+        loops.append(asyncio.get_running_loop())
+
+    processor = BatchProcessor(EventType.SQS)
+
+    def invoke() -> None:
+        process_partial_response(sqs_event(["a"]), handler, processor)
+
+    for _ in range(2):
+        worker = threading.Thread(target=invoke)
+        worker.start()
+        worker.join()
+    assert len(loops) == 2
+    assert loops[0] is loops[1]

@@ -40,7 +40,7 @@ def load_handler(spec: str) -> Any:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ._portal import call_on_loop
+    from ._portal import run_blocking
     from .testing import fake_lambda_context
 
     try:
@@ -61,7 +61,7 @@ def _run(args: argparse.Namespace) -> int:
             async def _await() -> Any:
                 return await result
 
-            result = call_on_loop(args.backend, _await)
+            result = run_blocking(args.backend, _await)
     except Exception:
         traceback.print_exc()
         return 1

@@ -156,8 +156,8 @@ def as_lambda_handler(
 
     @functools.wraps(handler)
     def lambda_handler(event: Any, context: Any) -> R:
-        from ._portal import call_on_loop
+        from ._portal import run_blocking
 
-        return call_on_loop(backend, handler, event, context)
+        return run_blocking(backend, handler, event, context)
 
     return lambda_handler

@@ -1,16 +1,24 @@
-"""One long-lived event loop per backend, in a daemon thread, for the blocking facade.
+"""Long-lived event loops for the blocking facade.
 
-Blocking calls that need async work (async record handlers, worker threads with deadlines) hand
-it to this loop through an anyio blocking portal and wait. The loop lives as long as the
-process, so loop-bound resources that async handlers keep between warm invocations (an
-``asyncio.Lock``, an aiobotocore client and its connection pool) stay usable; a fresh loop per
-call would break them. Because the loop runs in its own thread, blocking calls also work from
-code that already runs an event loop in the calling thread.
+Blocking calls that need async work (async record handlers, worker threads with deadlines) run
+it on a loop that lives as long as the process, so loop-bound resources that async handlers
+keep between warm invocations (an ``asyncio.Lock``, an aiobotocore client and its connection
+pool) stay usable; a fresh loop per call would break them.
+
+* :func:`run_blocking`, for the processors: on the main thread with no loop running (where
+  the Lambda runtime calls handlers), an asyncio loop owned by the main thread, entered with
+  ``run_until_complete``: no thread hop per invocation. Anywhere else, :func:`call_on_loop`.
+* :func:`call_on_loop`: one loop per backend in a daemon thread, reached through an anyio
+  blocking portal. It works from any thread, also from one that already runs an event loop,
+  and is the one loop of the process for what must always meet the same loop.
 """
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import os
+import sys
 import threading
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -20,7 +28,7 @@ from ._exceptions import HandlerTypeError
 if TYPE_CHECKING:
     from anyio.from_thread import BlockingPortal
 
-__all__ = ["call_on_loop", "is_loop_thread"]
+__all__ = ["call_on_loop", "is_loop_thread", "main_loop", "run_blocking"]
 
 T = TypeVar("T")
 
@@ -87,12 +95,75 @@ def is_loop_thread() -> bool:
     return any(loop.thread is current for loop in _loops.values())
 
 
+_NESTED = HandlerTypeError(
+    "a blocking anybatch call was made from inside an async record handler or lambda "
+    "handler that anybatch runs; await the async form instead "
+    "(await processor.async_process(), await async_process_partial_response(...))"
+)
+
+
 def call_on_loop(backend: str, func: Callable[..., Awaitable[T]], *args: Any) -> T:
-    """Run ``await func(*args)`` on the long-lived loop of *backend* and return its result."""
-    if is_loop_thread():
-        raise HandlerTypeError(
-            "a blocking anybatch call was made from inside an async record handler or "
-            "lambda handler that anybatch runs; await the async form instead "
-            "(await processor.async_process(), await async_process_partial_response(...))"
-        )
+    """Run ``await func(*args)`` on the long-lived loop thread of *backend*; return the result."""
+    if is_loop_thread() or _running_main_loop():
+        raise HandlerTypeError(*_NESTED.args)
     return _portal(backend).call(func, *args)
+
+
+_main_loop: asyncio.AbstractEventLoop | None = None
+
+
+def main_loop() -> asyncio.AbstractEventLoop | None:
+    """The main thread's long-lived loop, once :func:`run_blocking` has made it."""
+    return _main_loop
+
+
+def _running_main_loop() -> bool:
+    try:
+        return asyncio.get_running_loop() is _main_loop
+    except RuntimeError:
+        return False
+
+
+def run_blocking(backend: str, func: Callable[..., Awaitable[T]], *args: Any) -> T:
+    """Run ``await func(*args)`` on a long-lived loop of *backend*, the cheapest one that fits."""
+    global _main_loop  # one per process, as the portals are
+    if (
+        backend != "asyncio"
+        or threading.current_thread() is not threading.main_thread()
+        or _loop_running_here()
+    ):
+        return call_on_loop(backend, func, *args)
+    loop = _main_loop
+    if loop is None or loop.is_closed():
+        loop = _main_loop = asyncio.new_event_loop()
+    return loop.run_until_complete(_call(func, *args))
+
+
+async def _call(func: Callable[..., Awaitable[T]], *args: Any) -> T:
+    return await func(*args)
+
+
+def _loop_running_here() -> bool:
+    """Whether this thread runs an event loop (asyncio, or trio if it is imported)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        trio = sys.modules.get("trio")
+        if trio is None:
+            return False
+        try:
+            trio.lowlevel.current_task()
+        except RuntimeError:
+            return False
+        return True
+    if _running_main_loop():
+        raise HandlerTypeError(*_NESTED.args)
+    return True
+
+
+@atexit.register
+def _close_main_loop() -> None:
+    loop = _main_loop
+    if loop is not None and not loop.is_closed() and not loop.is_running():
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()

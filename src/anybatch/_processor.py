@@ -477,9 +477,9 @@ class BasePartialProcessor(Generic[RecordT]):
                 run_inline(run.schedule, run.func, run.inputs, deadline)
             _refuse_awaitables(run.schedule.values, run.handler)
         else:
-            from ._portal import call_on_loop
+            from ._portal import run_blocking
 
-            call_on_loop(self.backend, self._drive, run)
+            run_blocking(self.backend, self._drive, run)
         return self._complete(run)
 
     async def async_process(self) -> list[SuccessResponse | FailureResponse]:

@@ -77,6 +77,11 @@ class AioSQS:
         """Whether a client is open (and needs :meth:`aclose`)."""
         return bool(self._clients)
 
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The event loop the open clients belong to."""
+        return self._loop
+
     def check_loop(self) -> None:
         """Raise :class:`ProcessorStateError` if open clients belong to another event loop."""
         loop = self._loop

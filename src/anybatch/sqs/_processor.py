@@ -234,11 +234,16 @@ class _SQSProcessor(BasePartialProcessor[SqsRecordT]):
     # -- the clients ----------------------------------------------------------------------
 
     def close(self) -> None:
-        """Close the SQS clients that ``process()`` made. Blocks."""
-        if self._api.has_clients:
-            from anybatch._portal import call_on_loop
+        """Close the SQS clients from blocking code. Blocks.
 
-            call_on_loop("asyncio", self._api.aclose)
+        Those ``process()`` made, or those ``async_process()`` made on anybatch's own loop
+        (under ``as_lambda_handler``).
+        """
+        if self._api.has_clients:
+            from anybatch._portal import call_on_loop, main_loop, run_blocking
+
+            on_main_loop = self._api.loop is not None and self._api.loop is main_loop()
+            (run_blocking if on_main_loop else call_on_loop)("asyncio", self._api.aclose)
 
     async def aclose(self) -> None:
         """Close the SQS clients that ``async_process()`` made."""
