@@ -6,7 +6,8 @@
     runs sync handlers one after another; its figure is timed on 20 records and multiplied by
     10 (the handler is sleep-bound, so that is linear), and marked as extrapolated.
 (c) Warm invocations: 100 successive blocking calls with an *async* handler (10 records each),
-    as a warm Lambda makes them. anybatch hands each call to its long-lived loop thread;
+    as a warm Lambda makes them. anybatch runs each call on its long-lived loop (on the main
+    thread: a loop of its own, entered per call);
     compared per call with ``asyncio.run(async_process_partial_response(...))`` per call (the
     same anybatch work, a new loop each time), with Powertools' async processor as it runs
     outside Lambda (``asyncio.run`` per call), and as it runs on Lambda (``LAMBDA_TASK_ROOT``
@@ -198,7 +199,7 @@ def warm() -> list[Row]:
         lambda_loop.close()
     per_call = {name: s.best / WARM_CALLS for name, s in timings.items()}
     labels = {
-        "portal": "anybatch process_partial_response (long-lived loop thread)",
+        "portal": "anybatch process_partial_response (long-lived loop)",
         "asyncio.run": "anybatch asyncio.run(async_process_partial_response) per call",
         "Powertools": "Powertools async_process_partial_response (asyncio.run per call)",
         "Powertools-lambda": "Powertools, LAMBDA_TASK_ROOT set (one reused loop)",
@@ -216,7 +217,7 @@ def warm() -> list[Row]:
     )
     return [
         info_row(
-            "warm: portal vs asyncio.run per call",
+            "warm: long-lived loop vs asyncio.run per call",
             portal,
             None,
             fmt_ratio(portal / per_call["asyncio.run"]),
@@ -224,13 +225,13 @@ def warm() -> list[Row]:
             f"{fmt_time(per_call['asyncio.run'])}",
         ),
         ratio_row(
-            "warm: portal vs Powertools (asyncio.run)",
+            "warm: long-lived loop vs Powertools (asyncio.run)",
             portal,
             per_call["Powertools"],
             goal_max=None,
         ),
         ratio_row(
-            "warm: portal vs Powertools on Lambda",
+            "warm: long-lived loop vs Powertools on Lambda",
             portal,
             per_call["Powertools-lambda"],
             goal_max=None,
