@@ -460,3 +460,18 @@ def test_blocking_calls_from_other_threads_share_one_loop_thread() -> None:
         worker.join()
     assert len(loops) == 2
     assert loops[0] is loops[1]
+
+
+class SilentFailures(BatchProcessor[SQSRecord]):
+    """A failure hook that keeps nothing: failures must still be reported."""
+
+    def failure_handler(self, record: SQSRecord, exception: ExceptionInfo) -> FailureResponse:
+        return FailureResponse("fail", str(exception[1]), record)
+
+
+def test_failures_are_reported_even_when_a_hook_keeps_none_of_them() -> None:
+    event = sqs_event(["0", "1"])
+    response = process_partial_response(event, fail_odd, SilentFailures(EventType.SQS))
+    assert failures(response) == [event["Records"][1]["messageId"]]
+    with pytest.raises(BatchProcessingError, match="2 individual errors"):
+        process_partial_response(sqs_event(["1", "3"]), fail_odd, SilentFailures(EventType.SQS))

@@ -427,14 +427,16 @@ class BasePartialProcessor(Generic[RecordT]):
     def _clean(self) -> None:
         """Build the partial batch response; raise when every record failed."""
         result = self._result
-        if result is None or not self.fail_messages:
+        if result is None:
             return
+        # From the outcomes, not from fail_messages: a failure_handler override that does not
+        # call super() must not make failed records go unreported.
         self.batch_response = result.response()
-        if self.raise_on_entire_batch_failure and len(self.fail_messages) == len(result):
+        if self.raise_on_entire_batch_failure and result.all_failed:
             raise BatchProcessingError(
-                f"All records failed processing. {len(self.exceptions)} individual errors "
+                f"All records failed processing. {len(result)} individual errors "
                 "logged separately below.",
-                child_exceptions=self.exceptions,
+                child_exceptions=[outcome.exc_info for outcome in result],
             )
 
     def response(self) -> PartialItemFailureResponse:

@@ -117,6 +117,26 @@ def test_suppress_exception_deletes_the_successes_without_raising(
     assert queue.bodies_left(event["Records"]) == ["bad-1"]
 
 
+class _SilentHooks(PartialSQSProcessor[Any]):
+    """A failure hook that keeps nothing: the failures must still be raised, not deleted."""
+
+    def failure_handler(self, record: Any, exception: Any) -> Any:
+        return ("fail", str(exception[1]), record)
+
+
+def test_a_failure_hook_that_keeps_nothing_still_raises_and_deletes_no_failure(
+    make_queue: MakeQueue, endpoint: str, processors: list[Any]
+) -> None:
+    queue = make_queue()
+    event = queue.event(["ok-0", "bad-1"])
+    processor = _SilentHooks(endpoint_url=endpoint)
+    processors.append(processor)
+    with pytest.raises(SQSBatchProcessingError), processor(event["Records"], fail_bad):
+        processor.process()
+    assert processor.fail_messages == []
+    assert queue.bodies_left(event["Records"]) == ["bad-1"]
+
+
 def test_nothing_is_deleted_when_every_record_succeeded(
     make_queue: MakeQueue, endpoint: str, processors: list[Any]
 ) -> None:

@@ -335,17 +335,20 @@ class PartialSQSProcessor(_SQSProcessor[SqsRecordT]):
         return Schedule(len(records), ordering_keys(records, self._source), stop_on_failure=True)
 
     def _clean(self) -> None:
-        if not self.fail_messages:
-            return
+        # From the outcomes, not from fail_messages: a failure_handler override that keeps
+        # nothing must not let the failed messages be deleted with the batch.
         result = self.result
+        failed = result.failed
+        if not failed:
+            return
         self.batch_response = result.response()
         if self.suppress_exception:
             return
         raise SQSBatchProcessingError(
-            f"Not all records processed successfully. {len(self.exceptions)} individual "
+            f"Not all records processed successfully. {len(failed)} individual "
             "errors logged separately below.",
-            self.exceptions,
-            failures=result.failed,
+            [outcome.exc_info for outcome in failed],
+            failures=failed,
             not_deleted=self.cleanup.not_deleted,
         )
 
