@@ -95,7 +95,7 @@ def is_loop_thread() -> bool:
     return any(loop.thread is current for loop in _loops.values())
 
 
-_NESTED = HandlerTypeError(
+_NESTED = (
     "a blocking anybatch call was made from inside an async record handler or lambda "
     "handler that anybatch runs; await the async form instead "
     "(await processor.async_process(), await async_process_partial_response(...))"
@@ -105,11 +105,12 @@ _NESTED = HandlerTypeError(
 def call_on_loop(backend: str, func: Callable[..., Awaitable[T]], *args: Any) -> T:
     """Run ``await func(*args)`` on the long-lived loop thread of *backend*; return the result."""
     if is_loop_thread() or _running_main_loop():
-        raise HandlerTypeError(*_NESTED.args)
+        raise HandlerTypeError(_NESTED)
     return _portal(backend).call(func, *args)
 
 
 _main_loop: asyncio.AbstractEventLoop | None = None
+_main_pid = 0
 
 
 def main_loop() -> asyncio.AbstractEventLoop | None:
@@ -126,7 +127,7 @@ def _running_main_loop() -> bool:
 
 def run_blocking(backend: str, func: Callable[..., Awaitable[T]], *args: Any) -> T:
     """Run ``await func(*args)`` on a long-lived loop of *backend*, the cheapest one that fits."""
-    global _main_loop  # one per process, as the portals are
+    global _main_loop, _main_pid  # one per process, as the portals are
     if (
         backend != "asyncio"
         or threading.current_thread() is not threading.main_thread()
@@ -134,8 +135,9 @@ def run_blocking(backend: str, func: Callable[..., Awaitable[T]], *args: Any) ->
     ):
         return call_on_loop(backend, func, *args)
     loop = _main_loop
-    if loop is None or loop.is_closed():
+    if loop is None or loop.is_closed() or _main_pid != os.getpid():  # a forked child: anew
         loop = _main_loop = asyncio.new_event_loop()
+        _main_pid = os.getpid()
     return loop.run_until_complete(_call(func, *args))
 
 
@@ -157,7 +159,7 @@ def _loop_running_here() -> bool:
             return False
         return True
     if _running_main_loop():
-        raise HandlerTypeError(*_NESTED.args)
+        raise HandlerTypeError(_NESTED)
     return True
 
 
