@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import os
 import sys
 import threading
@@ -102,11 +103,41 @@ _NESTED = (
 )
 
 
+class _Raised:
+    """A :class:`BaseException` that ``func`` raised, carried out of the loop's task."""
+
+    __slots__ = ("exc",)
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+async def _captured(func: Callable[..., Awaitable[T]], *args: Any) -> T | _Raised:
+    """``await func(*args)``, with whatever it raises returned instead of raised.
+
+    A long-lived loop must outlive what its calls raise: a ``KeyboardInterrupt``, a
+    ``SystemExit`` or a custom :class:`BaseException` raised out of a task kills an asyncio
+    loop (the task re-raises them through the loop) and a trio portal's nursery, and the next
+    invocation would find a dead loop. The caller's thread raises it instead.
+    """
+    try:
+        return await func(*args)
+    except BaseException as exc:
+        return _Raised(exc)
+
+
+def _unwrap_result(value: T | _Raised) -> T:
+    if isinstance(value, _Raised):
+        raise value.exc
+    return value
+
+
 def call_on_loop(backend: str, func: Callable[..., Awaitable[T]], *args: Any) -> T:
     """Run ``await func(*args)`` on the long-lived loop thread of *backend*; return the result."""
     if is_loop_thread() or _running_main_loop():
         raise HandlerTypeError(_NESTED)
-    return _portal(backend).call(func, *args)
+    result: T | _Raised = _portal(backend).call(_captured, func, *args)
+    return _unwrap_result(result)
 
 
 _main_loop: asyncio.AbstractEventLoop | None = None
@@ -138,11 +169,25 @@ def run_blocking(backend: str, func: Callable[..., Awaitable[T]], *args: Any) ->
     if loop is None or loop.is_closed() or _main_pid != os.getpid():  # a forked child: anew
         loop = _main_loop = asyncio.new_event_loop()
         _main_pid = os.getpid()
-    return loop.run_until_complete(_call(func, *args))
+    task = loop.create_task(_captured(func, *args))
+    try:
+        result = loop.run_until_complete(task)
+    except BaseException:
+        # Only a signal (Ctrl-C) raises out of the loop itself: what func raises comes back as
+        # a result. Cancel the call and let it unwind, so that the engine stops its workers
+        # and the root task's end tells anyio's worker threads to exit; otherwise the
+        # interpreter would wait for those non-daemon threads forever.
+        _unwind(loop, task)
+        raise
+    return _unwrap_result(result)
 
 
-async def _call(func: Callable[..., Awaitable[T]], *args: Any) -> T:
-    return await func(*args)
+def _unwind(loop: asyncio.AbstractEventLoop, task: asyncio.Task[Any]) -> None:
+    if loop.is_running() or task.done():
+        return
+    task.cancel()
+    with contextlib.suppress(BaseException):  # a second signal while unwinding: give up
+        loop.run_until_complete(task)
 
 
 def _loop_running_here() -> bool:
