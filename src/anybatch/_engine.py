@@ -45,6 +45,7 @@ async def run_pool(
     if workers <= 0:
         return
     current_time = anyio.current_time
+    effective_deadline = anyio.current_effective_deadline
     deadline = math.inf if time_left is None else current_time() + time_left
     timed = time_left is not None
     kinds, values = schedule.kinds, schedule.values
@@ -88,8 +89,12 @@ async def run_pool(
                         kind = SUCCESS
             except Exception as exc:
                 kind, result = FAILURE, exc
-            except cancelled:
-                raise
+            except cancelled as exc:
+                if effective_deadline() <= current_time():
+                    raise  # a cancel scope around the handler was cancelled: ours or the caller's
+                # A cancellation that no scope asked for (the handler awaited a task somebody
+                # else cancelled) is that record's failure, never the deadline's.
+                kind, result = FAILURE, exc
             except BaseException as exc:
                 # KeyboardInterrupt, SystemExit...: stop every worker and raise it in the caller's
                 # task. Raised out of a worker task, asyncio would let it escape the event loop
