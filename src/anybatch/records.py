@@ -30,6 +30,15 @@ __all__ = [
 ]
 
 
+def _b64decode(value: str | bytes) -> bytes:
+    """Decode strict base64: any character outside the alphabet, or bad padding, raises.
+
+    Lenient decoding drops what it cannot read (``"$$$$aGk="`` would become ``b"hi"``), so a
+    corrupt payload would succeed as another one instead of failing its record.
+    """
+    return base64.b64decode(value, validate=True)
+
+
 class DictWrapper(Mapping[str, Any]):
     """A read-only view of one dict of an event."""
 
@@ -259,8 +268,8 @@ class KinesisStreamRecordPayload(DictWrapper):
         return str(self._data["sequenceNumber"])
 
     def data_as_bytes(self) -> bytes:
-        """The payload, base64-decoded."""
-        return base64.b64decode(self._data["data"])
+        """The payload, base64-decoded; raises :class:`binascii.Error` on invalid base64."""
+        return _b64decode(self._data["data"])
 
     def data_as_text(self) -> str:
         """The payload decoded as UTF-8 text."""
@@ -354,13 +363,13 @@ def deserialize_dynamodb(value: Mapping[str, Any]) -> Any:
     if tag == "L":
         return [deserialize_dynamodb(v) for v in raw]
     if tag == "B":
-        return base64.b64decode(raw)
+        return _b64decode(raw)
     if tag == "SS":
         return set(raw)
     if tag == "NS":
         return {_decimal(n) for n in raw}
     if tag == "BS":
-        return {base64.b64decode(b) for b in raw}
+        return {_b64decode(b) for b in raw}
     raise ValueError(f"unknown DynamoDB attribute type {tag!r}")
 
 
