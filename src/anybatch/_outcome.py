@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BatchResult",
+    "describe",
     "FailureResponse",
     "PartialItemFailureResponse",
     "PartialItemFailures",
@@ -154,6 +155,21 @@ class RecordOutcome(Generic[RecordT]):
         )
 
     __hash__ = None  # type: ignore[assignment]
+
+
+def describe(value: object) -> str:
+    """``str(value)``, or a placeholder when its ``__str__`` raises.
+
+    Formatting a record's exception must never fail the batch: Lambda would then retry the
+    whole batch, and a poison record would block its shard or message group for good.
+    """
+    try:
+        return str(value)
+    except Exception:
+        try:
+            return f"<{type(value).__name__}: str() failed>"
+        except Exception:  # pragma: no cover - a type whose name cannot be read
+            return "<str() failed>"
 
 
 def outcome_exception(

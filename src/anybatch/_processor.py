@@ -30,6 +30,7 @@ from ._outcome import (
     FailureResponse,
     PartialItemFailureResponse,
     SuccessResponse,
+    describe,
     outcome_exception,
     status_of,
 )
@@ -83,7 +84,9 @@ _VIEWS: dict[EventType, Callable[[Mapping[str, Any]], Any]] = {
     EventType.DynamoDBStreams: DynamoDBRecord,
 }
 
+_CO_GENERATOR = 0x20
 _CO_COROUTINE = 0x80
+_CO_ASYNC_GENERATOR = 0x200
 _UNSET: Any = object()
 
 
@@ -109,8 +112,28 @@ def is_async_callable(func: object) -> bool:
         code = getattr(call, "__code__", None)
     if code is not None and code.co_flags & _CO_COROUTINE:
         return True
-    marker = getattr(target, "_is_coroutine_marker", None)  # inspect.markcoroutinefunction
-    return marker is not None
+    # inspect.markcoroutinefunction (3.12+) sets this attribute to inspect's own marker. Compare
+    # with that marker, as inspect does: a Mock answers every attribute with a new Mock.
+    marker = getattr(target, "_is_coroutine_marker", None)
+    if marker is None:
+        return False
+    import inspect
+
+    return marker is getattr(inspect, "_is_coroutine_mark", _UNSET)
+
+
+def _refuse_generator_function(func: object) -> None:
+    """Refuse a record handler whose call only makes a generator: its body would never run."""
+    target = _unwrap(func, wrapped=False)
+    code = getattr(getattr(target, "__func__", target), "__code__", None)
+    flags = 0 if code is None else code.co_flags
+    if flags & (_CO_GENERATOR | _CO_ASYNC_GENERATOR):
+        kind = "an async generator" if flags & _CO_ASYNC_GENERATOR else "a generator"
+        raise HandlerTypeError(
+            f"the record handler {func!r} is {kind} function: calling it runs none of its "
+            "body, so every record would count as a success; 'return' a result instead of "
+            "'yield'ing it"
+        )
 
 
 def accepts_lambda_context(func: object) -> bool:
@@ -161,12 +184,12 @@ def _check_concurrency(value: object) -> int | None:
     return value
 
 
-def _refuse_awaitables(values: list[Any], handler: object) -> None:
-    """Fail the batch if a sync handler returned awaitables: they would count as results.
+def _refuse_awaitables(values: list[Any], handler: object, is_async: bool) -> None:
+    """Fail the batch if the handler's results are awaitables: they would count as successes.
 
-    Checked once the batch has run (nothing of such a handler's work ran: its coroutines
-    were never awaited), outside every record's failure boundary, so it fails the batch, not
-    each record.
+    A plain ``def`` that returns a coroutine, or an ``async def`` that returns one without
+    awaiting it (``return store(record)``), did none of its work. Checked once the batch has
+    run, outside every record's failure boundary, so it fails the batch, not each record.
     """
     types = set(map(type, values))
     if _Awaitable not in types and not any(hasattr(kind, "__await__") for kind in types):
@@ -177,17 +200,30 @@ def _refuse_awaitables(values: list[Any], handler: object) -> None:
         close = getattr(value, "close", None) if hasattr(value, "__await__") else None
         if close is not None:
             close()  # no "coroutine was never awaited" warning on top of the error
+    if is_async:
+        raise HandlerTypeError(
+            f"the record handler {handler!r} returned an awaitable without awaiting it, so "
+            "its work never ran; await it: 'return await ...'"
+        )
     raise HandlerTypeError(
         f"the record handler {handler!r} returned an awaitable although it is not declared "
         "'async def'; declare it 'async def' so that anybatch awaits it"
     )
 
 
-def _in_threads(func: Callable[[Any], Any], limit: int) -> Callable[[Any], Awaitable[Any]]:
-    """Run *func* in worker threads, at most *limit* at once; abandoned when cancelled."""
+def _in_threads(func: Callable[[Any], Any]) -> Callable[[Any], Awaitable[Any]]:
+    """Run *func* in worker threads; a call is abandoned when it is cancelled.
+
+    The engine's worker pool already bounds how many calls are awaited at once. The threads
+    get a limiter without a bound of their own: trio keeps a limiter's token until an
+    abandoned thread really ends, so a bounded one would let a hung handler hold its slot and
+    every later record time out without ever running.
+    """
+    import math
+
     from anyio import CapacityLimiter, to_thread
 
-    limiter = CapacityLimiter(max(limit, 1))
+    limiter = CapacityLimiter(math.inf)
 
     def guarded(arg: Any) -> Any:
         result = func(arg)
@@ -377,6 +413,7 @@ class BasePartialProcessor(Generic[RecordT]):
             )
         if not callable(handler):
             raise HandlerTypeError(f"the record handler must be callable, got {handler!r}")
+        _refuse_generator_function(handler)
         self.records = records
         self.handler = handler
         self.lambda_context = lambda_context
@@ -401,6 +438,7 @@ class BasePartialProcessor(Generic[RecordT]):
                     "nothing), inside the 'with' block"
                 )
             self._clean()
+            self._check_entire_batch()
 
     def _prepare(self) -> None:
         """Forget everything about the previous batch."""
@@ -425,19 +463,23 @@ class BasePartialProcessor(Generic[RecordT]):
         self._collect = True
 
     def _clean(self) -> None:
-        """Build the partial batch response; raise when every record failed."""
+        """Called once after every record has run, when the block exits without an error.
+
+        A hook for subclasses (flush what the batch collected, for example). The response is
+        built when ``process()`` returns and the entire-batch check follows this hook, so an
+        override that does not call ``super()._clean()`` loses neither.
+        """
+
+    def _check_entire_batch(self) -> None:
+        """Raise :class:`BatchProcessingError` when every record's handler ran and failed."""
         result = self._result
-        if result is None:
+        if result is None or not self.raise_on_entire_batch_failure or not result.all_failed:
             return
-        # From the outcomes, not from fail_messages: a failure_handler override that does not
-        # call super() must not make failed records go unreported.
-        self.batch_response = result.response()
-        if self.raise_on_entire_batch_failure and result.all_failed:
-            raise BatchProcessingError(
-                f"All records failed processing. {len(result)} individual errors "
-                "logged separately below.",
-                child_exceptions=[outcome.exc_info for outcome in result],
-            )
+        raise BatchProcessingError(
+            f"All records failed processing. {len(result)} individual errors "
+            "logged separately below.",
+            child_exceptions=[outcome.exc_info for outcome in result],
+        )
 
     def response(self) -> PartialItemFailureResponse:
         """The partial batch response of the last batch: every record that did not succeed."""
@@ -459,7 +501,7 @@ class BasePartialProcessor(Generic[RecordT]):
         """Called for each record that did not succeed; keeps it and its exception."""
         self.exceptions.append(exception)
         self.fail_messages.append(record)
-        return FailureResponse("fail", f"{exception[0]}:{exception[1]}", record)
+        return FailureResponse("fail", f"{describe(exception[0])}:{describe(exception[1])}", record)
 
     # -- processing ----------------------------------------------------------------------
 
@@ -477,7 +519,7 @@ class BasePartialProcessor(Generic[RecordT]):
             else:
                 deadline = None if remaining is None else time.monotonic() + remaining
                 run_inline(run.schedule, run.func, run.inputs, deadline)
-            _refuse_awaitables(run.schedule.values, run.handler)
+            _refuse_awaitables(run.schedule.values, run.handler, False)
         else:
             from ._portal import run_blocking
 
@@ -498,7 +540,7 @@ class BasePartialProcessor(Generic[RecordT]):
 
         func = run.func
         if not run.is_async:
-            func = _in_threads(func, self.concurrency or run.n)
+            func = _in_threads(func)
         await run_pool(
             run.schedule,
             func,
@@ -507,8 +549,7 @@ class BasePartialProcessor(Generic[RecordT]):
             record_timeout=self.record_timeout,
             time_left=run.remaining(),
         )
-        if not run.is_async:
-            _refuse_awaitables(run.schedule.values, run.handler)
+        _refuse_awaitables(run.schedule.values, run.handler, run.is_async)
 
     def _make_schedule(self, records: Sequence[Mapping[str, Any]]) -> Schedule:
         """The schedule of one batch: its ordering keys and stop policy.
@@ -571,7 +612,11 @@ class BasePartialProcessor(Generic[RecordT]):
                 )
         else:
             processed = self._call_hooks(run, kinds, values, errors)
-        self._result = BatchResult(run.ids, kinds, values, args, errors)
+        result = self._result = BatchResult(run.ids, kinds, values, args, errors)
+        # From the outcomes, not from fail_messages: a failure_handler override that does not
+        # call super() must not make failed records go unreported. Built now, so that
+        # response() is right inside the block too, and after a block that raised.
+        self.batch_response = result.response()
         return processed
 
     def _call_hooks(
@@ -601,10 +646,11 @@ class BasePartialProcessor(Generic[RecordT]):
             if logger is not None:
                 status = status_of(kind).value
                 logger.warning(
-                    "record %s %s; it is reported for retry: %r",
+                    "record %s %s; it is reported for retry: %s: %s",
                     ids[index],
                     status,
-                    exc,
+                    type(exc).__name__,
+                    describe(exc),
                     exc_info=(type(exc), exc, exc.__traceback__),
                     extra={"item_identifier": ids[index], "anybatch_status": status},
                 )

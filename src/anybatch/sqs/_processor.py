@@ -314,6 +314,7 @@ class PartialSQSProcessor(_SQSProcessor[SqsRecordT]):
         super().__init__(
             EventType.SQS,
             model,
+            raise_on_entire_batch_failure=False,  # legacy mode raises its own error in _clean
             logger=logger,
             concurrency=self.default_concurrency if concurrency is _DEFAULT else concurrency,
             record_timeout=record_timeout,
@@ -339,10 +340,7 @@ class PartialSQSProcessor(_SQSProcessor[SqsRecordT]):
         # nothing must not let the failed messages be deleted with the batch.
         result = self.result
         failed = result.failed
-        if not failed:
-            return
-        self.batch_response = result.response()
-        if self.suppress_exception:
+        if not failed or self.suppress_exception:
             return
         raise SQSBatchProcessingError(
             f"Not all records processed successfully. {len(failed)} individual "
