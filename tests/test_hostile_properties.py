@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.lowlevel
@@ -26,8 +26,10 @@ from anybatch import (
     async_process_partial_response,
     process_partial_response,
 )
-from anybatch.records import SQSRecord
 from anybatch.testing import sqs_event
+
+if TYPE_CHECKING:
+    from anybatch.records import SQSRecord
 
 
 class Boom(BaseException):
