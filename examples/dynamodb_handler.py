@@ -4,8 +4,10 @@ Records with the same ``Keys`` form one ordered sequence. Run::
 
     anybatch run examples/events/dynamodb.json examples.dynamodb_handler:lambda_handler
 
-The update of ``user#1`` to an invalid e-mail address fails, so the later update of
-``user#1`` is not applied (both are reported); the changes to ``user#2`` and ``user#3`` are.
+The update of ``user#1`` to an invalid e-mail address fails. This processor opts in to
+``skip_key_on_failure=True``: the later update of ``user#1`` is then not applied either (both
+are reported, and Lambda retries them in order), while the changes to ``user#2`` and
+``user#3`` are. Without the option every record runs, the later update included.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from anybatch import (
 if TYPE_CHECKING:
     from anybatch.records import DynamoDBRecord
 
-processor = AsyncBatchProcessor(EventType.DynamoDBStreams, concurrency=10)
+# A failed change skips its item's later changes in this batch; other items carry on.
+processor = AsyncBatchProcessor(EventType.DynamoDBStreams, concurrency=10, skip_key_on_failure=True)
 
 
 async def record_handler(record: DynamoDBRecord) -> str:

@@ -4,9 +4,10 @@ The partition key is the device. Run::
 
     anybatch run examples/events/kinesis.json examples.kinesis_handler:lambda_handler
 
-A reading without a temperature and an impossible one fail. ``sensor-1``'s later reading is
-then not processed (it is reported too, so it is retried after the failed one, in order);
-``sensor-2`` and ``sensor-3``'s other readings are unaffected.
+A reading without a temperature and an impossible one fail: only they are reported. Every
+other reading is stored, ``sensor-1``'s later one included: each reading stands alone, so the
+default (every record runs, as Powertools documents) fits. For changes that must not be
+applied past a failed one, see ``skip_key_on_failure=True`` in ``dynamodb_handler.py``.
 """
 
 from __future__ import annotations

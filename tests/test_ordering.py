@@ -111,11 +111,27 @@ def test_fifo_raise_on_entire_batch_failure_is_honoured() -> None:
     def handler(record: SQSRecord) -> None:
         raise ValueError("boom")
 
+    # Both records ran (their groups differ) and failed: the entire batch failed.
     with pytest.raises(BatchProcessingError):
-        process_partial_response(fifo_event(["a", "b"]), handler, SqsFifoPartialProcessor())
-    processor = SqsFifoPartialProcessor(raise_on_entire_batch_failure=False)
+        process_partial_response(
+            fifo_event(["a", "b"]), handler, SqsFifoPartialProcessor(skip_group_on_error=True)
+        )
+    processor = SqsFifoPartialProcessor(
+        skip_group_on_error=True, raise_on_entire_batch_failure=False
+    )
     response = process_partial_response(fifo_event(["a", "b"]), handler, processor)
     assert len(response["batchItemFailures"]) == 2
+
+
+def test_fifo_stop_after_the_first_failure_returns_the_partial_response() -> None:
+    def handler(record: SQSRecord) -> None:
+        raise ValueError("boom")
+
+    # The second record never ran: not an entire-batch failure, so no exception.
+    processor = SqsFifoPartialProcessor()
+    response = process_partial_response(fifo_event(["a", "b"]), handler, processor)
+    assert len(response["batchItemFailures"]) == 2
+    assert [o.status for o in processor.result] == [Status.FAILED, Status.SKIPPED]
 
 
 @pytest.mark.anyio
@@ -184,9 +200,152 @@ async def test_kinesis_keeps_partition_key_order_under_concurrency() -> None:
     processor = AsyncBatchProcessor(EventType.KinesisDataStreams, concurrency=8)
     response = await async_process_partial_response(event, handler, processor)
     assert tracker.peak == 3
+    for indices in tracker.started_per_key().values():
+        assert indices == sorted(indices)
     sequence = [r["kinesis"]["sequenceNumber"] for r in event["Records"]]
-    # pk1's record 4 failed: it and every later pk1 record are reported.
+    # Every record runs: only pk1's record 4 failed, and only it is reported.
+    assert sorted(tracker.started) == list(range(30))
+    assert failures(response) == [sequence[4]]
+
+
+@pytest.mark.anyio
+async def test_kinesis_skip_key_on_failure_skips_the_rest_of_the_key() -> None:
+    keys = [f"pk{i % 3}" for i in range(30)]
+    tracker = Tracker(keys, fail={4})
+    event = kinesis_event([str(i) for i in range(30)], partition_keys=keys)
+
+    async def handler(record: KinesisStreamRecord) -> None:
+        await tracker.enter(int(record.kinesis.data_as_text()))
+
+    processor = AsyncBatchProcessor(
+        EventType.KinesisDataStreams, concurrency=8, skip_key_on_failure=True
+    )
+    response = await async_process_partial_response(event, handler, processor)
+    sequence = [r["kinesis"]["sequenceNumber"] for r in event["Records"]]
+    # pk1's record 4 failed: it and every later pk1 record are reported; pk0 and pk2 ran.
     assert failures(response) == [sequence[i] for i in range(30) if keys[i] == "pk1" and i >= 4]
+    assert {processor.result[i].status for i in range(7, 30, 3)} == {Status.SKIPPED}
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+@pytest.mark.parametrize("concurrency", [1, 4])
+def test_kinesis_one_key_first_record_failing_runs_every_record(
+    backend: Any, concurrency: int
+) -> None:
+    from anybatch import BatchProcessor
+
+    ran: list[str] = []
+
+    def handler(record: KinesisStreamRecord) -> str:
+        text = record.kinesis.data_as_text()
+        ran.append(text)
+        if text == "0":
+            raise ValueError("the first record fails")
+        return text
+
+    event = kinesis_event([str(i) for i in range(5)], partition_keys=["one-key"] * 5)
+    processor = BatchProcessor(
+        EventType.KinesisDataStreams, concurrency=concurrency, backend=backend
+    )
+    response = process_partial_response(event, handler, processor)  # no BatchProcessingError
+    assert ran == ["0", "1", "2", "3", "4"]  # in order: one key runs one record at a time
+    assert failures(response) == [event["Records"][0]["kinesis"]["sequenceNumber"]]
+
+
+@pytest.mark.anyio
+async def test_dynamodb_one_item_first_change_failing_runs_every_change() -> None:
+    event = dynamodb_event(
+        [{"keys": {"pk": "same"}, "new_image": {"pk": "same", "n": i}} for i in range(4)]
+    )
+
+    async def handler(record: DynamoDBRecord) -> None:
+        image = record.dynamodb.new_image
+        assert image is not None
+        if image["n"] == 0:
+            raise ValueError("first change fails")
+
+    processor = AsyncBatchProcessor(EventType.DynamoDBStreams)
+    response = await async_process_partial_response(event, handler, processor)
+    assert failures(response) == [event["Records"][0]["dynamodb"]["SequenceNumber"]]
+    assert [o.status for o in processor.result] == [Status.FAILED] + [Status.SUCCESS] * 3
+
+
+@pytest.mark.anyio
+async def test_standard_sqs_with_group_ids_runs_every_record() -> None:
+    # A standard (fair) queue: MessageGroupId orders, but a failure skips nothing.
+    event = sqs_event([str(i) for i in range(4)], group_ids=["g"] * 4)
+    for record in event["Records"]:
+        record["eventSourceARN"] = record["eventSourceARN"].removesuffix(".fifo")
+
+    async def handler(record: SQSRecord) -> None:
+        if record.body == "0":
+            raise ValueError("fails")
+
+    processor = AsyncBatchProcessor(EventType.SQS)
+    response = await async_process_partial_response(event, handler, processor)
+    assert failures(response) == [event["Records"][0]["messageId"]]
+
+
+@pytest.mark.anyio
+async def test_fifo_batch_on_a_plain_processor_skips_the_rest_of_a_failed_group() -> None:
+    event = fifo_event(["a", "b", "a", "b", "a"])
+
+    async def handler(record: SQSRecord) -> None:
+        if record.body == "0":
+            raise ValueError("fails")
+
+    processor = AsyncBatchProcessor(EventType.SQS)
+    response = await async_process_partial_response(event, handler, processor)
+    ids = [r["messageId"] for r in event["Records"]]
+    assert failures(response) == [ids[0], ids[2], ids[4]]
+    assert [o.status for o in processor.result] == [
+        Status.FAILED,
+        Status.SUCCESS,
+        Status.SKIPPED,
+        Status.SUCCESS,
+        Status.SKIPPED,
+    ]
+
+
+@pytest.mark.parametrize(
+    ("statuses", "raises"),
+    [
+        (["fail", "fail"], True),
+        (["fail", "timeout"], True),
+        (["fail", "skip"], False),
+    ],
+)
+def test_entire_batch_failure_means_every_handler_ran_and_failed(
+    statuses: list[str], raises: bool
+) -> None:
+    import time
+
+    from anybatch import BatchProcessor
+
+    def handler(record: KinesisStreamRecord) -> None:
+        what = statuses[int(record.kinesis.data_as_text())]
+        if what == "timeout":
+            time.sleep(0.3)
+        raise ValueError(what)
+
+    same_key = "skip" in statuses
+    event = kinesis_event(
+        [str(i) for i in range(len(statuses))],
+        partition_keys=["k"] * len(statuses) if same_key else None,
+    )
+    processor = BatchProcessor(
+        EventType.KinesisDataStreams,
+        concurrency=2,
+        record_timeout=0.1 if "timeout" in statuses else None,
+        skip_key_on_failure=same_key,
+    )
+    if raises:
+        with pytest.raises(BatchProcessingError):
+            process_partial_response(event, handler, processor)
+    else:
+        response = process_partial_response(event, handler, processor)
+        assert len(response["batchItemFailures"]) == len(statuses)
+        assert processor.result[1].status is Status.SKIPPED
 
 
 @pytest.mark.anyio

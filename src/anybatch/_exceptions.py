@@ -5,6 +5,7 @@
     AnybatchError
     ├── BatchProcessingError            every record of a batch failed
     │   └── InvalidEventError           the event cannot be read (alias: UnexpectedBatchTypeError)
+    ├── RecordFailedError               a custom processor's _process_record reported a failure
     ├── RecordNotProcessedError         a record was reported without a handler failure of its own
     │   ├── RecordTimeoutError          its handler ran longer than ``record_timeout``
     │   ├── DeadlineExceededError       the invocation's deadline came first
@@ -19,7 +20,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TYPE_CHECKING, TypeAlias, cast
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -34,6 +35,7 @@ __all__ = [
     "MissingDependencyError",
     "ModelMismatchError",
     "ProcessorStateError",
+    "RecordFailedError",
     "RecordNotProcessedError",
     "RecordSkippedError",
     "RecordTimeoutError",
@@ -103,6 +105,22 @@ class InvalidEventError(BatchProcessingError, ValueError):
 
 #: The incumbent's name for :class:`InvalidEventError`.
 UnexpectedBatchTypeError = InvalidEventError
+
+
+class RecordFailedError(AnybatchError):
+    """A custom processor's ``_process_record`` returned a ``"fail"`` entry.
+
+    The record's exception when the ``failure_handler`` that made the entry was an override
+    that did not pass its exception on to ``super().failure_handler``. ``entry`` is what
+    ``_process_record`` returned.
+    """
+
+    def __init__(self, entry: object) -> None:
+        detail: object = entry
+        if isinstance(entry, tuple) and len(cast("tuple[object, ...]", entry)) > 1:
+            detail = cast("tuple[object, ...]", entry)[1]
+        super().__init__(f"_process_record reported the record failed: {detail}")
+        self.entry: object = entry
 
 
 class RecordNotProcessedError(AnybatchError):

@@ -275,6 +275,16 @@ class BatchResult(Sequence[RecordOutcome[RecordT]], Generic[RecordT]):
         """Whether the batch has records and none of them succeeded."""
         return bool(self._kinds) and SUCCESS not in self._kinds
 
+    @property
+    def entire_batch_failed(self) -> bool:
+        """Whether the batch has records and every one's handler ran and failed or timed out.
+
+        A batch with records that were skipped or never started (a stop policy, the
+        deadline) is not: its partial response lists them, and the invocation succeeds.
+        """
+        kinds = self._kinds
+        return bool(kinds) and kinds.count(FAILURE) + kinds.count(TIMEOUT) == len(kinds)
+
     def response(self) -> PartialItemFailureResponse:
         """The partial batch response that reports every record that did not succeed."""
         ids = self._identifiers

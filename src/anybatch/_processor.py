@@ -10,10 +10,12 @@ anyio worker pool in ``_engine`` (awaited, or on the long-lived loop of ``_porta
 from __future__ import annotations
 
 import functools
+import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextvars import ContextVar
 from itertools import repeat
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, cast, overload
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, NamedTuple, cast, overload
 
 from ._exceptions import (
     BatchProcessingError,
@@ -21,6 +23,7 @@ from ._exceptions import (
     HandlerTypeError,
     MissingDependencyError,
     ProcessorStateError,
+    RecordFailedError,
     RecordSkippedError,
     SQSFifoCircuitBreakerError,
     SQSFifoMessageGroupCircuitBreakerError,
@@ -35,7 +38,7 @@ from ._outcome import (
     status_of,
 )
 from ._schedule import SUCCESS, Schedule, run_each_inline, run_inline
-from ._sources import EventType, SourceSpec, identifiers, ordering_keys, spec
+from ._sources import EventType, SourceSpec, batch_event_type, identifiers, ordering_keys, spec
 from .records import DynamoDBRecord, KinesisStreamRecord, SQSRecord
 
 if TYPE_CHECKING:
@@ -53,6 +56,7 @@ if TYPE_CHECKING:
         record_timeout: float | None
         deadline_margin: float | None
         stop_on_failure: bool
+        skip_key_on_failure: bool | None
         ordered: bool
         backend: Literal["asyncio", "trio"]
 else:  # typing_extensions costs milliseconds of import time; defaults matter to checkers only
@@ -246,6 +250,61 @@ class _Awaitable:
         self.awaitable = awaitable
 
 
+class _Reading(NamedTuple):
+    """How records of one event type are read: their source, view and handler argument."""
+
+    source: SourceSpec
+    view: Callable[[Mapping[str, Any]], Any]
+    convert: Callable[[Mapping[str, Any]], Any]
+
+    @property
+    def converts(self) -> bool:
+        """Whether a model makes each handler argument (it may refuse a record)."""
+        return self.convert is not self.view
+
+
+_READINGS: dict[tuple[EventType, type[Any] | None], _Reading] = {}
+
+
+def _reading(event_type: object, model: type[Any] | None) -> _Reading:
+    """The :class:`_Reading` of *event_type* with *model*; checks that the model fits."""
+    source = spec(event_type)
+    key = (source.event_type, model)
+    try:
+        reading = _READINGS.get(key)
+    except TypeError:  # not a class at all: converter_for says what is wrong with it
+        reading = None
+    if reading is None:
+        view = _VIEWS[source.event_type]
+        convert = view
+        if model is not None:
+            from .models import converter_for  # imports pydantic: only when a model is used
+
+            convert = converter_for(source.event_type, model)
+        reading = _READINGS[key] = _Reading(source, view, convert)
+    return reading
+
+
+#: The exceptions ``failure_handler`` was given while a custom ``_process_record`` ran.
+_REPORTED: ContextVar[list[BaseException] | None] = ContextVar("anybatch_reported", default=None)
+
+
+def _method(cls: type[Any], name: str) -> object:
+    """The function *cls* has for *name*, found as attribute lookup finds it."""
+    for klass in cls.__mro__:
+        if name in vars(klass):
+            return vars(klass)[name]
+    return None
+
+
+def _is_success_entry(entry: object) -> bool:
+    return (
+        isinstance(entry, tuple)
+        and len(cast("tuple[object, ...]", entry)) > 0
+        and (cast("tuple[object, ...]", entry)[0] == "success")
+    )
+
+
 class _Run:
     """Everything about the batch being processed.
 
@@ -257,12 +316,14 @@ class _Run:
 
     __slots__ = (
         "args",
+        "entries",
         "func",
         "handler",
         "ids",
         "inputs",
         "is_async",
         "n",
+        "reading",
         "records",
         "schedule",
         "started",
@@ -277,7 +338,11 @@ class _Run:
         handler: Callable[[Any], Any],
         is_async: bool,
         time_left: float | None,
+        reading: _Reading,
     ) -> None:
+        self.reading = reading
+        #: What a custom _process_record returned for each record (custom processors only).
+        self.entries: list[Any] | None = None
         self.records = records
         self.ids = ids
         self.n = len(records)
@@ -318,6 +383,48 @@ class _Run:
         self.func = func
         self.inputs = range(self.n)
 
+    def process_each(self, method: Callable[[Any], Any]) -> None:
+        """Let a custom processor's ``_process_record`` (or its async twin) run each record.
+
+        Its entry is the record's result; a ``"fail"`` entry fails the record with the
+        exception given to ``failure_handler`` (or a :class:`RecordFailedError` when an
+        override of ``failure_handler`` kept it to itself).
+        """
+        records = self.records
+        entries: list[Any] = [None] * self.n
+        self.entries = entries
+
+        def settle(index: int, entry: Any, reported: list[BaseException]) -> Any:
+            entries[index] = entry
+            if _is_success_entry(entry):
+                return entry
+            exc = reported[-1] if reported else None
+            if not isinstance(exc, Exception):
+                raise RecordFailedError(entry)
+            raise exc
+
+        def run_sync(index: int) -> Any:
+            reported: list[BaseException] = []
+            token = _REPORTED.set(reported)
+            try:
+                entry = method(records[index])
+            finally:
+                _REPORTED.reset(token)
+            return settle(index, entry, reported)
+
+        async def run_async(index: int) -> Any:
+            reported: list[BaseException] = []
+            token = _REPORTED.set(reported)
+            try:
+                entry = await method(records[index])
+            finally:
+                _REPORTED.reset(token)
+            return settle(index, entry, reported)
+
+        func: Callable[[int], Any] = run_async if self.is_async else run_sync
+        self.func = func
+        self.inputs = range(self.n)
+
     def remaining(self) -> float | None:
         if self.time_left is None:
             return None
@@ -345,13 +452,55 @@ class BasePartialProcessor(Generic[RecordT]):
     #: The exception a record gets when an earlier failure of its ordering key skipped it.
     key_skip_error: ClassVar[type[RecordSkippedError]] = RecordSkippedError
 
+    # The settings, as class-level defaults too: a subclass that never calls
+    # super().__init__() (as the incumbent's "create your own processor" example does) works.
+    event_type: EventType | None = None
+    model: type[Any] | None = None
+    raise_on_entire_batch_failure: bool = True
+    logger: logging.Logger | logging.LoggerAdapter[Any] | None = None
+    concurrency: int | None = 1
+    record_timeout: float | None = None
+    deadline_margin: float | None = DEFAULT_DEADLINE_MARGIN
+    stop_on_failure: bool = False
+    skip_key_on_failure: bool | None = None
+    ordered: bool = True
+    backend: Literal["asyncio", "trio"] = "asyncio"
+
     records: Sequence[Mapping[str, Any]]
     handler: Callable[..., Any]
-    lambda_context: Any
+    lambda_context: Any = None
+    batch_response: PartialItemFailureResponse
+
+    # What the engine knows of the class (set for each subclass by __init_subclass__).
+    _default_hooks: ClassVar[bool] = True
+    _custom_sync: ClassVar[bool] = False
+    _custom_async: ClassVar[bool] = False
+
+    # Per-batch state, with its values before any batch.
+    _busy: bool = False
+    _run: _Run | None = None
+    _result: BatchResult[RecordT] | None = None
+    _previous_models: list[Any] | None = None
+    #: Whether process() builds the list it returns; the entry points that only need the
+    #: response turn it off for their batch (10,000 tuples nobody reads cost about 1 ms).
+    _collect: bool = True
+    _fixed: _Reading | None = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        hooks: tuple[object, object] = (cls.success_handler, cls.failure_handler)
+        cls._default_hooks = hooks == _DEFAULT_HOOKS
+        base: Any = BasePartialProcessor
+        cls._custom_sync = vars(base)["_process_record"] is not _method(cls, "_process_record")
+        cls._custom_async = vars(base)["_async_process_record"] is not _method(
+            cls, "_async_process_record"
+        )
+        if "default_concurrency" in vars(cls) and "concurrency" not in vars(cls):
+            cls.concurrency = cls.default_concurrency
 
     def __init__(
         self,
-        event_type: EventType,
+        event_type: EventType | None = None,
         model: type[Any] | None = None,
         raise_on_entire_batch_failure: bool = True,
         logger: logging.Logger | logging.LoggerAdapter[Any] | None = None,
@@ -360,12 +509,16 @@ class BasePartialProcessor(Generic[RecordT]):
         record_timeout: float | None = None,
         deadline_margin: float | None = DEFAULT_DEADLINE_MARGIN,
         stop_on_failure: bool = False,
+        skip_key_on_failure: bool | None = None,
         ordered: bool = True,
         backend: Literal["asyncio", "trio"] = "asyncio",
     ) -> None:
-        self._source: SourceSpec = spec(event_type)
-        self.event_type: EventType = self._source.event_type
         self.model = model
+        self.event_type = None
+        if event_type is not None:
+            # Read the event type (and check the model against it) now, not on every batch.
+            self._fixed = _reading(event_type, model)
+            self.event_type = self._fixed.source.event_type
         self.raise_on_entire_batch_failure = raise_on_entire_batch_failure
         self.logger = logger
         self.concurrency = _check_concurrency(
@@ -374,28 +527,17 @@ class BasePartialProcessor(Generic[RecordT]):
         self.record_timeout = _check_seconds("record_timeout", record_timeout)
         self.deadline_margin = _check_seconds("deadline_margin", deadline_margin)
         self.stop_on_failure = stop_on_failure
+        if skip_key_on_failure not in (None, True, False):
+            raise TypeError(
+                f"skip_key_on_failure must be a bool or None, got {skip_key_on_failure!r}"
+            )
+        self.skip_key_on_failure = skip_key_on_failure
         self.ordered = ordered
-        self.backend = _check_backend(backend)
-        hooks: tuple[object, object] = (type(self).success_handler, type(self).failure_handler)
-        self._default_hooks = hooks == _DEFAULT_HOOKS
-        self._view: Callable[[Mapping[str, Any]], Any] = _VIEWS[self.event_type]
-        self._convert: Callable[[Mapping[str, Any]], Any] = self._view
-        if model is not None:
-            from .models import converter_for  # imports pydantic: only when a model is used
-
-            self._convert = converter_for(self.event_type, model)
+        self.backend = cast("Literal['asyncio', 'trio']", _check_backend(backend))
         self.success_messages: list[RecordT] = []
         self.fail_messages: list[RecordT] = []
         self.exceptions: list[ExceptionInfo] = []
-        self.batch_response: PartialItemFailureResponse = {"batchItemFailures": []}
-        self.lambda_context = None
-        self._result: BatchResult[RecordT] | None = None
-        self._run: _Run | None = None
-        self._previous_models: list[Any] | None = None
-        self._busy = False
-        #: Whether process() builds the list it returns; the entry points that only need the
-        #: response turn it off for their batch (10,000 tuples nobody reads cost about 1 ms).
-        self._collect = True
+        self.batch_response = {"batchItemFailures": []}
 
     # -- the incumbent's protocol ---------------------------------------------------------
 
@@ -420,6 +562,7 @@ class BasePartialProcessor(Generic[RecordT]):
         return self
 
     def __enter__(self) -> Self:
+        self._begin()
         self._prepare()
         return self
 
@@ -440,8 +583,8 @@ class BasePartialProcessor(Generic[RecordT]):
             self._clean()
             self._check_entire_batch()
 
-    def _prepare(self) -> None:
-        """Forget everything about the previous batch."""
+    def _begin(self) -> None:
+        """Forget everything about the previous batch (before the ``_prepare`` hook)."""
         if not hasattr(self, "handler"):
             raise ProcessorStateError(
                 "call the processor with the batch first: "
@@ -455,12 +598,19 @@ class BasePartialProcessor(Generic[RecordT]):
         # The previous batch's models are let go one at a time as this batch makes its own
         # (see _Run.convert_each); a private copy, so a result the user kept stays whole.
         self._previous_models = None
-        if run is not None and self._convert is not self._view:
+        if run is not None and run.reading.converts:
             self._previous_models = list(run.args)
         self._result = None
         self._run = None
         self._busy = True
         self._collect = True
+
+    def _prepare(self) -> None:
+        """Called when the ``with`` block is entered, before any record runs.
+
+        A hook for subclasses (reset what they collect, open a resource). anybatch's own
+        state is reset before it, so an override need not call ``super()._prepare()``.
+        """
 
     def _clean(self) -> None:
         """Called once after every record has run, when the block exits without an error.
@@ -473,7 +623,9 @@ class BasePartialProcessor(Generic[RecordT]):
     def _check_entire_batch(self) -> None:
         """Raise :class:`BatchProcessingError` when every record's handler ran and failed."""
         result = self._result
-        if result is None or not self.raise_on_entire_batch_failure or not result.all_failed:
+        if result is None or not self.raise_on_entire_batch_failure:
+            return
+        if not result.entire_batch_failed:
             return
         raise BatchProcessingError(
             f"All records failed processing. {len(result)} individual errors "
@@ -499,6 +651,9 @@ class BasePartialProcessor(Generic[RecordT]):
 
     def failure_handler(self, record: RecordT, exception: ExceptionInfo) -> FailureResponse:
         """Called for each record that did not succeed; keeps it and its exception."""
+        reported = _REPORTED.get()
+        if reported is not None and exception[1] is not None:
+            reported.append(exception[1])  # a custom _process_record's failure: the record's
         self.exceptions.append(exception)
         self.fail_messages.append(record)
         return FailureResponse("fail", f"{describe(exception[0])}:{describe(exception[1])}", record)
@@ -511,7 +666,7 @@ class BasePartialProcessor(Generic[RecordT]):
         Sync handlers run inline at ``concurrency=1`` (no thread, no event loop), in worker
         threads otherwise; async handlers run on anybatch's long-lived event loop.
         """
-        run = self._start()
+        run = self._start(awaited=False)
         if not run.is_async and self.concurrency == 1 and self.record_timeout is None:
             remaining = run.remaining()
             if remaining is None and run.schedule.unconstrained:
@@ -531,7 +686,7 @@ class BasePartialProcessor(Generic[RecordT]):
 
         Sync handlers run in worker threads, so they never block the loop.
         """
-        run = self._start()
+        run = self._start(awaited=True)
         await self._drive(run)
         return self._complete(run)
 
@@ -552,15 +707,30 @@ class BasePartialProcessor(Generic[RecordT]):
         _refuse_awaitables(run.schedule.values, run.handler, run.is_async)
 
     def _make_schedule(self, records: Sequence[Mapping[str, Any]]) -> Schedule:
-        """The schedule of one batch: its ordering keys and stop policy.
+        """The schedule of one batch: its ordering keys and failure policies.
 
-        Subclasses may override it to decide the policy per batch (for example, stop at the
-        first failure when the batch comes from a FIFO queue).
+        Subclasses may override it to decide the policy per batch. By default every record
+        runs; records that share an ordering key run one at a time, in order. A failure skips
+        the rest of its key only where the source asks for it (an SQS FIFO batch) or
+        ``skip_key_on_failure=True`` does.
         """
-        keys = ordering_keys(records, self._source) if self.ordered else None
-        return Schedule(len(records), keys, stop_on_failure=self.stop_on_failure)
+        source = self._reading_for(records).source
+        keys = ordering_keys(records, source) if self.ordered else None
+        skip = self.skip_key_on_failure
+        if skip is None:
+            skip = source.skips_key_on_failure(records)
+        return Schedule(
+            len(records), keys, stop_on_failure=self.stop_on_failure, skip_key_on_failure=skip
+        )
 
-    def _start(self) -> _Run:
+    def _reading_for(self, records: Sequence[Mapping[str, Any]]) -> _Reading:
+        """How to read *records*: the processor's event type, or the one the batch names."""
+        fixed = self._fixed
+        if fixed is not None:
+            return fixed
+        return _reading(batch_event_type(records), self.model)
+
+    def _start(self, *, awaited: bool) -> _Run:
         if not self._busy:
             raise ProcessorStateError(
                 "process() runs inside the processor's context manager: "
@@ -570,20 +740,60 @@ class BasePartialProcessor(Generic[RecordT]):
         if self._run is not None:
             raise ProcessorStateError("this batch was processed already; prepare the next one")
         records = self.records
-        ids = identifiers(records, self._source)
+        reading = self._reading_for(records)
+        ids = identifiers(records, reading.source)
         schedule = self._make_schedule(records)
         handler = self.handler
         context = self.lambda_context
-        is_async = is_async_callable(handler)
-        if context is not None and accepts_lambda_context(handler):
-            handler = functools.partial(handler, lambda_context=context)
-        run = self._run = _Run(records, ids, schedule, handler, is_async, self._time_left())
-        if self._convert is self._view:
-            run.args[:] = map(self._view, records)
+        cls = type(self)
+        custom = cls._custom_sync or cls._custom_async
+        if custom:
+            # The subclass's _process_record / _async_process_record handles each record.
+            is_async = cls._custom_async and (awaited or not cls._custom_sync)
+        else:
+            is_async = is_async_callable(handler)
+            if context is not None and accepts_lambda_context(handler):
+                handler = functools.partial(handler, lambda_context=context)
+        run = self._run = _Run(
+            records, ids, schedule, handler, is_async, self._time_left(), reading
+        )
+        if custom:
+            run.process_each(self._async_process_record if is_async else self._process_record)
+        elif not reading.converts:
+            run.args[:] = map(reading.view, records)
         else:  # a model may refuse a record: that is the record's failure, not the batch's
-            run.convert_each(self._convert, self._previous_models)
+            run.convert_each(reading.convert, self._previous_models)
             self._previous_models = None
         return run
+
+    # -- custom processors (the incumbent's extension point) -------------------------------
+
+    def _process_record(self, record: Any) -> SuccessResponse | FailureResponse:
+        """Handle one raw record from blocking code; override it to build your own processor.
+
+        The engine calls an override once per record, under the processor's concurrency,
+        ordering and deadline rules. It returns ``self.success_handler(record, result)`` or
+        ``self.failure_handler(record, sys.exc_info())``; a ``"fail"`` entry fails the
+        record. This default (used only by an override's ``super()`` call) calls the record
+        handler with the record's view.
+        """
+        run = self._run
+        arg = record if run is None else run.reading.convert(record)
+        try:
+            result = self.handler(arg)
+        except Exception:
+            return self.failure_handler(arg, sys.exc_info())
+        return self.success_handler(arg, result)
+
+    async def _async_process_record(self, record: Any) -> SuccessResponse | FailureResponse:
+        """The awaitable twin of :meth:`_process_record`, for ``async_process()``."""
+        run = self._run
+        arg = record if run is None else run.reading.convert(record)
+        try:
+            result = await self.handler(arg)
+        except Exception:
+            return self.failure_handler(arg, sys.exc_info())
+        return self.success_handler(arg, result)
 
     def _time_left(self) -> float | None:
         context = self.lambda_context
@@ -599,10 +809,12 @@ class BasePartialProcessor(Generic[RecordT]):
         kinds, values = run.schedule.close()
         args = run.args
         errors: dict[int, BaseException] = {}
-        if kinds.count(SUCCESS) == len(kinds) and self._default_hooks:
+        processed: list[SuccessResponse | FailureResponse] = []
+        if run.entries is not None:
+            processed = self._complete_custom(run, kinds, values, errors)
+        elif kinds.count(SUCCESS) == len(kinds) and self._default_hooks:
             # Everything succeeded and nobody listens to the hooks: no per-record calls.
             self.success_messages = list(args)
-            processed: list[SuccessResponse | FailureResponse] = []
             if self._collect:
                 # SuccessResponse("success", value, record) each, without a Python frame apiece.
                 new: Callable[[type[SuccessResponse], tuple[str, Any, Any]], SuccessResponse]
@@ -619,6 +831,36 @@ class BasePartialProcessor(Generic[RecordT]):
         self.batch_response = result.response()
         return processed
 
+    def _complete_custom(
+        self,
+        run: _Run,
+        kinds: list[int],
+        values: list[Any],
+        errors: dict[int, BaseException],
+    ) -> list[SuccessResponse | FailureResponse]:
+        """What a custom ``_process_record`` returned for each record, in record order.
+
+        A record it returned nothing for (never started, cut short, or ``_process_record``
+        raised) gets its ``failure_handler`` call here, so every record has one entry.
+        """
+        entries = cast("list[SuccessResponse | FailureResponse | None]", run.entries)
+        records: Sequence[Any] = run.records
+        stop_error, key_error = self.stop_skip_error, self.key_skip_error
+        processed: list[SuccessResponse | FailureResponse] = []
+        for index, kind in enumerate(kinds):
+            run.args[index] = records[index]
+            entry = entries[index]
+            if kind != SUCCESS:
+                exc = errors[index] = outcome_exception(kind, values[index], stop_error, key_error)
+                if entry is None or entry[0] == "success":
+                    entry = self.failure_handler(
+                        records[index], (type(exc), exc, exc.__traceback__)
+                    )
+            assert entry is not None  # a success always has its entry
+            processed.append(entry)
+        self._log_reported(run, kinds, errors)
+        return processed
+
     def _call_hooks(
         self,
         run: _Run,
@@ -627,11 +869,10 @@ class BasePartialProcessor(Generic[RecordT]):
         errors: dict[int, BaseException],
     ) -> list[SuccessResponse | FailureResponse]:
         """Call ``success_handler`` / ``failure_handler`` for each record, in record order."""
-        records, args, ids = run.records, run.args, run.ids
-        view = self._view
+        records, args = run.records, run.args
+        view = run.reading.view
         stop_error, key_error = self.stop_skip_error, self.key_skip_error
         success_handler, failure_handler = self.success_handler, self.failure_handler
-        logger = self.logger
         processed: list[SuccessResponse | FailureResponse] = []
         for index, kind in enumerate(kinds):
             record = args[index]
@@ -643,18 +884,25 @@ class BasePartialProcessor(Generic[RecordT]):
             exc = outcome_exception(kind, values[index], stop_error, key_error)
             errors[index] = exc
             processed.append(failure_handler(record, (type(exc), exc, exc.__traceback__)))
-            if logger is not None:
-                status = status_of(kind).value
-                logger.warning(
-                    "record %s %s; it is reported for retry: %s: %s",
-                    ids[index],
-                    status,
-                    type(exc).__name__,
-                    describe(exc),
-                    exc_info=(type(exc), exc, exc.__traceback__),
-                    extra={"item_identifier": ids[index], "anybatch_status": status},
-                )
+        self._log_reported(run, kinds, errors)
         return processed
+
+    def _log_reported(self, run: _Run, kinds: list[int], errors: dict[int, BaseException]) -> None:
+        logger = self.logger
+        if logger is None:
+            return
+        ids = run.ids
+        for index, exc in errors.items():
+            status = status_of(kinds[index]).value
+            logger.warning(
+                "record %s %s; it is reported for retry: %s: %s",
+                ids[index],
+                status,
+                type(exc).__name__,
+                describe(exc),
+                exc_info=(type(exc), exc, exc.__traceback__),
+                extra={"item_identifier": ids[index], "anybatch_status": status},
+            )
 
 
 _DEFAULT_HOOKS: tuple[object, object] = (
@@ -827,6 +1075,7 @@ class SqsFifoPartialProcessor(BasePartialProcessor[SqsRecordT]):
             record_timeout=record_timeout,
             deadline_margin=deadline_margin,
             stop_on_failure=not skip_group_on_error,
+            skip_key_on_failure=True,
             ordered=True,
             backend=backend,
         )

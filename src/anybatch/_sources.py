@@ -18,6 +18,7 @@ from ._exceptions import InvalidEventError
 __all__ = [
     "EventType",
     "SourceSpec",
+    "batch_event_type",
     "check_records",
     "event_records",
     "identifiers",
@@ -91,6 +92,22 @@ class SourceSpec:
         # DynamoDB Keys: {"pk": {"S": "a"}, "sk": {"N": "1"}}; the order of names is irrelevant.
         return _freeze(value)
 
+    def skips_key_on_failure(self, records: Sequence[Mapping[str, Any]]) -> bool:
+        """Whether a failure must skip the later records of its ordering key in this batch.
+
+        Only for a batch from an SQS FIFO queue: a FIFO message handled after an earlier one
+        of its group failed is out of order, and that cannot be undone. Streams and standard
+        queues run every record (what the incumbent documents); Lambda resumes a stream from
+        the lowest sequence number reported, so a skip is an opt-in there.
+        """
+        if self.event_type is not EventType.SQS:
+            return False
+        for record in records:
+            arn: object = record.get("eventSourceARN")
+            if isinstance(arn, str) and arn.endswith(".fifo"):
+                return True
+        return False
+
     def _fifo_queue_key(self, record: Mapping[str, Any]) -> Hashable | None:
         # An SQS record from a FIFO queue without a MessageGroupId (never sent by Lambda, but
         # hand-made events have them): keep the whole queue in order rather than guess.
@@ -148,6 +165,27 @@ def spec(event_type: object) -> SourceSpec:
                 return _SPECS[known]
     names = ", ".join(f"EventType.{e.name}" for e in EventType)
     raise InvalidEventError(f"unknown event type {event_type!r}; expected one of {names}")
+
+
+def batch_event_type(records: Sequence[Any]) -> EventType:
+    """The event type a batch names in its records' ``eventSource``.
+
+    For processors made without an event type of their own.
+    """
+    if not records:
+        return EventType.SQS  # nothing to read: any type reads an empty batch
+    first = _mapping(records[0])
+    name = None if first is None else first.get("eventSource") or first.get("EventSource")
+    for known in EventType:
+        if _SPECS[known].event_source == name:
+            return known
+    names = ", ".join(f"EventType.{e.name}" for e in EventType)
+    what = "has no 'eventSource'" if name is None else f"has the eventSource {name!r}"
+    raise InvalidEventError(
+        f"the processor has no event type and record 0 {what} to tell it; "
+        f"give the processor one of {names}",
+        index=0,
+    )
 
 
 def event_records(event: object) -> list[Any]:

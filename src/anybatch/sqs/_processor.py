@@ -333,7 +333,11 @@ class PartialSQSProcessor(_SQSProcessor[SqsRecordT]):
     def _make_schedule(self, records: Sequence[Mapping[str, Any]]) -> Schedule:
         if not is_fifo_batch(records):
             return super()._make_schedule(records)
-        return Schedule(len(records), ordering_keys(records, self._source), stop_on_failure=True)
+        return Schedule(
+            len(records),
+            ordering_keys(records, self._reading_for(records).source),
+            stop_on_failure=True,
+        )
 
     def _clean(self) -> None:
         # From the outcomes, not from fail_messages: a failure_handler override that keeps
