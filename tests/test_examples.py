@@ -123,6 +123,11 @@ CASES = {
         "examples.custom_hooks:lambda_handler",
         ["00000000-0000-4000-8000-000000000001", "00000000-0000-4000-8000-000000000002"],
     ),
+    "custom-processor": Case(
+        "classic.json",
+        "examples.custom_processor:lambda_handler",
+        ["00000000-0000-4000-8000-000000000001", "00000000-0000-4000-8000-000000000002"],
+    ),
 }
 
 
