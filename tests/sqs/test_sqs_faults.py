@@ -66,10 +66,13 @@ class FakeSQSEndpoint:
     script: list[Fault] = field(default_factory=list)
     delay: float = 0.0
     seen: list[Seen] = field(default_factory=list)
+    access_keys: list[str] = field(default_factory=list)
 
     async def __call__(self, request: httpx.Request) -> httpx.Response:
         body = json.loads(request.content)
         credential = request.headers["Authorization"].split("Credential=")[1].split("/")
+        if credential[0] not in self.access_keys:
+            self.access_keys.append(credential[0])
         action = request.headers["X-Amz-Target"].removeprefix("AmazonSQS.")
         self.seen.append(Seen(action, body["QueueUrl"], credential[2], body["Entries"]))
         if self.delay:
@@ -357,3 +360,45 @@ def test_visibility_failures_are_logged_and_reported_not_raised(
     assert len(processor.response()["batchItemFailures"]) == 2
     assert any("given a new visibility timeout" in r.getMessage() for r in caplog.records)
     assert sqs.handles() == set()  # partial-response mode never deletes
+
+
+def test_explicit_boto3_session_credentials_sign_the_calls(sqs: FakeSQSEndpoint) -> None:
+    import boto3
+
+    session = boto3.session.Session(
+        aws_access_key_id="AKIDFROMBOTO3",
+        aws_secret_access_key="secret",
+        aws_session_token="token",
+        region_name="eu-west-1",
+    )
+    processor: PartialSQSProcessor[SQSRecord] = PartialSQSProcessor(
+        HTTPX, boto3_session=session, endpoint_url=ENDPOINT, retry=FAST
+    )
+    try:
+        run(processor, sqs_event(bodies(2, bad=(1,))))
+    finally:
+        processor.close()
+    assert sqs.access_keys == ["AKIDFROMBOTO3"]
+
+
+def test_a_boto3_session_profile_carries_over(
+    sqs: FakeSQSEndpoint, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import boto3
+
+    credentials = tmp_path / "credentials"
+    credentials.write_text(
+        "[team]\naws_access_key_id = AKIDTEAMPROFILE\naws_secret_access_key = s\n"
+    )
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(credentials))
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name)
+    session = boto3.session.Session(profile_name="team")
+    processor: PartialSQSProcessor[SQSRecord] = PartialSQSProcessor(
+        HTTPX, boto3_session=session, endpoint_url=ENDPOINT, retry=FAST
+    )
+    try:
+        run(processor, sqs_event(bodies(2, bad=(1,))))
+    finally:
+        processor.close()
+    assert sqs.access_keys == ["AKIDTEAMPROFILE"]

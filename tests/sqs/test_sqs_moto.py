@@ -473,3 +473,71 @@ def test_clients_of_another_loop_are_refused_before_any_record_runs(
     asyncio.run(process_then_close())
     asyncio.run(process_then_close())
     assert ran[-2:] == ["ok-3", "bad-4"]
+
+
+# --- boto3_session=, as Powertools documents it ---------------------------------------------
+
+
+def test_the_documented_boto3_session_decorator_deletes_the_successes(
+    make_queue: MakeQueue, endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import boto3
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SQS", endpoint)  # the documented code names none
+    queue = make_queue()
+    event = queue.event(["ok-0", "bad-1", "ok-2"])
+    session = boto3.session.Session()
+
+    @sqs_batch_processor(record_handler=fail_bad, boto3_session=session)
+    def lambda_handler(event: Any, context: Any) -> dict[str, str]:
+        return {"statusCode": "200"}
+
+    try:
+        with pytest.raises(SQSBatchProcessingError):
+            lambda_handler(event, None)
+        assert queue.bodies_left(event["Records"]) == ["bad-1"]
+    finally:
+        for obj in gc.get_objects():  # the processor the decorator made, to close its client
+            if isinstance(obj, PartialSQSProcessor):
+                obj.close()
+
+
+def test_the_documented_boto3_session_processor_deletes_the_successes(
+    make_queue: MakeQueue, endpoint: str, processors: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import boto3
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SQS", endpoint)
+    queue = make_queue(region="eu-west-1")
+    event = queue.event(["ok-0", "bad-1"])
+    session = boto3.session.Session(region_name="eu-west-1")
+    processor = PartialSQSProcessor(boto3_session=session, suppress_exception=True)
+    processors.append(processor)
+    with processor(event["Records"], fail_bad):
+        processor.process()
+    assert list(processor.cleanup.deleted) == [event["Records"][0]["messageId"]]
+    assert queue.bodies_left(event["Records"]) == ["bad-1"]
+
+
+def test_a_boto3_session_as_the_third_positional_argument_works_as_in_powertools(
+    make_queue: MakeQueue, endpoint: str, processors: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import boto3
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SQS", endpoint)
+    queue = make_queue()
+    event = queue.event(["ok-0", "bad-1"])
+    processor = PartialSQSProcessor(None, True, boto3.session.Session())
+    processors.append(processor)
+    with processor(event["Records"], fail_bad):
+        processor.process()
+    assert queue.bodies_left(event["Records"]) == ["bad-1"]
+
+
+def test_boto3_session_and_session_together_are_refused() -> None:
+    import boto3
+
+    with pytest.raises(TypeError, match="not both"):
+        PartialSQSProcessor(session=get_session(), boto3_session=boto3.session.Session())
+    with pytest.raises(TypeError, match=r"boto3\.session\.Session"):
+        PartialSQSProcessor(boto3_session=object())

@@ -26,7 +26,37 @@ if TYPE_CHECKING:
     from aiobotocore.session import AioSession
     from botocore.config import Config
 
-__all__ = ["AioSQS"]
+__all__ = ["AioSQS", "from_boto3_session"]
+
+
+def from_boto3_session(boto3_session: Any) -> tuple[AioSession, dict[str, str | None]]:
+    """An aiobotocore session that reads what a boto3 ``Session`` was given.
+
+    Its profile and region carry over. Credentials given to the boto3 session explicitly
+    (keys, token) are passed to every client; credentials it found itself (environment,
+    profile, container or instance role) are found again by aiobotocore's own chain, which
+    refreshes them, as a boto3 client would.
+    """
+    from aiobotocore.session import AioSession
+
+    botocore_session = getattr(boto3_session, "_session", None)
+    get_credentials = getattr(boto3_session, "get_credentials", None)
+    if botocore_session is None or get_credentials is None:
+        raise TypeError(f"boto3_session must be a boto3.session.Session, got {boto3_session!r}")
+    profile = cast("str | None", botocore_session.get_config_variable("profile"))
+    session = AioSession(profile=profile)
+    region = cast("str | None", boto3_session.region_name)
+    if region:
+        session.set_config_variable("region", region)
+    credentials = get_credentials()
+    if credentials is None or getattr(credentials, "method", None) != "explicit":
+        return session, {}
+    frozen = credentials.get_frozen_credentials()
+    return session, {
+        "aws_access_key_id": frozen.access_key,
+        "aws_secret_access_key": frozen.secret_key,
+        "aws_session_token": frozen.token,
+    }
 
 
 class _Meta(Protocol):
@@ -59,10 +89,16 @@ class AioSQS:
         self,
         *,
         session: AioSession | None = None,
+        boto3_session: Any = None,
         config: Config | None = None,
         endpoint_url: str | None = None,
         max_pool_connections: int = 10,
     ) -> None:
+        self._credentials: dict[str, str | None] = {}
+        if boto3_session is not None:
+            if session is not None:
+                raise TypeError("give session= (aiobotocore) or boto3_session=, not both")
+            session, self._credentials = from_boto3_session(boto3_session)
         self._session = session
         self._config = config
         self._endpoint_url = endpoint_url
@@ -154,7 +190,11 @@ class AioSQS:
         return cast(
             "AbstractAsyncContextManager[_SQSClient]",
             self._session.create_client(
-                "sqs", region_name=region, endpoint_url=self._endpoint_url, config=config
+                "sqs",
+                region_name=region,
+                endpoint_url=self._endpoint_url,
+                config=config,
+                **self._credentials,
             ),
         )
 

@@ -12,7 +12,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar, cast
 
 from anybatch import async_batch_processor, batch_processor
 from anybatch._exceptions import (
@@ -42,6 +42,7 @@ from ._plan import (
 
 if TYPE_CHECKING:
     from aiobotocore.session import AioSession  # pyright: ignore[reportMissingTypeStubs]
+    from boto3.session import Session as Boto3Session  # pyright: ignore[reportMissingTypeStubs]
     from botocore.config import Config  # pyright: ignore[reportMissingTypeStubs]
     from typing_extensions import Self
 
@@ -69,6 +70,10 @@ def _on_asyncio() -> bool:
     except RuntimeError:  # trio (aiobotocore needs asyncio: its calls hop to anybatch's loop)
         return False
     return True
+
+
+def _is_boto3_session(value: object) -> bool:
+    return type(value).__module__ == "boto3.session"
 
 
 def _check_calls(value: object) -> int:
@@ -106,12 +111,17 @@ class _SQSProcessor(BasePartialProcessor[SqsRecordT]):
         failed_visibility_timeout: VisibilityTimeout | None,
         retry: RetryPolicy | None,
         max_concurrent_calls: int,
+        boto3_session: Boto3Session | None = None,
     ) -> None:
         self.failed_visibility_timeout = check_visibility_timeout(failed_visibility_timeout)
         self.retry = _check_retry(retry)
         self.max_concurrent_calls = _check_calls(max_concurrent_calls)
+        if boto3_session is None and _is_boto3_session(session):
+            # The incumbent's third positional argument: PartialSQSProcessor(config, False, s).
+            session, boto3_session = None, cast("Boto3Session", session)
         self._api = AioSQS(
             session=session,
+            boto3_session=boto3_session,
             config=config,
             endpoint_url=endpoint_url,
             max_pool_connections=self.max_concurrent_calls,
@@ -284,7 +294,9 @@ class PartialSQSProcessor(_SQSProcessor[SqsRecordT]):
     (``ChangeMessageVisibilityBatch``), so their retries back off.
 
     *config* (a botocore ``Config`` or ``AioConfig``), *session* (an aiobotocore session)
-    and *endpoint_url* are used to make the SQS clients; botocore's own configuration
+    or *boto3_session* (a boto3 ``Session``, as in Powertools: its profile, region and
+    explicit credentials carry over), and *endpoint_url* are used to make the SQS clients;
+    botocore's own configuration
     (``AWS_ENDPOINT_URL_SQS``, credentials chain) fills in the rest. Each queue's region
     and URL come from its records' ``eventSourceARN``.
     """
@@ -300,6 +312,7 @@ class PartialSQSProcessor(_SQSProcessor[SqsRecordT]):
         session: AioSession | None = None,
         *,
         endpoint_url: str | None = None,
+        boto3_session: Boto3Session | None = None,
         failed_visibility_timeout: VisibilityTimeout | None = None,
         retry: RetryPolicy | None = None,
         max_concurrent_calls: int = 10,
@@ -328,6 +341,7 @@ class PartialSQSProcessor(_SQSProcessor[SqsRecordT]):
             failed_visibility_timeout=failed_visibility_timeout,
             retry=retry,
             max_concurrent_calls=max_concurrent_calls,
+            boto3_session=boto3_session,
         )
 
     def _make_schedule(self, records: Sequence[Mapping[str, Any]]) -> Schedule:
@@ -393,6 +407,7 @@ class SqsBatchProcessor(_SQSProcessor[SqsRecordT]):
         failed_visibility_timeout: VisibilityTimeout,
         config: Config | None = None,
         session: AioSession | None = None,
+        boto3_session: Boto3Session | None = None,
         endpoint_url: str | None = None,
         retry: RetryPolicy | None = None,
         max_concurrent_calls: int = 10,
@@ -422,6 +437,7 @@ class SqsBatchProcessor(_SQSProcessor[SqsRecordT]):
             failed_visibility_timeout=failed_visibility_timeout,
             retry=retry,
             max_concurrent_calls=max_concurrent_calls,
+            boto3_session=boto3_session,
         )
 
 
@@ -445,7 +461,7 @@ def _processor_or_settings(
     if suppress_exception or any(value is not None for value in settings):
         raise TypeError(
             "give either processor= or the settings to make one (config, suppress_exception, "
-            "session, endpoint_url, failed_visibility_timeout), not both"
+            "session, boto3_session, endpoint_url, failed_visibility_timeout), not both"
         )
     return processor
 
@@ -459,6 +475,7 @@ def sqs_batch_processor(
     endpoint_url: str | None = None,
     failed_visibility_timeout: VisibilityTimeout | None = None,
     processor: PartialSQSProcessor[Any] | None = None,
+    boto3_session: Boto3Session | None = None,
 ) -> Callable[[Callable[..., R]], Callable[..., R]]:
     """Decorate a ``def lambda_handler(event, context)`` with the legacy SQS mode.
 
@@ -474,10 +491,11 @@ def sqs_batch_processor(
             suppress_exception,
             session,
             endpoint_url=endpoint_url,
+            boto3_session=boto3_session,
             failed_visibility_timeout=failed_visibility_timeout,
         ),
         suppress_exception,
-        (config, session, endpoint_url, failed_visibility_timeout),
+        (config, session, endpoint_url, failed_visibility_timeout, boto3_session),
     )
     return batch_processor(record_handler=record_handler, processor=chosen)
 
@@ -491,6 +509,7 @@ def async_sqs_batch_processor(
     endpoint_url: str | None = None,
     failed_visibility_timeout: VisibilityTimeout | None = None,
     processor: PartialSQSProcessor[Any] | None = None,
+    boto3_session: Boto3Session | None = None,
 ) -> Callable[[Callable[..., Awaitable[R]]], Callable[..., Awaitable[R]]]:
     """:func:`sqs_batch_processor` for an ``async def lambda_handler(event, context)``.
 
@@ -505,9 +524,10 @@ def async_sqs_batch_processor(
             suppress_exception,
             session,
             endpoint_url=endpoint_url,
+            boto3_session=boto3_session,
             failed_visibility_timeout=failed_visibility_timeout,
         ),
         suppress_exception,
-        (config, session, endpoint_url, failed_visibility_timeout),
+        (config, session, endpoint_url, failed_visibility_timeout, boto3_session),
     )
     return async_batch_processor(record_handler=record_handler, processor=chosen)
