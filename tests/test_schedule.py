@@ -65,22 +65,23 @@ def test_records_without_key_never_wait() -> None:
     assert [schedule.next(), schedule.next(), schedule.next()] == [0, 1, 2]
 
 
-def test_failure_skips_later_records_of_its_key_only() -> None:
-    schedule = Schedule(5, ["a", "b", "a", "b", "a"])
+def test_skip_key_on_failure_skips_later_records_of_its_key_only() -> None:
+    schedule = Schedule(5, ["a", "b", "a", "b", "a"], skip_key_on_failure=True)
     assert drain(schedule, fail={0}) == [0, 1, 3]
     kinds, _ = schedule.close()
     assert kinds == [FAILURE, SUCCESS, SKIPPED_KEY, SUCCESS, SKIPPED_KEY]
 
 
 def test_failure_of_an_unkeyed_record_skips_nothing() -> None:
-    schedule = Schedule(3, [None, None, "a"])
+    schedule = Schedule(3, [None, None, "a"], skip_key_on_failure=True)
     drain(schedule, fail={0})
     assert schedule.close()[0] == [FAILURE, SUCCESS, SUCCESS]
 
 
-def test_skip_key_on_failure_can_be_turned_off() -> None:
-    schedule = Schedule(3, ["a", "a", "a"], skip_key_on_failure=False)
+def test_by_default_every_record_of_a_failed_key_still_runs_in_order() -> None:
+    schedule = Schedule(3, ["a", "a", "a"])
     assert drain(schedule, fail={0}) == [0, 1, 2]
+    assert schedule.close()[0] == [FAILURE, SUCCESS, SUCCESS]
 
 
 def test_stop_on_failure_starts_nothing_after_a_failure() -> None:
@@ -153,24 +154,25 @@ def test_run_inline_starts_nothing_after_the_deadline() -> None:
 
 
 @st.composite
-def batches(draw: st.DrawFn) -> tuple[list[str | None], set[int], int, bool, int]:
+def batches(draw: st.DrawFn) -> tuple[list[str | None], set[int], int, bool, int, bool]:
     n = draw(st.integers(0, 40))
     keys = draw(st.lists(st.sampled_from(["a", "b", "c", "d", None]), min_size=n, max_size=n))
     fail = draw(st.sets(st.integers(0, max(n - 1, 0)), max_size=n))
     concurrency = draw(st.integers(1, 6))
     stop = draw(st.booleans())
     seed = draw(st.integers(0, 2**32 - 1))
-    return keys, fail, concurrency, stop, seed
+    skip = draw(st.booleans())
+    return keys, fail, concurrency, stop, seed, skip
 
 
 @settings(max_examples=300, deadline=None)
 @given(batches())
 def test_random_executions_keep_every_ordering_rule(
-    batch: tuple[list[str | None], set[int], int, bool, int],
+    batch: tuple[list[str | None], set[int], int, bool, int, bool],
 ) -> None:
-    keys, fail, concurrency, stop, seed = batch
+    keys, fail, concurrency, stop, seed, skip = batch
     rng = random.Random(seed)
-    schedule = Schedule(len(keys), keys, stop_on_failure=stop)
+    schedule = Schedule(len(keys), keys, stop_on_failure=stop, skip_key_on_failure=skip)
     running: list[int] = []
     started: list[int] = []
     while True:
@@ -207,6 +209,10 @@ def test_random_executions_keep_every_ordering_rule(
             assert any(keys[j] == keys[index] and kinds[j] == FAILURE for j in range(index))
     if not stop:
         assert SKIPPED_STOP not in kinds
+    if not skip:
+        assert SKIPPED_KEY not in kinds
+    if not stop and not skip:
+        assert sorted(started) == list(range(len(keys)))  # every record runs
     assert schedule.max_in_flight <= concurrency
 
 

@@ -10,9 +10,9 @@ Rules kept here:
 * records with the same ordering key start one at a time, in arrival order; among the records
   that may start, the earliest in the batch starts first (so ``concurrency=1`` is exactly the
   sequential order);
-* after a failure in an ordered key, the key's later records are not started
-  (``SKIPPED_KEY``); with ``stop_on_failure`` no record starts after the first failure
-  (``SKIPPED_STOP``);
+* with ``skip_key_on_failure``, after a failure in an ordered key, the key's later records are
+  not started (``SKIPPED_KEY``); with ``stop_on_failure`` no record starts after the first
+  failure (``SKIPPED_STOP``);
 * at the deadline no record starts (``NOT_STARTED``); records in flight then end as
   ``CANCELLED``;
 * every record ends with exactly one outcome.
@@ -85,7 +85,7 @@ class Schedule:
         keys: Sequence[Hashable | None] | None = None,
         *,
         stop_on_failure: bool = False,
-        skip_key_on_failure: bool = True,
+        skip_key_on_failure: bool = False,
     ) -> None:
         self.n = n
         self.stop_on_failure = stop_on_failure
