@@ -502,8 +502,13 @@ def test_the_documented_boto3_session_decorator_deletes_the_successes(
                 obj.close()
 
 
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
 def test_the_documented_boto3_session_processor_deletes_the_successes(
-    make_queue: MakeQueue, endpoint: str, processors: list[Any], monkeypatch: pytest.MonkeyPatch
+    make_queue: MakeQueue,
+    endpoint: str,
+    processors: list[Any],
+    monkeypatch: pytest.MonkeyPatch,
+    backend: Any,
 ) -> None:
     import boto3
 
@@ -511,9 +516,9 @@ def test_the_documented_boto3_session_processor_deletes_the_successes(
     queue = make_queue(region="eu-west-1")
     event = queue.event(["ok-0", "bad-1"])
     session = boto3.session.Session(region_name="eu-west-1")
-    processor = PartialSQSProcessor(boto3_session=session, suppress_exception=True)
+    processor = PartialSQSProcessor(boto3_session=session, suppress_exception=True, backend=backend)
     processors.append(processor)
-    with processor(event["Records"], fail_bad):
+    with processor(event["Records"], async_fail_bad):
         processor.process()
     assert list(processor.cleanup.deleted) == [event["Records"][0]["messageId"]]
     assert queue.bodies_left(event["Records"]) == ["bad-1"]
