@@ -155,6 +155,12 @@ def accepts_lambda_context(func: object) -> bool:
         return False
 
 
+def asyncio_running() -> bool:
+    """Whether this thread runs an asyncio loop (so the native asyncio engine applies)."""
+    asyncio = sys.modules.get("asyncio")
+    return asyncio is not None and asyncio._get_running_loop() is not None
+
+
 def _check_backend(backend: str) -> str:
     if backend not in ("asyncio", "trio"):
         raise ValueError(f"backend must be 'asyncio' or 'trio', got {backend!r}")
@@ -691,7 +697,10 @@ class BasePartialProcessor(Generic[RecordT]):
         return self._complete(run)
 
     async def _drive(self, run: _Run) -> None:
-        from ._engine import run_pool
+        if asyncio_running():
+            from ._engine_asyncio import run_pool_asyncio as run_pool
+        else:
+            from ._engine import run_pool
 
         func = run.func
         if not run.is_async:

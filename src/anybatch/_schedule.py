@@ -181,6 +181,11 @@ class Schedule:
         return True
 
     @property
+    def pending(self) -> int:
+        """How many records have not started yet and still may."""
+        return self._remaining
+
+    @property
     def unconstrained(self) -> bool:
         """Whether nothing can hold a record back: no ordering keys, no stop policy."""
         return self._key_of is None and not self.stop_on_failure and self._cursor == 0
