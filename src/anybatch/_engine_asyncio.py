@@ -30,7 +30,17 @@ from ._schedule import FAILURE, NOT_STARTED, RUNNING, SUCCESS, TIMEOUT, WAIT, Sc
 
 __all__ = ["run_pool_asyncio"]
 
-_UNCANCEL = sys.version_info >= (3, 11)
+if sys.version_info >= (3, 11):
+
+    def _forget_cancellation(task: asyncio.Task[Any]) -> None:
+        """Take back a cancellation request that was handled (asyncio counts them)."""
+        if task.cancelling():
+            task.uncancel()
+
+else:  # pragma: no cover - Python 3.10 keeps no count of cancellation requests
+
+    def _forget_cancellation(task: asyncio.Task[Any]) -> None:
+        """Nothing to take back: Python 3.10 keeps no count."""
 
 
 async def run_pool_asyncio(
@@ -112,6 +122,7 @@ async def run_pool_asyncio(
             if deadline is not None and time() >= deadline:
                 schedule.stop(NOT_STARTED)
                 return
+            index: int | None
             if free:
                 if cursor >= n:
                     return
@@ -153,8 +164,7 @@ async def run_pool_asyncio(
                     # somebody else cancelled, or cancelled its own) is that record's
                     # failure, never the deadline's. Nobody else holds this worker task.
                     kind, result = FAILURE, exc
-                    if _UNCANCEL and task.cancelling():
-                        task.uncancel()
+                    _forget_cancellation(task)
             except BaseException as exc:
                 # KeyboardInterrupt, SystemExit...: stop every worker, raise it in the caller.
                 fatal.append(exc)
@@ -167,8 +177,7 @@ async def run_pool_asyncio(
                     timer.cancel()
             if fired:
                 fired = False
-                if _UNCANCEL:
-                    task.uncancel()  # our own timeout's cancellation is spent
+                _forget_cancellation(task)  # our own timeout's cancellation is spent
             if free:
                 kinds[index] = kind
                 values[index] = result
