@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import sqlite3
 import sys
@@ -333,6 +334,7 @@ def test_the_documented_example_stores_successes_in_clean(
         "00000000-0000-4000-8000-000000000001",
         "00000000-0000-4000-8000-000000000002",
     ]
-    rows = sqlite3.connect(database).execute("SELECT result FROM results").fetchall()
+    with contextlib.closing(sqlite3.connect(database)) as connection:
+        rows = connection.execute("SELECT result FROM results").fetchall()
     assert [json.loads(row[0])["invoice"] for row in rows] == ["inv-100", "inv-103", "inv-104"]
     sys.modules.pop("examples.custom_processor", None)
