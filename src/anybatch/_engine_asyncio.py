@@ -7,10 +7,10 @@ and each worker it spawns about 13 µs, where a native task costs about 4 µs; a
 anyio's asyncio backend costs a cold start about 30 ms. So on asyncio:
 
 * workers are plain asyncio tasks, and only as many as the batch can use: one starts the
-  batch, and a worker starts another only when its handler really suspends (a callback
-  scheduled with ``call_soon`` before the await, and cancelled if the handler returns without
-  yielding). Handlers that never wait run one after another in one task; handlers that do
-  wait get up to ``concurrency`` workers, as soon as they wait;
+  batch, and another starts only when a handler really suspends (a ``call_soon`` callback
+  scheduled before the await runs only once the running task yields). Handlers that never
+  wait run one after another in one task; handlers that do wait get up to ``concurrency``
+  workers, as soon as they wait;
 * the deadline and ``record_timeout`` are loop timers that cancel the tasks concerned; the
   engine knows its own cancellations from any other, so a ``CancelledError`` that no timer or
   caller asked for fails only its record.
@@ -77,6 +77,7 @@ async def run_pool_asyncio(
     wake: asyncio.Future[None] | None = None  # keyed schedules: workers wait for a finish()
     waiting = 0
     stopping = False  # the engine cancels its workers: the deadline, a fatal error, the caller
+    starting = False  # a start_another() callback is pending
     fatal: list[BaseException] = []
 
     def spawn() -> None:
@@ -87,6 +88,11 @@ async def run_pool_asyncio(
         task.add_done_callback(ended)
         tasks.append(task)
         live += 1
+
+    def start_another() -> None:
+        nonlocal starting
+        starting = False
+        spawn()
 
     def ended(task: asyncio.Task[None]) -> None:
         nonlocal live
@@ -108,7 +114,7 @@ async def run_pool_asyncio(
         return cursor < n if free else schedule.pending > 0
 
     async def worker() -> None:
-        nonlocal cursor, wake, waiting
+        nonlocal cursor, wake, waiting, starting
         task = asyncio.current_task()
         assert task is not None
         fired = False
@@ -146,8 +152,12 @@ async def run_pool_asyncio(
                         waiting -= 1
                     continue
             kinds[index] = RUNNING
-            # Another worker starts only if this handler really waits (see the module doc).
-            starter = loop.call_soon(spawn) if len(tasks) < limit and more_to_start() else None
+            # Another worker starts only if this handler really waits (see the module doc):
+            # the callback runs when this task yields. One is pending at a time; when no
+            # handler waits it runs once, as the last worker ends, and finds nothing to do.
+            if not starting and len(tasks) < limit:
+                starting = True
+                loop.call_soon(start_another)
             timer = None if record_timeout is None else loop.call_later(record_timeout, time_out)
             try:
                 result = await func(args[index])
@@ -171,8 +181,6 @@ async def run_pool_asyncio(
                 stop_all()
                 return
             finally:
-                if starter is not None:
-                    starter.cancel()
                 if timer is not None:
                     timer.cancel()
             if fired:

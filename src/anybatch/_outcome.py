@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from itertools import compress
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Generic, Literal, NamedTuple, TypedDict, TypeVar, overload
 
@@ -283,15 +284,14 @@ class BatchResult(Sequence[RecordOutcome[RecordT]], Generic[RecordT]):
         deadline) is not: its partial response lists them, and the invocation succeeds.
         """
         kinds = self._kinds
-        return bool(kinds) and kinds.count(FAILURE) + kinds.count(TIMEOUT) == len(kinds)
+        if not kinds or SUCCESS in kinds:  # identity checks: fast on the usual batch
+            return False
+        return kinds.count(FAILURE) + kinds.count(TIMEOUT) == len(kinds)
 
     def response(self) -> PartialItemFailureResponse:
         """The partial batch response that reports every record that did not succeed."""
-        ids = self._identifiers
-        return {
-            "batchItemFailures": [
-                {"itemIdentifier": ids[index]}
-                for index, kind in enumerate(self._kinds)
-                if kind != SUCCESS
-            ]
-        }
+        kinds = self._kinds
+        if kinds.count(SUCCESS) == len(kinds):  # identity checks: fast on the usual batch
+            return {"batchItemFailures": []}
+        failed = compress(self._identifiers, map(SUCCESS.__ne__, kinds))
+        return {"batchItemFailures": [{"itemIdentifier": ident} for ident in failed]}

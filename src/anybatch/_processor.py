@@ -37,7 +37,7 @@ from ._outcome import (
     outcome_exception,
     status_of,
 )
-from ._schedule import SUCCESS, Schedule, run_each_inline, run_inline
+from ._schedule import SUCCESS, Schedule, run_inline
 from ._sources import EventType, SourceSpec, batch_event_type, identifiers, ordering_keys, spec
 from .records import DynamoDBRecord, KinesisStreamRecord, SQSRecord
 
@@ -201,6 +201,8 @@ def _refuse_awaitables(values: list[Any], handler: object, is_async: bool) -> No
     awaiting it (``return store(record)``), did none of its work. Checked once the batch has
     run, outside every record's failure boundary, so it fails the batch, not each record.
     """
+    if values.count(None) == len(values):  # handlers that return nothing: identity checks
+        return
     types = set(map(type, values))
     if _Awaitable not in types and not any(hasattr(kind, "__await__") for kind in types):
         return
@@ -491,6 +493,7 @@ class BasePartialProcessor(Generic[RecordT]):
     #: response turn it off for their batch (10,000 tuples nobody reads cost about 1 ms).
     _collect: bool = True
     _fixed: _Reading | None = None
+    _known_handler: tuple[Callable[..., Any], bool, bool] | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -675,11 +678,8 @@ class BasePartialProcessor(Generic[RecordT]):
         run = self._start(awaited=False)
         if not run.is_async and self.concurrency == 1 and self.record_timeout is None:
             remaining = run.remaining()
-            if remaining is None and run.schedule.unconstrained:
-                run_each_inline(run.schedule, run.func, run.inputs)
-            else:
-                deadline = None if remaining is None else time.monotonic() + remaining
-                run_inline(run.schedule, run.func, run.inputs, deadline)
+            deadline = None if remaining is None else time.monotonic() + remaining
+            run_inline(run.schedule, run.func, run.inputs, deadline)
             _refuse_awaitables(run.schedule.values, run.handler, False)
         else:
             from ._portal import run_blocking
@@ -727,7 +727,7 @@ class BasePartialProcessor(Generic[RecordT]):
         keys = ordering_keys(records, source) if self.ordered else None
         skip = self.skip_key_on_failure
         if skip is None:
-            skip = source.skips_key_on_failure(records)
+            skip = keys is not None and source.skips_key_on_failure(records)
         return Schedule(
             len(records), keys, stop_on_failure=self.stop_on_failure, skip_key_on_failure=skip
         )
@@ -760,8 +760,8 @@ class BasePartialProcessor(Generic[RecordT]):
             # The subclass's _process_record / _async_process_record handles each record.
             is_async = cls._custom_async and (awaited or not cls._custom_sync)
         else:
-            is_async = is_async_callable(handler)
-            if context is not None and accepts_lambda_context(handler):
+            is_async, takes_context = self._handler_kind(handler)
+            if context is not None and takes_context:
                 handler = functools.partial(handler, lambda_context=context)
         run = self._run = _Run(
             records, ids, schedule, handler, is_async, self._time_left(), reading
@@ -774,6 +774,16 @@ class BasePartialProcessor(Generic[RecordT]):
             run.convert_each(reading.convert, self._previous_models)
             self._previous_models = None
         return run
+
+    def _handler_kind(self, handler: Callable[..., Any]) -> tuple[bool, bool]:
+        """Whether *handler* is async and takes ``lambda_context`` (kept for the next batch:
+        warm invocations pass the same handler)."""
+        known = self._known_handler
+        if known is not None and known[0] is handler:
+            return known[1], known[2]
+        kind = (is_async_callable(handler), accepts_lambda_context(handler))
+        self._known_handler = (handler, *kind)
+        return kind
 
     # -- custom processors (the incumbent's extension point) -------------------------------
 

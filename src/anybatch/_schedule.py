@@ -232,8 +232,8 @@ def run_inline(
     only; any other :class:`BaseException` propagates. With a *deadline* (on *clock*), no
     record starts once it has passed; the one running cannot be interrupted.
     """
-    if deadline is None and schedule.unconstrained:
-        run_each_inline(schedule, func, args)
+    if schedule.unconstrained:
+        run_each_inline(schedule, func, args, deadline, clock)
         return
     while True:
         if deadline is not None and clock() >= deadline:
@@ -249,16 +249,26 @@ def run_inline(
             schedule.finish(index, SUCCESS, result)
 
 
-def run_each_inline(schedule: Schedule, func: Callable[[Any], Any], args: Iterable[Any]) -> None:
+def run_each_inline(
+    schedule: Schedule,
+    func: Callable[[Any], Any],
+    args: Iterable[Any],
+    deadline: float | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> None:
     """Run ``func(arg)`` for the records of an unconstrained *schedule*, in order, inline.
 
-    Nothing can stop or reorder such a schedule, so this is :func:`run_inline` without two
-    method calls per record: *args* holds one argument per record, in record order.
+    Nothing but the *deadline* can stop or reorder such a schedule, so this is
+    :func:`run_inline` without two method calls per record: *args* holds one argument per
+    record, in record order.
     """
     if not schedule.unconstrained:
         raise ValueError("run_each_inline needs a schedule without keys or stop policy")
     kinds, values = schedule.kinds, schedule.values
     for index, arg in enumerate(args):
+        if deadline is not None and clock() >= deadline:
+            schedule.stop(NOT_STARTED)
+            break
         kinds[index] = RUNNING  # what a BaseException leaves behind, as schedule.next() would
         try:
             values[index] = func(arg)

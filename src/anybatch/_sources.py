@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Hashable, Iterable, Mapping, Sequence
-from operator import itemgetter
+from operator import itemgetter, methodcaller
 from typing import Any, cast
 
 from ._exceptions import InvalidEventError
@@ -70,7 +70,7 @@ class SourceSpec:
         outer, name = self.key_path
         if self.event_type is EventType.DynamoDBStreams:
             return [_freeze(record[outer][name]) for record in records]
-        return [record[outer].get(name) for record in records]
+        return list(map(methodcaller("get", name), map(itemgetter(outer), records)))
 
     def identifier(self, record: Mapping[str, Any]) -> Any:
         """Return the raw identifier of *record*, or ``None`` when it has none."""
