@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import enum
-from itertools import compress
 from collections.abc import Iterator, Mapping, Sequence
+from itertools import compress
 from typing import TYPE_CHECKING, Any, Generic, Literal, NamedTuple, TypedDict, TypeVar, overload
 
 from ._exceptions import DeadlineExceededError, RecordSkippedError

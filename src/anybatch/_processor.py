@@ -776,8 +776,10 @@ class BasePartialProcessor(Generic[RecordT]):
         return run
 
     def _handler_kind(self, handler: Callable[..., Any]) -> tuple[bool, bool]:
-        """Whether *handler* is async and takes ``lambda_context`` (kept for the next batch:
-        warm invocations pass the same handler)."""
+        """Whether *handler* is async, and whether it takes ``lambda_context``.
+
+        Kept for the next batch: warm invocations pass the same handler.
+        """
         known = self._known_handler
         if known is not None and known[0] is handler:
             return known[1], known[2]
