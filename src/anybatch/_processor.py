@@ -564,7 +564,7 @@ class BasePartialProcessor(Generic[RecordT]):
             )
         if not callable(handler):
             raise HandlerTypeError(f"the record handler must be callable, got {handler!r}")
-        _refuse_generator_function(handler)
+        self._handler_kind(handler)  # refuses a generator function, before anything runs
         self.records = records
         self.handler = handler
         self.lambda_context = lambda_context
@@ -783,6 +783,7 @@ class BasePartialProcessor(Generic[RecordT]):
         known = self._known_handler
         if known is not None and known[0] is handler:
             return known[1], known[2]
+        _refuse_generator_function(handler)
         kind = (is_async_callable(handler), accepts_lambda_context(handler))
         self._known_handler = (handler, *kind)
         return kind

@@ -38,7 +38,15 @@ class EventType(enum.Enum):
 class SourceSpec:
     """How to read one event source: where a record's identifier and ordering key live."""
 
-    __slots__ = ("event_source", "event_type", "id_field", "id_path", "key_field", "key_path")
+    __slots__ = (
+        "_key_getters",
+        "event_source",
+        "event_type",
+        "id_field",
+        "id_path",
+        "key_field",
+        "key_path",
+    )
 
     def __init__(
         self,
@@ -53,6 +61,8 @@ class SourceSpec:
         self.id_field = ".".join(id_path)
         self.key_field = key_field
         self.key_path = tuple(key_field.split("."))
+        outer, name = self.key_path
+        self._key_getters = (itemgetter(outer), methodcaller("get", name))
 
     # The fast_* methods read well-formed records in one tight pass and raise KeyError,
     # TypeError or AttributeError on anything else; the callers then take the record-by-record
@@ -70,7 +80,8 @@ class SourceSpec:
         outer, name = self.key_path
         if self.event_type is EventType.DynamoDBStreams:
             return [_freeze(record[outer][name]) for record in records]
-        return list(map(methodcaller("get", name), map(itemgetter(outer), records)))
+        get_outer, get_key = self._key_getters
+        return list(map(get_key, map(get_outer, records)))
 
     def identifier(self, record: Mapping[str, Any]) -> Any:
         """Return the raw identifier of *record*, or ``None`` when it has none."""
@@ -276,7 +287,10 @@ def ordering_keys(
             arns: set[object] = set(map(itemgetter("eventSourceARN"), records))
         except KeyError:
             arns = {record.get("eventSourceARN") for record in records}
-        if not any(isinstance(arn, str) and arn.endswith(".fifo") for arn in arns):
+        for arn in arns:
+            if isinstance(arn, str) and arn.endswith(".fifo"):
+                break
+        else:
             return None
     elif keys is not None and set(map(type, keys)) <= {str, type(None)} and "" not in keys:
         return keys
