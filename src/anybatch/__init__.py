@@ -48,6 +48,18 @@ from ._processor import (
 )
 from ._sources import EventType
 
+
+def use_uvloop(enabled: bool = True) -> None:
+    """Run the event loops anybatch makes on uvloop (``pip install 'anybatch[uvloop]'``).
+
+    The loop of ``as_lambda_handler`` and of the blocking entry points, and the loop thread.
+    Call it at import time; ``ANYBATCH_EVENT_LOOP=uvloop`` in the environment does the same.
+    """
+    from ._portal import use_uvloop as use
+
+    use(enabled)
+
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -87,6 +99,7 @@ __all__ = [
     "async_process_partial_response",
     "batch_processor",
     "process_partial_response",
+    "use_uvloop",
 ]
 
 

@@ -29,7 +29,15 @@ from ._exceptions import HandlerTypeError
 if TYPE_CHECKING:
     from anyio.from_thread import BlockingPortal
 
-__all__ = ["call_on_loop", "is_loop_thread", "main_loop", "run_blocking"]
+__all__ = [
+    "call_on_loop",
+    "is_loop_thread",
+    "main_loop",
+    "new_event_loop",
+    "run_blocking",
+    "use_uvloop",
+    "uses_uvloop",
+]
 
 T = TypeVar("T")
 
@@ -60,7 +68,8 @@ class _LoopThread:
         import anyio
 
         try:
-            anyio.run(self._main, backend=self.backend)
+            options = {"use_uvloop": True} if self.backend == "asyncio" and uses_uvloop() else {}
+            anyio.run(self._main, backend=self.backend, backend_options=options)
         except BaseException as exc:  # surfaced to the thread that waits in start()
             self._error = exc
         finally:
@@ -74,6 +83,57 @@ class _LoopThread:
             self.portal = portal
             self._ready.set()
             await portal.sleep_until_stopped()
+
+
+_UVLOOP_ENV = "ANYBATCH_EVENT_LOOP"
+_uvloop: bool | None = None  # None: as the environment says
+
+
+def use_uvloop(enabled: bool = True) -> None:
+    """Run the event loops anybatch makes from now on on uvloop (``pip install anybatch[uvloop]``).
+
+    Those are the loop of ``as_lambda_handler`` and of the blocking entry points (on the main
+    thread), and the loop thread (elsewhere). Loops made already keep running as they are, so
+    call it at import time, before the first invocation. Setting the environment variable
+    ``ANYBATCH_EVENT_LOOP=uvloop`` does the same without code. Loops you run yourself
+    (``asyncio.run``, ``uvloop.run``) are yours to choose.
+    """
+    global _uvloop
+    if enabled:
+        _import_uvloop()
+    _uvloop = enabled
+
+
+def uses_uvloop() -> bool:
+    """Whether the loops anybatch makes run on uvloop."""
+    if _uvloop is not None:
+        return _uvloop
+    value = os.environ.get(_UVLOOP_ENV, "asyncio").strip().lower()
+    if value in ("", "asyncio"):
+        return False
+    if value != "uvloop":
+        raise ValueError(f"{_UVLOOP_ENV} must be 'asyncio' or 'uvloop', got {value!r}")
+    return True
+
+
+def _import_uvloop() -> Any:
+    try:
+        import uvloop
+    except ImportError:
+        from ._exceptions import MissingDependencyError
+
+        raise MissingDependencyError(
+            "uvloop is not installed: pip install 'anybatch[uvloop]'"
+        ) from None
+    return uvloop
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """A new asyncio event loop, on uvloop when :func:`uses_uvloop`."""
+    if uses_uvloop():
+        loop: asyncio.AbstractEventLoop = _import_uvloop().new_event_loop()
+        return loop
+    return asyncio.new_event_loop()
 
 
 _loops: dict[str, _LoopThread] = {}
@@ -167,7 +227,7 @@ def run_blocking(backend: str, func: Callable[..., Awaitable[T]], *args: Any) ->
         return call_on_loop(backend, func, *args)
     loop = _main_loop
     if loop is None or loop.is_closed() or _main_pid != os.getpid():  # a forked child: anew
-        loop = _main_loop = asyncio.new_event_loop()
+        loop = _main_loop = new_event_loop()
         _main_pid = os.getpid()
     task = loop.create_task(_captured(func, *args))
     try:
