@@ -131,7 +131,34 @@ def measure(size: int, path: str, one: dict[str, Callable[[], Any]], loop: Any) 
     return {name: s.best / calls for name, s in timings.items()}
 
 
-def run() -> list[Row]:
+def chart(table: dict[tuple[str, int], dict[str, float]], path: str) -> None:
+    """Draw cost per invocation against batch size, both libraries, log-log, into *path*."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    styles = {"async": "o", "sync": "s", "sync-async": "^"}
+    figure, axes = plt.subplots(figsize=(8, 5), dpi=120)
+    for path_name, marker in styles.items():
+        for library, line in (("anybatch", "-"), ("Powertools", "--")):
+            xs = [size for size in SIZES if (path_name, size) in table]
+            ys = [table[path_name, size][library] * 1e6 for size in xs]
+            axes.plot(xs, ys, line, marker=marker, label=f"{library}, {path_name}")
+    axes.set_xscale("log")
+    axes.set_yscale("log")
+    axes.set_xlabel("records per invocation")
+    axes.set_ylabel("time per invocation (µs), warm, no-op handler")
+    axes.set_title("Warm invocations: anybatch vs Powertools (lower is better)")
+    axes.grid(True, which="both", alpha=0.3)
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+    say(f"chart written to {path}")
+
+
+def run(chart_path: str | None = None) -> list[Row]:
     loop = asyncio.new_event_loop()  # the loop a warm Lambda keeps for Powertools
     rows: list[Row] = []
     table: dict[tuple[str, int], dict[str, float]] = {}
@@ -141,6 +168,8 @@ def run() -> list[Row]:
                 table[path, size] = measure(size, path, one, loop)
     finally:
         loop.close()
+    if chart_path:
+        chart(table, chart_path)
     say("per invocation, warm, no-op handler (best of interleaved samples)")
     say(f"  {'path':<11} {'records':>8} {'anybatch':>10} {'Powertools':>11} {'ratio':>8}")
     for (path, size), times in table.items():
@@ -162,4 +191,13 @@ def run() -> list[Row]:
 
 
 if __name__ == "__main__":
-    main("bench_warm: warm invocations by batch size", run)
+    import sys
+
+    # --chart PATH (run_all.py passes the docs' image): also draw the matrix.
+    argv = sys.argv[1:]
+    chart_to = None
+    if "--chart" in argv:
+        at = argv.index("--chart")
+        chart_to = argv[at + 1]
+        del argv[at : at + 2]
+    main("bench_warm: warm invocations by batch size", lambda: run(chart_to), argv)

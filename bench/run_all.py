@@ -25,7 +25,9 @@ from pathlib import Path
 from _common import Row, print_rows, rows_from_json, say
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ("engine", "io", "import", "sync", "fifo", "models", "sqs_delete")
+BENCHMARKS = ("warm", "cold", "engine", "io", "import", "sync", "fifo", "models", "sqs_delete")
+#: Extra arguments per benchmark: the warm matrix draws the docs' chart.
+EXTRA = {"warm": ["--chart", str(HERE.parent / "docs" / "assets" / "warm-invocations.png")]}
 
 
 def measured_source() -> str:
@@ -67,7 +69,8 @@ def run_one(name: str) -> tuple[list[Row], float]:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "rows.json"
         start = time.perf_counter()
-        proc = subprocess.run([sys.executable, str(script), "--json", str(out)], check=False)
+        command = [sys.executable, str(script), "--json", str(out), *EXTRA.get(name, [])]
+        proc = subprocess.run(command, check=False)
         elapsed = time.perf_counter() - start
         if proc.returncode != 0 or not out.exists():
             say(f"!! {script.name} failed (exit status {proc.returncode})")

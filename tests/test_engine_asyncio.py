@@ -1,0 +1,108 @@
+"""The native asyncio engine: workers only as the batch needs them, and no anyio."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from anybatch import AsyncBatchProcessor, EventType, Status, async_process_partial_response
+from anybatch.testing import sqs_event
+
+if TYPE_CHECKING:
+    from anybatch.records import SQSRecord
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def tasks_seen(handler: Any, concurrency: int | None, n: int = 50) -> set[int]:
+    seen: set[int] = set()
+
+    async def tracking(record: SQSRecord) -> None:
+        seen.add(id(asyncio.current_task()))
+        await handler(record)
+
+    async def main() -> None:
+        processor = AsyncBatchProcessor(EventType.SQS, concurrency=concurrency)
+        response = await async_process_partial_response(
+            sqs_event([str(i) for i in range(n)]), tracking, processor
+        )
+        assert response == {"batchItemFailures": []}
+
+    asyncio.run(main())
+    return seen
+
+
+async def never_waits(record: SQSRecord) -> None:
+    pass
+
+
+async def waits(record: SQSRecord) -> None:
+    await asyncio.sleep(0.001)
+
+
+def test_handlers_that_never_wait_run_in_one_worker_task() -> None:
+    assert len(tasks_seen(never_waits, concurrency=100)) == 1
+    assert len(tasks_seen(never_waits, concurrency=None)) == 1
+
+
+@pytest.mark.parametrize("concurrency", [1, 7, 100, None])
+def test_handlers_that_wait_get_workers_up_to_the_limit(concurrency: int | None) -> None:
+    expected = 50 if concurrency is None else min(concurrency, 50)
+    assert len(tasks_seen(waits, concurrency=concurrency)) == expected
+
+
+def test_a_record_timeout_leaves_the_worker_able_to_run_more() -> None:
+    async def slow_first(record: SQSRecord) -> None:
+        if record.body == "0":
+            await asyncio.sleep(5)
+        await asyncio.sleep(0)
+
+    async def main() -> list[Status]:
+        processor = AsyncBatchProcessor(EventType.SQS, concurrency=1, record_timeout=0.05)
+        await async_process_partial_response(sqs_event(["0", "1", "2"]), slow_first, processor)
+        # The timeout's cancellation was taken back: a later await in the task is not hit.
+        await asyncio.sleep(0)
+        return [outcome.status for outcome in processor.result]
+
+    assert asyncio.run(main()) == [Status.TIMED_OUT, Status.SUCCESS, Status.SUCCESS]
+
+
+def test_an_async_batch_on_asyncio_never_imports_anyio() -> None:
+    code = textwrap.dedent(
+        """
+        import sys
+        from anybatch import AsyncBatchProcessor, BatchProcessor, EventType
+        from anybatch import as_lambda_handler, async_process_partial_response
+        from anybatch import process_partial_response
+        from anybatch.testing import fake_lambda_context, sqs_event
+
+        processor = AsyncBatchProcessor(EventType.SQS, record_timeout=5)
+
+        async def record_handler(record):
+            if record.body == "bad":
+                raise ValueError("bad")
+
+        @as_lambda_handler
+        async def lambda_handler(event, context):
+            return await async_process_partial_response(event, record_handler, processor, context)
+
+        response = lambda_handler(sqs_event(["ok", "bad"]), fake_lambda_context(30))
+        assert len(response["batchItemFailures"]) == 1
+        process_partial_response(sqs_event(["ok"]), record_handler, BatchProcessor(EventType.SQS))
+        print(sorted(name for name in sys.modules if name.split(".")[0] in ("anyio", "sniffio")))
+        """
+    )
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), env.get("PYTHONPATH", "")])
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
