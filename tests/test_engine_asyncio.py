@@ -44,7 +44,7 @@ async def never_waits(record: SQSRecord) -> None:
 
 
 async def waits(record: SQSRecord) -> None:
-    await asyncio.sleep(0.001)
+    await asyncio.sleep(0.05)  # longer than the few loop turns the workers take to start
 
 
 def test_handlers_that_never_wait_run_in_one_worker_task() -> None:

@@ -7,10 +7,10 @@ and each worker it spawns about 13 µs, where a native task costs about 4 µs; a
 anyio's asyncio backend costs a cold start about 30 ms. So on asyncio:
 
 * workers are plain asyncio tasks, and only as many as the batch can use: one starts the
-  batch, and another starts only when a handler really suspends (a ``call_soon`` callback
-  scheduled before the await runs only once the running task yields). Handlers that never
-  wait run one after another in one task; handlers that do wait get up to ``concurrency``
-  workers, as soon as they wait;
+  batch, and more start only when a handler really suspends (a ``call_soon`` callback
+  scheduled before the await runs only once the running task yields), doubling each time.
+  Handlers that never wait run one after another in one task; handlers that do wait get up
+  to ``concurrency`` workers within a few loop turns;
 * the deadline and ``record_timeout`` are loop timers that cancel the tasks concerned; the
   engine knows its own cancellations from any other, so a ``CancelledError`` that no timer or
   caller asked for fails only its record.
@@ -90,9 +90,12 @@ async def run_pool_asyncio(
         live += 1
 
     def start_another() -> None:
+        # A handler waits: as many more workers as run now (at least one), so that a batch
+        # of waiting handlers reaches its full width in a few loop turns, not one per record.
         nonlocal starting
         starting = False
-        spawn()
+        for _ in range(max(1, live)):
+            spawn()
 
     def ended(task: asyncio.Task[None]) -> None:
         nonlocal live

@@ -15,6 +15,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextvars import ContextVar
 from itertools import repeat
+from types import CodeType
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, NamedTuple, cast, overload
 
 from ._exceptions import (
@@ -114,7 +115,8 @@ def is_async_callable(func: object) -> bool:
         owner: type[object] = type(target)
         call: object = getattr(owner, "__call__", None)  # noqa: B004 - the method, not callable()
         code = getattr(call, "__code__", None)
-    if code is not None and code.co_flags & _CO_COROUTINE:
+    flags = getattr(code, "co_flags", 0)  # AsyncMock's stand-in code says CO_COROUTINE too
+    if isinstance(flags, int) and flags & _CO_COROUTINE:
         return True
     # inspect.markcoroutinefunction (3.12+) sets this attribute to inspect's own marker. Compare
     # with that marker, as inspect does: a Mock answers every attribute with a new Mock.
@@ -130,7 +132,7 @@ def _refuse_generator_function(func: object) -> None:
     """Refuse a record handler whose call only makes a generator: its body would never run."""
     target = _unwrap(func, wrapped=False)
     code = getattr(getattr(target, "__func__", target), "__code__", None)
-    flags = 0 if code is None else code.co_flags
+    flags = code.co_flags if isinstance(code, CodeType) else 0
     if flags & (_CO_GENERATOR | _CO_ASYNC_GENERATOR):
         kind = "an async generator" if flags & _CO_ASYNC_GENERATOR else "a generator"
         raise HandlerTypeError(
@@ -144,7 +146,7 @@ def accepts_lambda_context(func: object) -> bool:
     """Whether *func* declares a ``lambda_context`` parameter."""
     target = _unwrap(func, wrapped=True)  # through decorators, as inspect.signature does
     code = getattr(getattr(target, "__func__", target), "__code__", None)
-    if code is not None:
+    if isinstance(code, CodeType):  # not a Mock's stand-in (AsyncMock has one)
         names = code.co_varnames[: code.co_argcount + code.co_kwonlyargcount]
         return "lambda_context" in names
     import inspect
