@@ -1,0 +1,1 @@
+"""Handlers under the real Lambda runtime interface client."""
