@@ -1,16 +1,18 @@
-"""The anybatch command line."""
+"""The anybatch command line: responses, summaries, and one clear line for every mistake."""
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+import anybatch
 from anybatch._cli import main
-from anybatch.testing import sqs_event
+from anybatch.testing import kinesis_event, sqs_event
 
 HANDLERS = """
 import anyio
@@ -34,9 +36,18 @@ async def async_lambda_handler(event, context):
     return {"remaining": context.get_remaining_time_in_millis() > 0}
 
 
+def plain(event, context):
+    return {"plain": True}
+
+
 def broken(event, context):
     raise RuntimeError("handler bug")
+
+
+NOT_CALLABLE = 3
 """
+
+ID1 = "00000000-0000-4000-8000-000000000001"
 
 
 @pytest.fixture
@@ -45,60 +56,239 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (tmp_path / "event.json").write_text(json.dumps(sqs_event(["ok", "bad"])))
     monkeypatch.chdir(tmp_path)
     monkeypatch.syspath_prepend(str(tmp_path))
+    for name in ("cli_app", "syntax_app", "raising_app"):
+        sys.modules.pop(name, None)
     return tmp_path
 
 
-def test_run_prints_the_handler_response(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["run", "event.json", "cli_app:lambda_handler"]) == 0
-    response = json.loads(capsys.readouterr().out)
-    assert response == {
-        "batchItemFailures": [{"itemIdentifier": "00000000-0000-4000-8000-000000000001"}]
-    }
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(["run", *argv])
+    out, err = capsys.readouterr()
+    return code, out, err
 
 
-def test_indent_zero_prints_one_line(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["run", "event.json", "cli_app:lambda_handler", "--indent", "0"]) == 0
-    assert capsys.readouterr().out.count("\n") == 1
+def timeless(text: str) -> str:
+    return re.sub(r"\(\d+\.\d ms\)", "(T ms)", text)
+
+
+def test_run_prints_the_response_and_a_summary_line(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(capsys, "event.json", "cli_app:lambda_handler")
+    assert code == 0
+    assert json.loads(out) == {"batchItemFailures": [{"itemIdentifier": ID1}]}
+    assert timeless(err) == "anybatch: 2 records: 1 succeeded, 1 failed (T ms)\n"
+
+
+def test_quiet_leaves_only_the_response(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "event.json", "cli_app:lambda_handler", "--quiet", "--indent", "0")
+    assert code == 0
+    assert out == json.dumps({"batchItemFailures": [{"itemIdentifier": ID1}]}) + "\n"
+    assert err == ""
+
+
+def test_a_handler_that_processes_no_batch_says_so(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(capsys, "event.json", "cli_app:plain")
+    assert (code, json.loads(out)) == (0, {"plain": True})
+    assert timeless(err) == "anybatch: the handler returned without processing a batch (T ms)\n"
 
 
 def test_run_awaits_async_handlers(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["run", "event.json", "cli_app.async_lambda_handler"]) == 0
-    assert json.loads(capsys.readouterr().out) == {"remaining": True}
+    code, out, _ = run(capsys, "event.json", "cli_app.async_lambda_handler")
+    assert (code, json.loads(out)) == (0, {"remaining": True})
 
 
-def test_handler_exception_prints_traceback_and_exits_1(
+def test_a_handler_exception_shows_the_users_traceback_and_exits_1(
     workdir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["run", "event.json", "cli_app:broken"]) == 1
-    assert "RuntimeError: handler bug" in capsys.readouterr().err
+    code, out, err = run(capsys, "event.json", "cli_app:broken")
+    assert (code, out) == (1, "")
+    assert err.startswith("Traceback (most recent call last):\n")
+    assert err.endswith('raise RuntimeError("handler bug")\nRuntimeError: handler bug\n')
+    assert "anybatch" not in err.replace("cli_app", "")  # no frame of anybatch's own
+
+
+def test_the_wrong_event_type_is_one_line_and_exits_1(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (workdir / "kinesis.json").write_text(json.dumps(kinesis_event(["x"])))
+    code, out, err = run(capsys, "kinesis.json", "cli_app:lambda_handler")
+    assert (code, out) == (1, "")
+    assert err == (
+        "anybatch: record 0 has no 'messageId', the identifier of EventType.SQS; its "
+        "eventSource is 'aws:kinesis': is the processor's event type right?\n"
+    )
 
 
 @pytest.mark.parametrize(
-    ("argv", "message"),
+    ("content", "message"),
     [
-        (["run", "missing.json", "cli_app:lambda_handler"], "cannot read missing.json"),
-        (["run", "cli_app.py", "cli_app:lambda_handler"], "is not JSON"),
+        ("", "empty.json is empty: an event is a JSON object, like examples/events/sqs.json"),
+        ("  \n", "empty.json is empty: an event is a JSON object, like examples/events/sqs.json"),
+        ("[1, 2]", "the event in empty.json must be a JSON object with a 'Records' list, got list"),
+        ('"text"', "the event in empty.json must be a JSON object with a 'Records' list, got str"),
+        (
+            "{nope",
+            "empty.json is not JSON: Expecting property name enclosed in double quotes: "
+            "line 1 column 2 (char 1)",
+        ),
     ],
 )
-def test_bad_event_files_exit_2(
-    workdir: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+def test_an_empty_or_non_object_event_is_a_usage_error(
+    workdir: Path, capsys: pytest.CaptureFixture[str], content: str, message: str
 ) -> None:
-    assert main(argv) == 2
-    assert message in capsys.readouterr().err
+    (workdir / "empty.json").write_text(content)
+    assert run(capsys, "empty.json", "cli_app:lambda_handler") == (2, "", f"anybatch: {message}\n")
+
+
+def test_a_missing_event_file_is_a_usage_error(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(capsys, "missing.json", "cli_app:lambda_handler") == (
+        2,
+        "",
+        "anybatch: cannot read missing.json: No such file or directory\n",
+    )
 
 
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        ("nomodule_xyz:handler", "cannot import 'nomodule_xyz'"),
-        ("cli_app:nothing", "has no 'nothing'"),
-        ("cli_app:HANDLERS_MISSING", "has no"),
-        ("handler", "module:function"),
+        (
+            "examples/sqs_handler.py",
+            "HANDLER is module:function, not a file path: use examples.sqs_handler:lambda_handler",
+        ),
+        ("cli_app.py:plain", "HANDLER is module:function, not a file path: use cli_app:plain"),
+        (
+            "handler",
+            "HANDLER must look like module:function (like "
+            "examples.sqs_handler:lambda_handler), got 'handler'",
+        ),
+        (
+            "cli_app:nothing",
+            "module 'cli_app' has no 'nothing'; it has async_lambda_handler, "
+            "lambda_handler, record_handler",
+        ),
+        ("cli_app:NOT_CALLABLE", "cli_app:NOT_CALLABLE is not a function (it is a int)"),
+        (
+            "cli_app:record_handler",
+            "cli_app:record_handler takes one argument: it looks like a "
+            "record handler; give the Lambda handler, which takes (event, context), like "
+            "cli_app:lambda_handler",
+        ),
     ],
 )
-def test_bad_handler_specs_say_what_is_wrong(workdir: Path, spec: str, message: str) -> None:
-    with pytest.raises(SystemExit, match=message):
-        main(["run", "event.json", spec])
+def test_a_wrong_handler_name_is_one_line(
+    workdir: Path, capsys: pytest.CaptureFixture[str], spec: str, message: str
+) -> None:
+    assert run(capsys, "event.json", spec) == (2, "", f"anybatch: {message}\n")
+
+
+def test_a_module_not_importable_from_here_says_so(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(capsys, "event.json", "nomodule_xyz:handler") == (
+        2,
+        "",
+        f"anybatch: cannot import 'nomodule_xyz' from the current directory ({workdir}): run "
+        "anybatch from the directory that holds the module (the task root), or add it to "
+        "PYTHONPATH\n",
+    )
+
+
+def test_a_syntax_error_in_the_module_shows_the_users_traceback(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (workdir / "syntax_app.py").write_text("x = (\n")
+    code, out, err = run(capsys, "event.json", "syntax_app:handler")
+    assert (code, out) == (1, "")
+    assert err.startswith(f'  File "{workdir / "syntax_app.py"}", line 1\n    x = (\n')
+    assert err.endswith("SyntaxError: '(' was never closed\n")
+    assert "importlib" not in err
+    assert "anybatch" not in err
+
+
+def test_an_exception_while_importing_shows_the_users_traceback(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (workdir / "raising_app.py").write_text('import json\nraise KeyError("at import")\n')
+    code, out, err = run(capsys, "event.json", "raising_app:handler")
+    assert (code, out) == (1, "")
+    assert err == (
+        "Traceback (most recent call last):\n"
+        f'  File "{workdir / "raising_app.py"}", line 2, in <module>\n'
+        '    raise KeyError("at import")\n'
+        "KeyError: 'at import'\n"
+    )
+
+
+@pytest.mark.parametrize("timeout", ["0", "-1", "soon"])
+def test_a_timeout_that_is_not_positive_is_refused(
+    workdir: Path, capsys: pytest.CaptureFixture[str], timeout: str
+) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(["run", "event.json", "cli_app:lambda_handler", "--timeout", timeout])
+    assert caught.value.code == 2
+    out, err = capsys.readouterr()
+    expected = (
+        f"must be a number of seconds, got {timeout!r}"
+        if timeout == "soon"
+        else f"must be > 0 seconds, got {timeout}"
+    )
+    assert (out, err) == (
+        "",
+        f"anybatch: argument --timeout: {expected} (see: anybatch run --help)\n",
+    )
+
+
+def test_backend_trio_without_trio_points_at_the_extra(
+    workdir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "trio" else real(name, *a)
+    )
+    code, out, err = run(capsys, "event.json", "cli_app.async_lambda_handler", "--backend", "trio")
+    assert (code, out) == (2, "")
+    assert err == "anybatch: --backend trio needs trio: pip install 'anybatch[trio]'\n"
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(["--version"])
+    assert caught.value.code == 0
+    assert capsys.readouterr().out == f"anybatch {anybatch.__version__}\n"
+
+
+def test_help_lists_every_option_and_an_example(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    text = capsys.readouterr().out
+    for option in (
+        "EVENT",
+        "HANDLER",
+        "--timeout",
+        "--function-name",
+        "--backend",
+        "--indent",
+        "--quiet",
+    ):
+        assert re.search(rf"^  {re.escape(option)}\b", text, re.MULTILINE), option
+    assert "anybatch run examples/events/sqs.json examples.sqs_handler:lambda_handler" in text
+    assert "exit status: 0 the response was printed, 1 the handler raised, 2 a usage error." in text
+
+
+def test_no_command_is_a_one_line_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main([])
+    assert caught.value.code == 2
+    assert capsys.readouterr().err == (
+        "anybatch: the following arguments are required: COMMAND (see: anybatch --help)\n"
+    )
 
 
 def test_python_m_anybatch_runs_the_same_command(workdir: Path) -> None:
@@ -109,4 +299,4 @@ def test_python_m_anybatch_runs_the_same_command(workdir: Path) -> None:
         cwd=workdir,
         check=True,
     )
-    assert json.loads(done.stdout)["batchItemFailures"][0]["itemIdentifier"].endswith("1")
+    assert json.loads(done.stdout)["batchItemFailures"][0]["itemIdentifier"] == ID1

@@ -214,7 +214,7 @@ def test_example_runs_under_python_dash_m() -> None:
 @pytest.mark.usefixtures("in_repo")
 def test_custom_hooks_count_successes_and_failures(capsys: pytest.CaptureFixture[str]) -> None:
     _, err = _run_in_process(CASES["custom-hooks"], capsys)
-    emf = json.loads(err.strip().splitlines()[-1])
+    emf = json.loads(next(line for line in err.splitlines() if line.startswith("{")))
     assert emf["BatchRecordSuccesses"] == 3
     assert emf["BatchRecordFailures"] == 2
     definition = emf["_aws"]["CloudWatchMetrics"][0]

@@ -1,59 +1,233 @@
-"""The ``anybatch`` command: run a Lambda handler on an event file, as Lambda would."""
+"""The ``anybatch`` command: run a Lambda handler on an event file, as Lambda would.
+
+Exit status: 0 the response was printed; 1 the handler (or the module it lives in) raised;
+2 a usage error (arguments, the event file, the handler's name). Mistakes get one line that
+says what to do, never a traceback of anybatch's own frames.
+"""
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import json
 import os
 import sys
+import time
 import traceback
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
-__all__ = ["load_handler", "main"]
+__all__ = ["UsageError", "load_handler", "main"]
+
+EXAMPLE = "examples.sqs_handler:lambda_handler"
+
+EPILOG = """\
+example:
+  anybatch run examples/events/sqs.json examples.sqs_handler:lambda_handler
+
+exit status: 0 the response was printed, 1 the handler raised, 2 a usage error.
+"""
+
+
+class UsageError(Exception):
+    """A mistake in how the command was called: printed as one line, exit status 2."""
+
+
+def _not_found(module_name: str, exc: ImportError) -> UsageError | None:
+    """A :class:`UsageError` when *module_name* itself (not one of its imports) is missing."""
+    missing = getattr(exc, "name", None)
+    if not missing or module_name.split(".")[0] != str(missing).split(".")[0]:
+        return None
+    return UsageError(
+        f"cannot import {module_name!r} from the current directory ({os.getcwd()}): run "
+        "anybatch from the directory that holds the module (the task root), or add it to "
+        "PYTHONPATH"
+    )
+
+
+def _user_traceback(exc: BaseException) -> str:
+    """The traceback of *exc* without the frames of anybatch and of the import machinery."""
+    te = traceback.TracebackException.from_exception(exc)
+    hidden = (
+        os.path.dirname(os.path.abspath(__file__)) + os.sep,
+        os.path.dirname(os.path.abspath(importlib.__file__)) + os.sep,
+    )
+    te.stack = traceback.StackSummary.from_list(
+        [
+            frame
+            for frame in te.stack
+            if not os.path.abspath(frame.filename).startswith(hidden)
+            and not frame.filename.startswith("<frozen importlib")
+        ]
+    )
+    return "".join(te.format())
+
+
+class _ModuleFailed(Exception):
+    """Importing the handler's module raised: the user's traceback, exit status 1."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text
 
 
 def load_handler(spec: str) -> Any:
     """Import ``module:function`` (or Lambda's ``module.function``) and return the function.
 
-    The current directory is importable, as the task root is in Lambda.
+    The current directory is importable, as the task root is in Lambda. Raises
+    :class:`UsageError` for a name that cannot be a handler.
     """
+    path = spec.partition(":")[0]
+    if path.endswith(".py") or "/" in path or os.sep in path:
+        dotted = path.removesuffix(".py").replace(os.sep, ".").replace("/", ".").strip(".")
+        attr = spec.partition(":")[2] or "lambda_handler"
+        raise UsageError(f"HANDLER is module:function, not a file path: use {dotted}:{attr}")
     module_name, sep, attr = spec.partition(":")
     if not sep:
         module_name, _, attr = spec.rpartition(".")
     if not module_name or not attr:
-        raise SystemExit(f"anybatch: handler must look like module:function, got {spec!r}")
+        raise UsageError(f"HANDLER must look like module:function (like {EXAMPLE}), got {spec!r}")
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise SystemExit(f"anybatch: cannot import {module_name!r}: {exc}") from exc
+        usage = _not_found(module_name, exc)
+        if usage is not None:
+            raise usage from None
+        raise _ModuleFailed(_user_traceback(exc)) from None
+    except Exception as exc:  # a syntax error, or the module's own code raised
+        raise _ModuleFailed(_user_traceback(exc)) from None
     try:
         handler = getattr(module, attr)
     except AttributeError:
-        raise SystemExit(f"anybatch: module {module_name!r} has no {attr!r}") from None
+        names = [n for n, v in vars(module).items() if callable(v) and "handler" in n.lower()]
+        hint = f"; it has {', '.join(sorted(names))}" if names else ""
+        raise UsageError(f"module {module_name!r} has no {attr!r}{hint}") from None
     if not callable(handler):
-        raise SystemExit(f"anybatch: {spec} is not callable")
+        raise UsageError(f"{spec} is not a function (it is a {type(handler).__name__})")
+    _refuse_record_handler(spec, handler, module_name)
     return handler
 
 
+def _refuse_record_handler(spec: str, handler: Any, module_name: str) -> None:
+    """A Lambda handler takes (event, context): one that takes one argument is a record's."""
+    try:
+        parameters = list(inspect.signature(handler).parameters.values())
+    except (TypeError, ValueError):
+        return
+    positional = [
+        p
+        for p in parameters
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
+    ]
+    if any(p.kind is p.VAR_POSITIONAL for p in parameters) or len(positional) != 1:
+        return
+    raise UsageError(
+        f"{spec} takes one argument: it looks like a record handler; give the Lambda "
+        f"handler, which takes (event, context), like {module_name}:lambda_handler"
+    )
+
+
+def _timeout(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0 seconds, got {text}")
+    return value
+
+
+def _read_event(path: str) -> dict[str, Any]:
+    try:
+        with open(path, encoding="utf-8") as file:
+            text = file.read()
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+    if not text.strip():
+        raise UsageError(
+            f"{path} is empty: an event is a JSON object, like examples/events/sqs.json"
+        )
+    try:
+        event = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{path} is not JSON: {exc}") from None
+    if not isinstance(event, dict):
+        raise UsageError(
+            f"the event in {path} must be a JSON object with a 'Records' list, "
+            f"got {type(event).__name__}"
+        )
+    return cast("dict[str, Any]", event)
+
+
+_LABELS = {
+    "success": "succeeded",
+    "failed": "failed",
+    "timed_out": "timed out",
+    "deadline": "stopped by the deadline",
+    "skipped": "skipped",
+}
+
+
+class _Tally:
+    """Counts the outcomes of every batch the handler processes, for the summary line."""
+
+    def __init__(self) -> None:
+        self.batches = 0
+        self.records = 0
+        self.statuses: dict[str, int] = {}
+
+    def __call__(self, result: Any) -> None:
+        self.batches += 1
+        for outcome in result:
+            self.records += 1
+            name = outcome.status.value
+            self.statuses[name] = self.statuses.get(name, 0) + 1
+
+    def line(self, seconds: float) -> str:
+        took = f"{seconds * 1000:.1f} ms"
+        if not self.batches:
+            return f"anybatch: the handler returned without processing a batch ({took})"
+        counts = ", ".join(
+            f"{self.statuses[name]} {label}"
+            for name, label in _LABELS.items()
+            if self.statuses.get(name)
+        )
+        records = "1 record" if self.records == 1 else f"{self.records} records"
+        batches = "" if self.batches == 1 else f" in {self.batches} batches"
+        return f"anybatch: {records}{batches}: {counts or 'none'} ({took})"
+
+
+def _check_backend(backend: str) -> None:
+    if backend == "trio":
+        import importlib.util
+
+        if importlib.util.find_spec("trio") is None:
+            raise UsageError("--backend trio needs trio: pip install 'anybatch[trio]'")
+
+
 def _run(args: argparse.Namespace) -> int:
+    from . import _processor  # pyright: ignore[reportPrivateUsage] - the package's own
+    from ._exceptions import InvalidEventError
     from ._portal import run_blocking
     from .testing import fake_lambda_context
 
     try:
-        with open(args.event, encoding="utf-8") as file:
-            event = json.load(file)
-    except OSError as exc:
-        print(f"anybatch: cannot read {args.event}: {exc.strerror}", file=sys.stderr)
+        _check_backend(args.backend)
+        event = _read_event(args.event)
+        handler = load_handler(args.handler)
+    except UsageError as exc:
+        print(f"anybatch: {exc}", file=sys.stderr)
         return 2
-    except json.JSONDecodeError as exc:
-        print(f"anybatch: {args.event} is not JSON: {exc}", file=sys.stderr)
-        return 2
-    handler = load_handler(args.handler)
+    except _ModuleFailed as exc:
+        print(exc.text, end="", file=sys.stderr)
+        return 1
     context = fake_lambda_context(args.timeout, function_name=args.function_name)
+    tally = _Tally()
+    _processor.batch_observer = tally
+    started = time.perf_counter()
     try:
         result = handler(event, context)
         if hasattr(result, "__await__"):
@@ -62,34 +236,89 @@ def _run(args: argparse.Namespace) -> int:
                 return await result
 
             result = run_blocking(args.backend, _await)
-    except Exception:
-        traceback.print_exc()
+    except InvalidEventError as exc:
+        print(f"anybatch: {exc}", file=sys.stderr)
         return 1
+    except Exception as exc:
+        print(_user_traceback(exc), end="", file=sys.stderr)
+        return 1
+    finally:
+        _processor.batch_observer = None
+    elapsed = time.perf_counter() - started
     print(json.dumps(result, indent=args.indent or None, default=str))
+    if not args.quiet:
+        print(tally.line(elapsed), file=sys.stderr)
     return 0
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its usage errors on one line (exit status 2)."""
+
+    def error(self, message: str) -> Any:
+        self.exit(2, f"anybatch: {message} (see: {self.prog} --help)\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = _Parser(
+        prog="anybatch",
+        description="Partial batch processing for AWS Lambda.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"anybatch {__version__}")
+    commands = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=_Parser
+    )
+    run = commands.add_parser(
+        "run",
+        help="invoke a Lambda handler on an event file and print its response",
+        description="Invoke HANDLER(event, context) with the event in EVENT and a fake Lambda\n"
+        "context, then print what it returns as JSON on stdout, and a summary line on\n"
+        "stderr. Async handlers are awaited.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run.add_argument("event", metavar="EVENT", help="a JSON file holding the event")
+    run.add_argument(
+        "handler",
+        metavar="HANDLER",
+        help=f"the Lambda handler, as module:function (or module.function), e.g. {EXAMPLE}",
+    )
+    run.add_argument(
+        "--timeout",
+        type=_timeout,
+        default=30.0,
+        metavar="SECONDS",
+        help="the invocation's timeout, > 0 (default 30): it sets the deadline",
+    )
+    run.add_argument(
+        "--function-name",
+        default="anybatch-function",
+        metavar="NAME",
+        help="the context's function_name (default anybatch-function)",
+    )
+    run.add_argument(
+        "--backend",
+        choices=("asyncio", "trio"),
+        default="asyncio",
+        help="the loop that awaits a handler returning an awaitable (default asyncio)",
+    )
+    run.add_argument(
+        "--indent",
+        type=int,
+        default=2,
+        metavar="N",
+        help="JSON indentation of the response, 0 for one line (default 2)",
+    )
+    run.add_argument(
+        "--quiet", "-q", action="store_true", help="print only the response: no summary line"
+    )
+    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``anybatch`` command."""
-    parser = argparse.ArgumentParser(
-        prog="anybatch", description="Partial batch processing for AWS Lambda."
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser(
-        "run",
-        help="invoke a Lambda handler on an event file and print its response",
-        description="Invoke HANDLER(event, context) with the event in EVENT and a fake Lambda "
-        "context, then print what it returns as JSON. Async handlers are awaited.",
-    )
-    run.add_argument("event", metavar="EVENT", help="a JSON file holding the event")
-    run.add_argument("handler", metavar="HANDLER", help="module:function, e.g. app:lambda_handler")
-    run.add_argument(
-        "--timeout", type=float, default=30.0, help="the invocation's timeout in seconds (30)"
-    )
-    run.add_argument("--function-name", default="anybatch-function")
-    run.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio")
-    run.add_argument(
-        "--indent", type=int, default=2, help="JSON indentation (0: one line); default 2"
-    )
-    args = parser.parse_args(argv)
+    args = _parser().parse_args(argv)
     return _run(args)

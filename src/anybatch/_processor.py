@@ -132,7 +132,7 @@ def _refuse_generator_function(func: object) -> None:
     """Refuse a record handler whose call only makes a generator: its body would never run."""
     target = _unwrap(func, wrapped=False)
     code = getattr(getattr(target, "__func__", target), "__code__", None)
-    flags = code.co_flags if isinstance(code, CodeType) else 0
+    flags = code.co_flags if type(code) is CodeType else 0
     if flags & (_CO_GENERATOR | _CO_ASYNC_GENERATOR):
         kind = "an async generator" if flags & _CO_ASYNC_GENERATOR else "a generator"
         raise HandlerTypeError(
@@ -146,7 +146,7 @@ def accepts_lambda_context(func: object) -> bool:
     """Whether *func* declares a ``lambda_context`` parameter."""
     target = _unwrap(func, wrapped=True)  # through decorators, as inspect.signature does
     code = getattr(getattr(target, "__func__", target), "__code__", None)
-    if isinstance(code, CodeType):  # not a Mock's stand-in (AsyncMock has one)
+    if type(code) is CodeType:  # not a Mock's stand-in (AsyncMock fakes its class)
         names = code.co_varnames[: code.co_argcount + code.co_kwonlyargcount]
         return "lambda_context" in names
     import inspect
@@ -294,6 +294,9 @@ def _reading(event_type: object, model: type[Any] | None) -> _Reading:
         reading = _READINGS[key] = _Reading(source, view, convert)
     return reading
 
+
+#: Called with every batch's result once it has one (``anybatch run`` counts outcomes).
+batch_observer: Callable[[BatchResult[Any]], None] | None = None
 
 #: The exceptions ``failure_handler`` was given while a custom ``_process_record`` ran.
 _REPORTED: ContextVar[list[BaseException] | None] = ContextVar("anybatch_reported", default=None)
@@ -853,6 +856,8 @@ class BasePartialProcessor(Generic[RecordT]):
         # call super() must not make failed records go unreported. Built now, so that
         # response() is right inside the block too, and after a block that raised.
         self.batch_response = result.response()
+        if batch_observer is not None:
+            batch_observer(result)
         return processed
 
     def _complete_custom(
