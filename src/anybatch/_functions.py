@@ -32,6 +32,28 @@ class ContextRecordHandler(Protocol[RecordT_contra]):
     def __call__(self, record: RecordT_contra, /, *, lambda_context: Any) -> object: ...
 
 
+_BASE_RESPONSE: object = vars(BasePartialProcessor)["response"]
+
+
+def _open(
+    processor: BasePartialProcessor[Any], batch: Any, records: Any, handler: Any, context: Any
+) -> None:
+    """``processor(records, handler, lambda_context=context).__enter__()`` on *batch*."""
+    processor._set_batch(batch, records, handler, context)  # pyright: ignore[reportPrivateUsage]
+    processor._begin(batch)  # pyright: ignore[reportPrivateUsage]
+    batch.collect = False  # the response only: process() builds no list
+    processor._prepare()  # pyright: ignore[reportPrivateUsage]
+
+
+def _response(processor: BasePartialProcessor[Any], batch: Any) -> PartialItemFailureResponse:
+    """``processor.response()``, read straight from the batch unless a subclass overrides it."""
+    method: object = type(processor).response
+    if method is _BASE_RESPONSE:
+        response: PartialItemFailureResponse = batch.batch_response
+        return response
+    return processor.response()
+
+
 def process_partial_response(
     event: Any,
     record_handler: Callable[[RecordT], object] | ContextRecordHandler[RecordT],
@@ -46,10 +68,18 @@ def process_partial_response(
     an event that cannot be read.
     """
     records = event_records(event)
-    with processor(records, record_handler, lambda_context=context):
-        processor._collect = False  # pyright: ignore[reportPrivateUsage] - response only
-        processor.process()
-    return processor.response()
+    token, batch = processor._bind()  # pyright: ignore[reportPrivateUsage] - per invocation
+    try:
+        _open(processor, batch, records, record_handler, context)
+        try:
+            processor.process()
+        except BaseException:
+            processor._end(batch, ok=False)  # pyright: ignore[reportPrivateUsage]
+            raise
+        processor._end(batch, ok=True)  # pyright: ignore[reportPrivateUsage]
+        return _response(processor, batch)
+    finally:
+        processor._unbind(token, batch)  # pyright: ignore[reportPrivateUsage]
 
 
 async def async_process_partial_response(
@@ -63,10 +93,14 @@ async def async_process_partial_response(
     The awaitable twin of :func:`process_partial_response`.
     """
     records = event_records(event)
-    with processor(records, record_handler, lambda_context=context):
-        processor._collect = False  # pyright: ignore[reportPrivateUsage] - response only
-        await processor.async_process()
-    return processor.response()
+    token, batch = processor._bind()  # pyright: ignore[reportPrivateUsage] - per invocation
+    try:
+        with processor(records, record_handler, lambda_context=context):
+            batch.collect = False  # the response only: async_process() builds no list
+            await processor.async_process()
+        return _response(processor, batch)
+    finally:
+        processor._unbind(token, batch)  # pyright: ignore[reportPrivateUsage]
 
 
 def batch_processor(
@@ -90,10 +124,14 @@ def batch_processor(
         @functools.wraps(handler)
         def wrapper(event: Any, context: Any, *args: Any, **kwargs: Any) -> R:
             records = event_records(event)
-            with processor(records, record_handler, lambda_context=context):
-                processor._collect = False  # pyright: ignore[reportPrivateUsage] - response only
-                processor.process()
-            return handler(event, context, *args, **kwargs)
+            token, batch = processor._bind()  # pyright: ignore[reportPrivateUsage]
+            try:
+                with processor(records, record_handler, lambda_context=context):
+                    batch.collect = False
+                    processor.process()
+                return handler(event, context, *args, **kwargs)
+            finally:
+                processor._unbind(token, batch)  # pyright: ignore[reportPrivateUsage]
 
         return wrapper
 
@@ -122,10 +160,14 @@ def async_batch_processor(
         @functools.wraps(handler)
         async def wrapper(event: Any, context: Any, *args: Any, **kwargs: Any) -> R:
             records = event_records(event)
-            with processor(records, record_handler, lambda_context=context):
-                processor._collect = False  # pyright: ignore[reportPrivateUsage] - response only
-                await processor.async_process()
-            return await handler(event, context, *args, **kwargs)
+            token, batch = processor._bind()  # pyright: ignore[reportPrivateUsage]
+            try:
+                with processor(records, record_handler, lambda_context=context):
+                    batch.collect = False
+                    await processor.async_process()
+                return await handler(event, context, *args, **kwargs)
+            finally:
+                processor._unbind(token, batch)  # pyright: ignore[reportPrivateUsage]
 
         return wrapper
 

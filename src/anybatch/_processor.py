@@ -9,11 +9,12 @@ anyio worker pool in ``_engine`` (awaited, or on the long-lived loop of ``_porta
 
 from __future__ import annotations
 
+import _thread
 import functools
 import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from itertools import repeat
 from types import CodeType
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, NamedTuple, cast, overload
@@ -275,6 +276,13 @@ class _Reading(NamedTuple):
 
 _READINGS: dict[tuple[EventType, type[Any] | None], _Reading] = {}
 
+#: The batch states the entry points bound in this context: (processor, its state, outer).
+_Bound = tuple["BasePartialProcessor[Any]", "_Batch", Any]
+_BOUND: ContextVar[_Bound | None] = ContextVar("anybatch_batches", default=None)
+#: How many invocations run on a state of their own (bound in _BOUND) right now.
+_bound_anywhere = 0
+_CLAIM = _thread.allocate_lock()  # makes "is the processor's own state free? take it" one step
+
 
 def _reading(event_type: object, model: type[Any] | None) -> _Reading:
     """The :class:`_Reading` of *event_type* with *model*; checks that the model fits."""
@@ -329,6 +337,7 @@ class _Run:
 
     __slots__ = (
         "args",
+        "batch",
         "entries",
         "func",
         "handler",
@@ -352,8 +361,10 @@ class _Run:
         is_async: bool,
         time_left: float | None,
         reading: _Reading,
+        batch: _Batch,
     ) -> None:
         self.reading = reading
+        self.batch = batch
         #: What a custom _process_record returned for each record (custom processors only).
         self.entries: list[Any] | None = None
         self.records = records
@@ -444,6 +455,64 @@ class _Run:
         return self.time_left - (time.monotonic() - self.started)
 
 
+class _Batch:
+    """The state of one batch: what the processor was called with, and how it went.
+
+    A processor keeps one for the context-manager protocol, and the entry points
+    (``process_partial_response`` and the rest) bind a fresh one for each invocation in a
+    :class:`~contextvars.ContextVar`, so that invocations running at once in threads or tasks
+    never share one.
+    """
+
+    __slots__ = (
+        "batch_response",
+        "busy",
+        "claimed",
+        "collect",
+        "exceptions",
+        "extras",
+        "fail_messages",
+        "handler",
+        "lambda_context",
+        "records",
+        "result",
+        "run",
+        "success_messages",
+    )
+
+    def __init__(self) -> None:
+        self.records: Sequence[Mapping[str, Any]] = ()
+        self.handler: Callable[..., Any] | None = None
+        self.lambda_context: Any = None
+        self.success_messages: list[Any] = []
+        self.fail_messages: list[Any] = []
+        self.exceptions: list[ExceptionInfo] = []
+        self.batch_response: PartialItemFailureResponse = {"batchItemFailures": []}
+        self.run: _Run | None = None
+        self.result: BatchResult[Any] | None = None
+        #: Inside the processor's ``with`` block.
+        self.busy = False
+        #: Taken by an entry point's invocation (from before its ``with`` block to after).
+        self.claimed = False
+        #: Whether process() builds the list it returns; the entry points that only need the
+        #: response turn it off for their batch (10,000 tuples nobody reads cost about 1 ms).
+        self.collect = True
+        #: What subclasses keep per batch (the SQS processors' calls and their report).
+        self.extras: dict[str, Any] = {}
+
+
+def _state(name: str, doc: str) -> Any:
+    """A processor attribute that lives in the batch state of the current invocation."""
+
+    def get(self: BasePartialProcessor[Any]) -> Any:
+        return getattr(self._batch, name)  # pyright: ignore[reportPrivateUsage]
+
+    def set_(self: BasePartialProcessor[Any], value: Any) -> None:
+        setattr(self._batch, name, value)  # pyright: ignore[reportPrivateUsage]
+
+    return property(get, set_, doc=doc)
+
+
 class BasePartialProcessor(Generic[RecordT]):
     """The processor core shared by every facade.
 
@@ -479,24 +548,38 @@ class BasePartialProcessor(Generic[RecordT]):
     ordered: bool = True
     backend: Literal["asyncio", "trio"] = "asyncio"
 
-    records: Sequence[Mapping[str, Any]]
-    handler: Callable[..., Any]
-    lambda_context: Any = None
-    batch_response: PartialItemFailureResponse
+    if TYPE_CHECKING:
+        records: Sequence[Mapping[str, Any]]
+        handler: Callable[..., Any]
+        lambda_context: Any
+        batch_response: PartialItemFailureResponse
+        success_messages: list[RecordT]
+        fail_messages: list[RecordT]
+        exceptions: list[ExceptionInfo]
+        _run: _Run | None
+        _result: BatchResult[RecordT] | None
+        _busy: bool
+        _collect: bool
+    else:
+        records = _state("records", "The records of the batch being processed.")
+        handler = _state("handler", "The record handler of the batch being processed.")
+        lambda_context = _state("lambda_context", "The Lambda context of the batch.")
+        batch_response = _state("batch_response", "The partial batch response of the batch.")
+        success_messages = _state("success_messages", "The records that succeeded.")
+        fail_messages = _state("fail_messages", "The records that did not succeed.")
+        exceptions = _state("exceptions", "One ExceptionInfo per record that did not succeed.")
+        _run = _state("run", None)
+        _result = _state("result", None)
+        _busy = _state("busy", None)
+        _collect = _state("collect", None)
 
     # What the engine knows of the class (set for each subclass by __init_subclass__).
     _default_hooks: ClassVar[bool] = True
     _custom_sync: ClassVar[bool] = False
     _custom_async: ClassVar[bool] = False
 
-    # Per-batch state, with its values before any batch.
-    _busy: bool = False
-    _run: _Run | None = None
-    _result: BatchResult[RecordT] | None = None
+    #: The previous batch's models, let go one by one as the next batch makes its own.
     _previous_models: list[Any] | None = None
-    #: Whether process() builds the list it returns; the entry points that only need the
-    #: response turn it off for their batch (10,000 tuples nobody reads cost about 1 ms).
-    _collect: bool = True
     _fixed: _Reading | None = None
     _known_handler: tuple[Callable[..., Any], bool, bool] | None = None
 
@@ -511,6 +594,56 @@ class BasePartialProcessor(Generic[RecordT]):
         )
         if "default_concurrency" in vars(cls) and "concurrency" not in vars(cls):
             cls.concurrency = cls.default_concurrency
+
+    @property
+    def _batch(self) -> _Batch:
+        """The batch state of this invocation: bound by an entry point, else the shared one."""
+        if _bound_anywhere:  # only while some invocation runs on a state of its own
+            bound = _BOUND.get()
+            while bound is not None:
+                if bound[0] is self:
+                    return bound[1]
+                bound = bound[2]
+        try:
+            shared: _Batch = self.__dict__["_shared"]
+        except KeyError:
+            return self._batch_of_processor()
+        return shared
+
+    def _bind(self) -> tuple[Token[_Bound | None] | None, _Batch]:
+        """Take batch state for an entry point's invocation.
+
+        The processor's own state when it is free (the usual case: one invocation at a time);
+        otherwise, when another invocation holds it (threads or tasks at once, as on Lambda
+        Managed Instances), a fresh state bound to this context, so that everything the
+        processor reads or writes during this invocation, hooks included, is its own.
+        """
+        shared = self._batch_of_processor()
+        with _CLAIM:
+            if not (shared.claimed or shared.busy):
+                shared.claimed = True
+                return None, shared
+        global _bound_anywhere
+        batch = _Batch()
+        batch.claimed = True
+        with _CLAIM:
+            _bound_anywhere += 1
+        return _BOUND.set((self, batch, _BOUND.get())), batch
+
+    def _unbind(self, token: Token[_Bound | None] | None, batch: _Batch) -> None:
+        """End the invocation :meth:`_bind` began."""
+        global _bound_anywhere
+        batch.claimed = False
+        if token is not None:
+            _BOUND.reset(token)
+            with _CLAIM:
+                _bound_anywhere -= 1
+
+    def _batch_of_processor(self) -> _Batch:
+        shared: _Batch | None = self.__dict__.get("_shared")
+        if shared is None:
+            shared = self.__dict__["_shared"] = _Batch()
+        return shared
 
     def __init__(
         self,
@@ -548,10 +681,6 @@ class BasePartialProcessor(Generic[RecordT]):
         self.skip_key_on_failure = skip_key_on_failure
         self.ordered = ordered
         self.backend = cast("Literal['asyncio', 'trio']", _check_backend(backend))
-        self.success_messages: list[RecordT] = []
-        self.fail_messages: list[RecordT] = []
-        self.exceptions: list[ExceptionInfo] = []
-        self.batch_response = {"batchItemFailures": []}
 
     # -- the incumbent's protocol ---------------------------------------------------------
 
@@ -562,21 +691,11 @@ class BasePartialProcessor(Generic[RecordT]):
         lambda_context: Any = None,
     ) -> Self:
         """Set the batch to process: its records, the record handler, the Lambda context."""
-        if self._busy:
-            raise ProcessorStateError(
-                "this processor is already processing a batch; one processor runs one batch "
-                "at a time (make one processor per concurrent invocation)"
-            )
-        if not callable(handler):
-            raise HandlerTypeError(f"the record handler must be callable, got {handler!r}")
-        self._handler_kind(handler)  # refuses a generator function, before anything runs
-        self.records = records
-        self.handler = handler
-        self.lambda_context = lambda_context
+        self._set_batch(self._batch, records, handler, lambda_context)
         return self
 
     def __enter__(self) -> Self:
-        self._begin()
+        self._begin(self._batch)
         self._prepare()
         return self
 
@@ -586,38 +705,62 @@ class BasePartialProcessor(Generic[RecordT]):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._busy = False
-        if exc_type is None:
-            if self._run is None:
+        self._end(self._batch, exc_type is None)
+
+    # The protocol's steps on a given batch state: the entry points, which hold theirs, call
+    # them directly (one state lookup per invocation instead of one per step).
+
+    def _set_batch(
+        self,
+        batch: _Batch,
+        records: Sequence[Mapping[str, Any]],
+        handler: Callable[..., Any],
+        lambda_context: Any,
+    ) -> None:
+        if batch.busy:
+            raise ProcessorStateError(
+                "this processor is already processing a batch in this 'with' block; the "
+                "context-manager protocol runs one batch at a time per processor (the entry "
+                "points, process_partial_response and the decorators, run concurrent "
+                "invocations on one processor)"
+            )
+        if not callable(handler):
+            raise HandlerTypeError(f"the record handler must be callable, got {handler!r}")
+        self._handler_kind(handler)  # refuses a generator function, before anything runs
+        batch.records = records
+        batch.handler = handler
+        batch.lambda_context = lambda_context
+
+    def _end(self, batch: _Batch, ok: bool) -> None:
+        batch.busy = False
+        if ok:
+            if batch.run is None:
                 raise ProcessorStateError(
                     "the batch was not processed: call processor.process(), or await "
                     "processor.async_process() (a coroutine: not awaiting it processes "
                     "nothing), inside the 'with' block"
                 )
             self._clean()
-            self._check_entire_batch()
+            self._check_entire_batch(batch)
 
-    def _begin(self) -> None:
+    def _begin(self, batch: _Batch | None = None) -> None:
         """Forget everything about the previous batch (before the ``_prepare`` hook)."""
-        if not hasattr(self, "handler"):
+        if batch is None:
+            batch = self._batch
+        if batch.handler is None:
             raise ProcessorStateError(
                 "call the processor with the batch first: "
                 "with processor(records, record_handler, lambda_context=context): ..."
             )
-        self.success_messages = []
-        self.fail_messages = []
-        self.exceptions = []
-        self.batch_response = {"batchItemFailures": []}
-        run = self._run
-        # The previous batch's models are let go one at a time as this batch makes its own
-        # (see _Run.convert_each); a private copy, so a result the user kept stays whole.
-        self._previous_models = None
-        if run is not None and run.reading.converts:
-            self._previous_models = list(run.args)
-        self._result = None
-        self._run = None
-        self._busy = True
-        self._collect = True
+        batch.success_messages = []
+        batch.fail_messages = []
+        batch.exceptions = []
+        batch.batch_response = {"batchItemFailures": []}
+        batch.result = None
+        batch.run = None
+        batch.busy = True
+        batch.collect = True
+        batch.extras = {}
 
     def _prepare(self) -> None:
         """Called when the ``with`` block is entered, before any record runs.
@@ -634,9 +777,9 @@ class BasePartialProcessor(Generic[RecordT]):
         override that does not call ``super()._clean()`` loses neither.
         """
 
-    def _check_entire_batch(self) -> None:
+    def _check_entire_batch(self, batch: _Batch | None = None) -> None:
         """Raise :class:`BatchProcessingError` when every record's handler ran and failed."""
-        result = self._result
+        result = (batch or self._batch).result
         if result is None or not self.raise_on_entire_batch_failure:
             return
         if not result.entire_batch_failed:
@@ -745,20 +888,21 @@ class BasePartialProcessor(Generic[RecordT]):
         return _reading(batch_event_type(records), self.model)
 
     def _start(self, *, awaited: bool) -> _Run:
-        if not self._busy:
+        batch = self._batch
+        if not batch.busy:
             raise ProcessorStateError(
                 "process() runs inside the processor's context manager: "
                 "with processor(records, record_handler, lambda_context=context): "
                 "processor.process()"
             )
-        if self._run is not None:
+        if batch.run is not None:
             raise ProcessorStateError("this batch was processed already; prepare the next one")
-        records = self.records
+        records = batch.records
         reading = self._reading_for(records)
         ids = identifiers(records, reading.source)
         schedule = self._make_schedule(records)
-        handler = self.handler
-        context = self.lambda_context
+        handler = cast("Callable[..., Any]", batch.handler)
+        context = batch.lambda_context
         cls = type(self)
         custom = cls._custom_sync or cls._custom_async
         if custom:
@@ -768,16 +912,18 @@ class BasePartialProcessor(Generic[RecordT]):
             is_async, takes_context = self._handler_kind(handler)
             if context is not None and takes_context:
                 handler = functools.partial(handler, lambda_context=context)
-        run = self._run = _Run(
-            records, ids, schedule, handler, is_async, self._time_left(), reading
+        run = batch.run = _Run(
+            records, ids, schedule, handler, is_async, self._time_left(context), reading, batch
         )
         if custom:
             run.process_each(self._async_process_record if is_async else self._process_record)
         elif not reading.converts:
-            run.args[:] = map(reading.view, records)
+            run.args = run.inputs = list(map(reading.view, records))
         else:  # a model may refuse a record: that is the record's failure, not the batch's
-            run.convert_each(reading.convert, self._previous_models)
-            self._previous_models = None
+            # The previous batch's models go as this one's are made (see _Run.convert_each);
+            # taken, so that an invocation running at the same time makes its own.
+            previous, self._previous_models = self._previous_models, None
+            run.convert_each(reading.convert, previous)
         return run
 
     def _handler_kind(self, handler: Callable[..., Any]) -> tuple[bool, bool]:
@@ -822,8 +968,7 @@ class BasePartialProcessor(Generic[RecordT]):
             return self.failure_handler(arg, sys.exc_info())
         return self.success_handler(arg, result)
 
-    def _time_left(self) -> float | None:
-        context = self.lambda_context
+    def _time_left(self, context: Any) -> float | None:
         margin = self.deadline_margin
         if context is None or margin is None:
             return None
@@ -833,6 +978,7 @@ class BasePartialProcessor(Generic[RecordT]):
         return float(remaining_ms()) / 1000.0 - margin
 
     def _complete(self, run: _Run) -> list[SuccessResponse | FailureResponse]:
+        batch = run.batch
         kinds, values = run.schedule.close()
         args = run.args
         errors: dict[int, BaseException] = {}
@@ -841,8 +987,8 @@ class BasePartialProcessor(Generic[RecordT]):
             processed = self._complete_custom(run, kinds, values, errors)
         elif kinds.count(SUCCESS) == len(kinds) and self._default_hooks:
             # Everything succeeded and nobody listens to the hooks: no per-record calls.
-            self.success_messages = list(args)
-            if self._collect:
+            batch.success_messages = list(args)
+            if batch.collect:
                 # SuccessResponse("success", value, record) each, without a Python frame apiece.
                 new: Callable[[type[SuccessResponse], tuple[str, Any, Any]], SuccessResponse]
                 new = cast("Any", tuple).__new__
@@ -851,11 +997,13 @@ class BasePartialProcessor(Generic[RecordT]):
                 )
         else:
             processed = self._call_hooks(run, kinds, values, errors)
-        result = self._result = BatchResult(run.ids, kinds, values, args, errors)
+        result = batch.result = BatchResult(run.ids, kinds, values, args, errors)
         # From the outcomes, not from fail_messages: a failure_handler override that does not
         # call super() must not make failed records go unreported. Built now, so that
         # response() is right inside the block too, and after a block that raised.
-        self.batch_response = result.response()
+        batch.batch_response = result.response()
+        if run.reading.converts:
+            self._previous_models = list(args)  # a copy: a result kept by the user stays whole
         if batch_observer is not None:
             batch_observer(result)
         return processed

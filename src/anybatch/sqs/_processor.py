@@ -58,6 +58,7 @@ __all__ = [
 ]
 
 R = TypeVar("R")
+_NO_PLAN = Plan((), ())
 _DEFAULT: Any = object()
 
 #: Seconds kept free before the Lambda timeout for what follows the SQS calls (at most).
@@ -126,8 +127,24 @@ class _SQSProcessor(BasePartialProcessor[SqsRecordT]):
             endpoint_url=endpoint_url,
             max_pool_connections=self.max_concurrent_calls,
         )
-        self._cleanup: SQSCleanup | None = None
-        self._todo = Plan((), ())
+
+    @property
+    def _cleanup(self) -> SQSCleanup | None:
+        cleanup: SQSCleanup | None = self._batch.extras.get("cleanup")
+        return cleanup
+
+    @_cleanup.setter
+    def _cleanup(self, value: SQSCleanup | None) -> None:
+        self._batch.extras["cleanup"] = value
+
+    @property
+    def _todo(self) -> Plan:
+        todo: Plan = self._batch.extras.get("todo") or _NO_PLAN
+        return todo
+
+    @_todo.setter
+    def _todo(self, value: Plan) -> None:
+        self._batch.extras["todo"] = value
 
     # -- the batch ------------------------------------------------------------------------
 
