@@ -12,8 +12,8 @@ With ``deadline_margin=0.5`` the batch must be done 1.5 s after it starts. Two w
 * jobs 6 and 7 never start, because both workers are busy until the deadline: ``deadline``.
 
 The function returns after about 1.5 s, reporting jobs 1 and 3-7, instead of being killed at
-2 s (which would retry the whole batch, successes included). Every reported record is logged
-as a warning through ``logger``.
+2 s (which would retry the whole batch, successes included). ``logger`` gets a summary line
+for the batch and a warning for each reported record.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ processor = AsyncBatchProcessor(
     concurrency=2,
     record_timeout=1.0,  # seconds one record may take
     deadline_margin=0.5,  # seconds kept free before the Lambda timeout
-    logger=logger,  # one warning per reported record
+    logger=logger,  # a summary line per batch, and the first 10 reported records
 )
 
 

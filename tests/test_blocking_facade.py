@@ -386,10 +386,67 @@ def test_logger_writes_one_line_per_failure_with_its_status(
     processor = BatchProcessor(EventType.SQS, logger=logger)
     with caplog.at_level(logging.WARNING, logger="anybatch-test"):
         process_partial_response(sqs_event(["0", "1"]), fail_odd, processor)
-    (record,) = caplog.records
+    summary, record = caplog.records
+    assert summary.getMessage() == (
+        "batch of 2 records: 1 success, 1 failed; 1 reported for retry: "
+        "00000000-0000-4000-8000-000000000001 failed: ValueError: odd 1"
+    )
+    assert summary.__dict__["anybatch_counts"] == {"success": 1, "failed": 1}
     assert "failed" in record.getMessage()
     assert record.__dict__["anybatch_status"] == "failed"
     assert record.__dict__["item_identifier"] == "00000000-0000-4000-8000-000000000001"
+
+
+def test_logs_are_one_summary_and_capped_record_lines_never_bodies(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    logger = logging.getLogger("anybatch-test-cap")
+
+    def fail_all(record: SQSRecord) -> None:
+        raise ValueError("cannot handle this record")
+
+    event = sqs_event([f"SECRET-BODY-{i}" for i in range(10)])
+    with caplog.at_level(logging.WARNING, logger="anybatch-test-cap"):
+        process_partial_response(
+            event,
+            fail_all,
+            BatchProcessor(
+                EventType.SQS, logger=logger, log_records=2, raise_on_entire_batch_failure=False
+            ),
+        )
+    ids = [r["messageId"] for r in event["Records"]]
+    summary, *lines = caplog.records
+    assert summary.getMessage() == (
+        "batch of 10 records: 10 failed; 10 reported for retry: "
+        + "; ".join(f"{ident} failed: ValueError: cannot handle this record" for ident in ids[:3])
+        + "; and 7 more"
+    )
+    assert [line.__dict__["item_identifier"] for line in lines] == ids[:2]
+    assert all(line.exc_info is not None for line in lines)
+    assert "SECRET-BODY" not in caplog.text
+
+
+def test_log_records_zero_keeps_only_the_summary(caplog: pytest.LogCaptureFixture) -> None:
+    logger = logging.getLogger("anybatch-test-zero")
+    processor = BatchProcessor(EventType.SQS, logger=logger, log_records=0)
+    with caplog.at_level(logging.WARNING, logger="anybatch-test-zero"):
+        process_partial_response(sqs_event(["0", "1", "3"]), fail_odd, processor)
+    (summary,) = caplog.records
+    assert summary.getMessage().startswith("batch of 3 records: 1 success, 2 failed; 2 reported")
+
+
+def test_a_batch_that_all_succeeded_logs_nothing(caplog: pytest.LogCaptureFixture) -> None:
+    logger = logging.getLogger("anybatch-test-quiet")
+    processor = BatchProcessor(EventType.SQS, logger=logger)
+    with caplog.at_level(logging.DEBUG, logger="anybatch-test-quiet"):
+        process_partial_response(sqs_event(["0", "2"]), fail_odd, processor)
+    assert caplog.records == []
+
+
+@pytest.mark.parametrize("value", [-1, 1.5, True, "3"])
+def test_log_records_must_be_a_count(value: Any) -> None:
+    with pytest.raises(ValueError, match="log_records must be an int >= 0"):
+        BatchProcessor(EventType.SQS, log_records=value)
 
 
 @pytest.mark.parametrize(

@@ -190,7 +190,8 @@ def test_log_line_says_deadline_not_failure(caplog: pytest.LogCaptureFixture) ->
         process_partial_response(
             sqs_event(["0.01", "30"]), sleep_body, processor, context=fake_lambda_context(0.3)
         )
-    (line,) = caplog.records
+    summary, line = caplog.records
+    assert "1 deadline" in summary.getMessage()
     assert "deadline" in line.getMessage()
     assert line.__dict__["anybatch_status"] == "deadline"
 

@@ -15,7 +15,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextvars import ContextVar, Token
-from itertools import repeat
+from itertools import islice, repeat
 from types import CodeType
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, NamedTuple, cast, overload
 
@@ -34,6 +34,7 @@ from ._outcome import (
     BatchResult,
     FailureResponse,
     PartialItemFailureResponse,
+    Status,
     SuccessResponse,
     describe,
     outcome_exception,
@@ -61,6 +62,7 @@ if TYPE_CHECKING:
         skip_key_on_failure: bool | None
         ordered: bool
         backend: Literal["asyncio", "trio"]
+        log_records: int
 else:  # typing_extensions costs milliseconds of import time; defaults matter to checkers only
     from typing import TypeVar as _TypeVar
 
@@ -79,6 +81,9 @@ __all__ = [
 
 RecordT = TypeVar("RecordT")
 SqsRecordT = TypeVar("SqsRecordT", default=SQSRecord)
+
+#: How many reported records the batch's summary log line names.
+_SUMMARY_FIRST = 3
 
 #: Seconds kept free before the Lambda timeout when a context is given: time to build and
 #: return the response (and to let abandoned worker threads be ignored).
@@ -547,6 +552,8 @@ class BasePartialProcessor(Generic[RecordT]):
     skip_key_on_failure: bool | None = None
     ordered: bool = True
     backend: Literal["asyncio", "trio"] = "asyncio"
+    #: How many reported records of a batch get a log line of their own (with ``logger=``).
+    log_records: int = 10
 
     if TYPE_CHECKING:
         records: Sequence[Mapping[str, Any]]
@@ -659,6 +666,7 @@ class BasePartialProcessor(Generic[RecordT]):
         skip_key_on_failure: bool | None = None,
         ordered: bool = True,
         backend: Literal["asyncio", "trio"] = "asyncio",
+        log_records: int = 10,
     ) -> None:
         self.model = model
         self.event_type = None
@@ -681,6 +689,9 @@ class BasePartialProcessor(Generic[RecordT]):
         self.skip_key_on_failure = skip_key_on_failure
         self.ordered = ordered
         self.backend = cast("Literal['asyncio', 'trio']", _check_backend(backend))
+        if type(log_records) is not int or log_records < 0:  # not a bool, a float, a str
+            raise ValueError(f"log_records must be an int >= 0, got {log_records!r}")
+        self.log_records = log_records
 
     # -- the incumbent's protocol ---------------------------------------------------------
 
@@ -1065,11 +1076,36 @@ class BasePartialProcessor(Generic[RecordT]):
         return processed
 
     def _log_reported(self, run: _Run, kinds: list[int], errors: dict[int, BaseException]) -> None:
+        """One summary line per batch, then a line for each of the first reported records.
+
+        A 10,000-record batch cut by its deadline must not write 10,000 tracebacks: the
+        summary counts every record by status and names the first few reported ones; at
+        most ``log_records`` of them get a line of their own, with the traceback. Record
+        bodies are never logged.
+        """
         logger = self.logger
-        if logger is None:
+        if logger is None or not errors:
             return
         ids = run.ids
-        for index, exc in errors.items():
+        counts = {status.value: 0 for status in Status}
+        for code in set(kinds):
+            counts[status_of(code).value] += kinds.count(code)
+        shown = ", ".join(f"{count} {name}" for name, count in counts.items() if count)
+        first = [
+            f"{ids[index]} {status_of(kinds[index]).value}: {type(exc).__name__}: {describe(exc)}"
+            for index, exc in islice(errors.items(), _SUMMARY_FIRST)
+        ]
+        more = len(errors) - len(first)
+        logger.warning(
+            "batch of %d records: %s; %d reported for retry: %s%s",
+            len(kinds),
+            shown,
+            len(errors),
+            "; ".join(first),
+            f"; and {more} more" if more > 0 else "",
+            extra={"anybatch_counts": {k: v for k, v in counts.items() if v}},
+        )
+        for index, exc in islice(errors.items(), self.log_records):
             status = status_of(kinds[index]).value
             logger.warning(
                 "record %s %s; it is reported for retry: %s: %s",
