@@ -362,6 +362,18 @@ def test_visibility_failures_are_logged_and_reported_not_raised(
     assert sqs.handles() == set()  # partial-response mode never deletes
 
 
+def signing_keys(sqs: FakeSQSEndpoint, session: Any) -> list[str]:
+    """The access keys that signed the calls of a legacy batch made with *session*."""
+    processor: PartialSQSProcessor[SQSRecord] = PartialSQSProcessor(
+        HTTPX, boto3_session=session, endpoint_url=ENDPOINT, retry=FAST
+    )
+    try:
+        run(processor, sqs_event(bodies(2, bad=(1,))))
+    finally:
+        processor.close()
+    return sqs.access_keys
+
+
 def test_explicit_boto3_session_credentials_sign_the_calls(sqs: FakeSQSEndpoint) -> None:
     import boto3
 
@@ -371,14 +383,7 @@ def test_explicit_boto3_session_credentials_sign_the_calls(sqs: FakeSQSEndpoint)
         aws_session_token="token",
         region_name="eu-west-1",
     )
-    processor: PartialSQSProcessor[SQSRecord] = PartialSQSProcessor(
-        HTTPX, boto3_session=session, endpoint_url=ENDPOINT, retry=FAST
-    )
-    try:
-        run(processor, sqs_event(bodies(2, bad=(1,))))
-    finally:
-        processor.close()
-    assert sqs.access_keys == ["AKIDFROMBOTO3"]
+    assert signing_keys(sqs, session) == ["AKIDFROMBOTO3"]
 
 
 def test_a_boto3_session_profile_carries_over(
@@ -394,11 +399,4 @@ def test_a_boto3_session_profile_carries_over(
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
         monkeypatch.delenv(name)
     session = boto3.session.Session(profile_name="team")
-    processor: PartialSQSProcessor[SQSRecord] = PartialSQSProcessor(
-        HTTPX, boto3_session=session, endpoint_url=ENDPOINT, retry=FAST
-    )
-    try:
-        run(processor, sqs_event(bodies(2, bad=(1,))))
-    finally:
-        processor.close()
-    assert sqs.access_keys == ["AKIDTEAMPROFILE"]
+    assert signing_keys(sqs, session) == ["AKIDTEAMPROFILE"]
