@@ -15,6 +15,7 @@ application uses it); Powertools has no such form.
 from __future__ import annotations
 
 import asyncio
+import io
 from typing import Any
 
 from _common import (
@@ -31,11 +32,13 @@ from _common import (
 from aws_lambda_powertools.utilities import batch as powertools
 
 import anybatch
+from anybatch.observe import EmfMetrics
 from anybatch.testing import sqs_event
 
 N_RECORDS = 10_000
 ROUNDS = 25
 GOAL = 0.2
+EMF_GOAL = 1.2
 
 
 async def noop(record: Any) -> None:
@@ -71,8 +74,20 @@ def run() -> list[Row]:
         response = await anybatch.async_process_partial_response(event, noop, ab_processor)
         check_no_failures(response, "anybatch")
 
-    in_loop = interleave_async({"anybatch": anybatch_in_loop}, rounds=ROUNDS)["anybatch"]
+    emf_processor = anybatch.AsyncBatchProcessor(
+        anybatch.EventType.SQS, observers=[EmfMetrics("bench", stream=io.StringIO())]
+    )
+
+    async def anybatch_with_emf() -> None:
+        response = await anybatch.async_process_partial_response(event, noop, emf_processor)
+        check_no_failures(response, "anybatch")
+
+    awaited = interleave_async(
+        {"anybatch": anybatch_in_loop, "emf": anybatch_with_emf}, rounds=ROUNDS
+    )
+    in_loop, emf = awaited["anybatch"], awaited["emf"]
     say(f"  anybatch awaited in a running loop: {in_loop.describe(N_RECORDS, 'record')}")
+    say(f"  the same with EmfMetrics observing:  {emf.describe(N_RECORDS, 'record')}")
 
     return [
         ratio_row(
@@ -82,6 +97,15 @@ def run() -> list[Row]:
             goal_max=GOAL,
             note="both timed as one blocking call: Powertools' own asyncio.run vs "
             "asyncio.run(anybatch coroutine)",
+        ),
+        Row(
+            "engine: 10k awaited, EmfMetrics vs none",
+            emf.best,
+            in_loop.best,
+            measured=fmt_ratio(emf.best / in_loop.best),
+            goal=f"≤ {EMF_GOAL:g}x",
+            ok=emf.best / in_loop.best <= EMF_GOAL,
+            note="anybatch only: the 'Powertools' column is anybatch without observers",
         ),
         info_row(
             "engine: same, awaited in running loop",

@@ -9,6 +9,7 @@ import types
 import pytest
 
 import anybatch
+import anybatch.observe
 import anybatch.records
 import anybatch.testing
 
@@ -16,7 +17,7 @@ import anybatch.testing
 CONSTANTS = {"__version__", "ExceptionInfo", "DEFAULT_DEADLINE_MARGIN"}
 
 
-@pytest.mark.parametrize("module", [anybatch, anybatch.records, anybatch.testing])
+@pytest.mark.parametrize("module", [anybatch, anybatch.observe, anybatch.records, anybatch.testing])
 def test_all_lists_exactly_the_public_names(module: types.ModuleType) -> None:
     defined_here = {
         name

@@ -12,6 +12,7 @@ import functools
 import math
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from time import monotonic
 from typing import Any
 
 import anyio
@@ -49,6 +50,7 @@ async def run_pool(
     deadline = math.inf if time_left is None else current_time() + time_left
     timed = time_left is not None
     kinds, values = schedule.kinds, schedule.values
+    durations, ends = schedule.durations, schedule.ends
     # An unconstrained schedule (no keys, no stop policy) starts records in order and nothing
     # else: the workers share one index iterator and write outcomes directly, instead of two
     # schedule calls per record. A keyed one decides through next()/finish().
@@ -78,6 +80,7 @@ async def run_pool(
                     waiting -= 1
                 continue
             kinds[index] = RUNNING
+            started = monotonic() if durations is not None else 0.0  # the timings' clock
             try:
                 if record_timeout is None:
                     result = await func(args[index])
@@ -102,6 +105,10 @@ async def run_pool(
                 fatal.append(exc)
                 group.cancel_scope.cancel()
                 return
+            if durations is not None and ends is not None:
+                ended = monotonic()
+                durations[index] = ended - started
+                ends[index] = ended
             if free:
                 kinds[index] = kind
                 values[index] = result

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from time import monotonic
 from typing import Any
 
 from ._exceptions import RecordTimeoutError
@@ -67,6 +68,8 @@ async def run_pool_asyncio(
     time = loop.time
     deadline = None if time_left is None else time() + time_left
     kinds, values = schedule.kinds, schedule.values
+    durations, ends = schedule.durations, schedule.ends
+    timing = durations is not None
     free = schedule.unconstrained
     finish = schedule.finish
     take = schedule.next
@@ -121,6 +124,9 @@ async def run_pool_asyncio(
         task = asyncio.current_task()
         assert task is not None
         fired = False
+        # Locals, not closure cells: read once per record when timing.
+        clock, took, ended_at = monotonic, durations, ends
+        last = clock() if timing else 0.0  # the clock of the timings
 
         def time_out() -> None:
             nonlocal fired
@@ -153,6 +159,8 @@ async def run_pool_asyncio(
                         raise
                     finally:
                         waiting -= 1
+                    if timing:
+                        last = clock()
                     continue
             kinds[index] = RUNNING
             # Another worker starts only if this handler really waits (see the module doc):
@@ -189,6 +197,12 @@ async def run_pool_asyncio(
             if fired:
                 fired = False
                 _forget_cancellation(task)  # our own timeout's cancellation is spent
+            if timing:
+                # One clock read per record: a record starts when the worker's previous one
+                # ended (or when it came back from waiting for a key).
+                ended = clock()
+                took[index] = ended - last  # type: ignore[index]
+                ended_at[index] = last = ended  # type: ignore[index]
             if free:
                 kinds[index] = kind
                 values[index] = result

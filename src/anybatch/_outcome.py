@@ -67,6 +67,21 @@ _STATUS = {
 }
 
 
+#: Outcomes of records whose handler never ran.
+_NEVER_STARTED = frozenset((NOT_STARTED, SKIPPED_STOP, SKIPPED_KEY))
+
+
+def status_counts(kinds: Sequence[int]) -> dict[Status, int]:
+    """How many records ended in each :class:`Status` (C-speed counts)."""
+    counts = dict.fromkeys(Status, 0)
+    succeeded = kinds.count(SUCCESS)  # identity checks: fast on the usual batch
+    counts[Status.SUCCESS] = succeeded
+    if succeeded != len(kinds):
+        for code in set(kinds) - {SUCCESS}:
+            counts[_STATUS[code]] += kinds.count(code)
+    return counts
+
+
 class SuccessResponse(NamedTuple):
     """A processed record that succeeded: ``status, result, record = item``."""
 
@@ -94,7 +109,7 @@ class RecordOutcome(Generic[RecordT]):
     instance exists for it.
     """
 
-    __slots__ = ("exception", "identifier", "index", "record", "result", "status")
+    __slots__ = ("duration", "exception", "identifier", "index", "record", "result", "status")
 
     index: int
     identifier: str
@@ -102,6 +117,9 @@ class RecordOutcome(Generic[RecordT]):
     record: RecordT
     result: Any
     exception: BaseException | None
+    #: Seconds its handler ran, when the processor has ``observers``; ``None`` otherwise, and
+    #: for a record that never started.
+    duration: float | None
 
     def __init__(
         self,
@@ -111,8 +129,10 @@ class RecordOutcome(Generic[RecordT]):
         record: RecordT,
         result: Any = None,
         exception: BaseException | None = None,
+        duration: float | None = None,
     ) -> None:
         set_ = object.__setattr__
+        set_(self, "duration", duration)
         set_(self, "index", index)
         set_(self, "identifier", identifier)
         set_(self, "status", status)
@@ -203,7 +223,21 @@ class BatchResult(Sequence[RecordOutcome[RecordT]], Generic[RecordT]):
     Built from the engine's arrays; the :class:`RecordOutcome` objects are made on first use.
     """
 
-    __slots__ = ("_errors", "_identifiers", "_kinds", "_outcomes", "_records", "_values")
+    __slots__ = (
+        "_errors",
+        "_identifiers",
+        "_kinds",
+        "_outcomes",
+        "_records",
+        "_values",
+        "duration",
+        "durations",
+        "ends",
+        "event_type",
+        "started",
+        "started_at",
+        "time_left",
+    )
 
     def __init__(
         self,
@@ -219,6 +253,18 @@ class BatchResult(Sequence[RecordOutcome[RecordT]], Generic[RecordT]):
         self._records = records
         self._errors = errors
         self._outcomes: tuple[RecordOutcome[RecordT], ...] | None = None
+        #: With observers: each record's handler seconds (``None``: never started), and
+        #: when it ended (``time.monotonic``); ``None`` without observers.
+        self.durations: Sequence[float | None] | None = None
+        self.ends: Sequence[float | None] | None = None
+        #: The batch: the event type's name, when it started (``time.time()``), how many
+        #: seconds it took, and how many were left before the deadline when it ended
+        #: (``None`` without a Lambda context).
+        self.event_type: str = ""
+        self.started_at = 0.0
+        self.started = 0.0  # the same instant, on time.monotonic
+        self.duration = 0.0
+        self.time_left: float | None = None
 
     def _all(self) -> tuple[RecordOutcome[RecordT], ...]:
         outcomes = self._outcomes
@@ -229,6 +275,7 @@ class BatchResult(Sequence[RecordOutcome[RecordT]], Generic[RecordT]):
                 self._records,
                 self._errors,
             )
+            durations = self.durations or [None] * len(self._kinds)
             outcomes = self._outcomes = tuple(
                 RecordOutcome(
                     index,
@@ -237,6 +284,7 @@ class BatchResult(Sequence[RecordOutcome[RecordT]], Generic[RecordT]):
                     records[index],
                     values[index] if kind == SUCCESS else None,
                     errors.get(index),
+                    durations[index] if kind not in _NEVER_STARTED else None,
                 )
                 for index, kind in enumerate(self._kinds)
             )
@@ -275,6 +323,10 @@ class BatchResult(Sequence[RecordOutcome[RecordT]], Generic[RecordT]):
     def all_failed(self) -> bool:
         """Whether the batch has records and none of them succeeded."""
         return bool(self._kinds) and SUCCESS not in self._kinds
+
+    def counts(self) -> dict[Status, int]:
+        """How many records ended in each :class:`Status`."""
+        return status_counts(self._kinds)
 
     @property
     def entire_batch_failed(self) -> bool:

@@ -13,7 +13,7 @@ import _thread
 import functools
 import sys
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from contextvars import ContextVar, Token
 from itertools import islice, repeat
 from types import CodeType
@@ -63,6 +63,7 @@ if TYPE_CHECKING:
         ordered: bool
         backend: Literal["asyncio", "trio"]
         log_records: int
+        observers: Iterable[Any] | None
 else:  # typing_extensions costs milliseconds of import time; defaults matter to checkers only
     from typing import TypeVar as _TypeVar
 
@@ -354,6 +355,7 @@ class _Run:
         "records",
         "schedule",
         "started",
+        "started_at",
         "time_left",
     )
 
@@ -370,6 +372,7 @@ class _Run:
     ) -> None:
         self.reading = reading
         self.batch = batch
+        self.started_at = 0.0  # time.time() when the batch started (with observers)
         #: What a custom _process_record returned for each record (custom processors only).
         self.entries: list[Any] | None = None
         self.records = records
@@ -458,6 +461,64 @@ class _Run:
         if self.time_left is None:
             return None
         return self.time_left - (time.monotonic() - self.started)
+
+
+class BatchStarted(NamedTuple):
+    """What an observer's ``batch_started`` learns of a batch before its records run."""
+
+    #: ``"SQS"``, ``"KinesisDataStreams"``, ``"DynamoDBStreams"``.
+    event_type: str
+    #: How many records the batch holds.
+    size: int
+    #: Seconds before the deadline, or ``None`` without a Lambda context.
+    time_left: float | None
+    #: The raw records.
+    records: Sequence[Mapping[str, Any]]
+
+
+class _Watchers:
+    """A processor's observers, sorted by the methods they implement.
+
+    An observer that raises is logged and ignored: it never fails a record or the batch.
+    """
+
+    __slots__ = ("on_finished", "on_record", "on_started")
+
+    def __init__(self, observers: Sequence[object]) -> None:
+        def methods(name: str) -> list[Callable[[Any], object]]:
+            return [m for m in (getattr(o, name, None) for o in observers) if callable(m)]
+
+        self.on_started = methods("batch_started")
+        self.on_record = methods("record_finished")
+        self.on_finished = methods("batch_finished")
+
+    @classmethod
+    def of(cls, observers: Sequence[object]) -> _Watchers | None:
+        watch = cls(observers)
+        return watch if watch.on_started or watch.on_record or watch.on_finished else None
+
+    def started(self, info: BatchStarted) -> None:
+        for method in self.on_started:
+            _call_observer(method, info)
+
+    def finished(self, result: BatchResult[Any]) -> None:
+        if self.on_record:
+            for outcome in result:
+                for method in self.on_record:
+                    _call_observer(method, outcome)
+        for method in self.on_finished:
+            _call_observer(method, result)
+
+
+def _call_observer(method: Callable[[Any], object], arg: object) -> None:
+    try:
+        method(arg)
+    except Exception:
+        import logging
+
+        logging.getLogger("anybatch.observe").warning(
+            "observer %r raised; it is ignored", method, exc_info=True
+        )
 
 
 class _Batch:
@@ -554,6 +615,9 @@ class BasePartialProcessor(Generic[RecordT]):
     backend: Literal["asyncio", "trio"] = "asyncio"
     #: How many reported records of a batch get a log line of their own (with ``logger=``).
     log_records: int = 10
+    #: What the processor tells about each batch (see :mod:`anybatch.observe`).
+    observers: tuple[Any, ...] = ()
+    _watch: _Watchers | None = None
 
     if TYPE_CHECKING:
         records: Sequence[Mapping[str, Any]]
@@ -667,6 +731,7 @@ class BasePartialProcessor(Generic[RecordT]):
         ordered: bool = True,
         backend: Literal["asyncio", "trio"] = "asyncio",
         log_records: int = 10,
+        observers: Iterable[Any] | None = None,
     ) -> None:
         self.model = model
         self.event_type = None
@@ -692,6 +757,8 @@ class BasePartialProcessor(Generic[RecordT]):
         if type(log_records) is not int or log_records < 0:  # not a bool, a float, a str
             raise ValueError(f"log_records must be an int >= 0, got {log_records!r}")
         self.log_records = log_records
+        self.observers = () if observers is None else tuple(observers)
+        self._watch = _Watchers.of(self.observers)
 
     # -- the incumbent's protocol ---------------------------------------------------------
 
@@ -926,6 +993,13 @@ class BasePartialProcessor(Generic[RecordT]):
         run = batch.run = _Run(
             records, ids, schedule, handler, is_async, self._time_left(context), reading, batch
         )
+        watch = self._watch
+        if watch is not None:
+            schedule.time_records()
+            run.started_at = time.time()
+            watch.started(
+                BatchStarted(reading.source.event_type.value, run.n, run.time_left, records)
+            )
         if custom:
             run.process_each(self._async_process_record if is_async else self._process_record)
         elif not reading.converts:
@@ -1013,6 +1087,15 @@ class BasePartialProcessor(Generic[RecordT]):
         # call super() must not make failed records go unreported. Built now, so that
         # response() is right inside the block too, and after a block that raised.
         batch.batch_response = result.response()
+        watch = self._watch
+        if watch is not None:
+            schedule = run.schedule
+            result.durations, result.ends = schedule.durations, schedule.ends
+            result.event_type = run.reading.source.event_type.value
+            result.started_at, result.started = run.started_at, run.started
+            result.duration = time.monotonic() - run.started
+            result.time_left = run.remaining()
+            watch.finished(result)
         if run.reading.converts:
             self._previous_models = list(args)  # a copy: a result kept by the user stays whole
         if batch_observer is not None:
@@ -1277,6 +1360,8 @@ class SqsFifoPartialProcessor(BasePartialProcessor[SqsRecordT]):
         record_timeout: float | None = None,
         deadline_margin: float | None = DEFAULT_DEADLINE_MARGIN,
         backend: Literal["asyncio", "trio"] = "asyncio",
+        log_records: int = 10,
+        observers: Iterable[Any] | None = None,
     ) -> None:
         self.skip_group_on_error = skip_group_on_error
         super().__init__(
@@ -1291,6 +1376,8 @@ class SqsFifoPartialProcessor(BasePartialProcessor[SqsRecordT]):
             skip_key_on_failure=True,
             ordered=True,
             backend=backend,
+            log_records=log_records,
+            observers=observers,
         )
 
 

@@ -70,6 +70,8 @@ class Schedule:
         "_ready",
         "_remaining",
         "_stopped",
+        "durations",
+        "ends",
         "in_flight",
         "kinds",
         "max_in_flight",
@@ -94,6 +96,9 @@ class Schedule:
         self.kinds: list[int] = [_PENDING] * n
         #: The handler's result (success) or the exception (any other outcome).
         self.values: list[Any] = [None] * n
+        #: With :meth:`time_records`: each record's handler time and end (``clock`` seconds).
+        self.durations: list[float | None] | None = None
+        self.ends: list[float | None] | None = None
         self.in_flight = 0
         self.max_in_flight = 0
         self._stopped: int | None = None
@@ -180,6 +185,12 @@ class Schedule:
         heapq.heappush(self._ready, (queue[0], kid))
         return True
 
+    def time_records(self) -> None:
+        """Have the drivers note how long each record's handler ran, and when it ended."""
+        durations: list[float | None] = [None] * self.n
+        ends: list[float | None] = [None] * self.n
+        self.durations, self.ends = durations, ends
+
     @property
     def pending(self) -> int:
         """How many records have not started yet and still may."""
@@ -241,12 +252,16 @@ def run_inline(
         index = schedule.next()
         if index is None:
             return
+        started = clock()
         try:
             result = func(args[index])
         except Exception as exc:
-            schedule.finish(index, FAILURE, exc)
+            kind, result = FAILURE, exc
         else:
-            schedule.finish(index, SUCCESS, result)
+            kind = SUCCESS
+        if schedule.durations is not None:
+            _note_time(schedule, index, started, clock())
+        schedule.finish(index, kind, result)
 
 
 def run_each_inline(
@@ -264,6 +279,9 @@ def run_each_inline(
     """
     if not schedule.unconstrained:
         raise ValueError("run_each_inline needs a schedule without keys or stop policy")
+    if schedule.durations is not None:
+        _run_each_timed(schedule, func, args, deadline, clock)
+        return
     kinds, values = schedule.kinds, schedule.values
     for index, arg in enumerate(args):
         if deadline is not None and clock() >= deadline:
@@ -277,4 +295,43 @@ def run_each_inline(
             kinds[index] = FAILURE
         else:
             kinds[index] = SUCCESS
+    schedule.drained()
+
+
+def _note_time(schedule: Schedule, index: int, started: float, ended: float) -> None:
+    durations, ends = schedule.durations, schedule.ends
+    assert durations is not None
+    assert ends is not None
+    durations[index] = ended - started
+    ends[index] = ended
+
+
+def _run_each_timed(
+    schedule: Schedule,
+    func: Callable[[Any], Any],
+    args: Iterable[Any],
+    deadline: float | None,
+    clock: Callable[[], float],
+) -> None:
+    """:func:`run_each_inline` that notes each record's time: one clock read per record."""
+    kinds, values = schedule.kinds, schedule.values
+    durations, ends = schedule.durations, schedule.ends
+    assert durations is not None
+    assert ends is not None
+    last = clock()
+    for index, arg in enumerate(args):
+        if deadline is not None and last >= deadline:
+            schedule.stop(NOT_STARTED)
+            break
+        kinds[index] = RUNNING
+        try:
+            values[index] = func(arg)
+        except Exception as exc:
+            values[index] = exc
+            kinds[index] = FAILURE
+        else:
+            kinds[index] = SUCCESS
+        now = clock()
+        durations[index] = now - last
+        ends[index] = last = now
     schedule.drained()

@@ -400,3 +400,22 @@ def test_a_boto3_session_profile_carries_over(
         monkeypatch.delenv(name)
     session = boto3.session.Session(profile_name="team")
     assert signing_keys(sqs, session) == ["AKIDTEAMPROFILE"]
+
+
+def test_the_legacy_processor_tells_its_observers(sqs: FakeSQSEndpoint) -> None:
+    results: list[Any] = []
+
+    class Observer:
+        def batch_finished(self, result: Any) -> None:
+            results.append(result)
+
+    processor: PartialSQSProcessor[SQSRecord] = PartialSQSProcessor(
+        HTTPX, endpoint_url=ENDPOINT, retry=FAST, observers=[Observer()]
+    )
+    try:
+        run(processor, sqs_event(bodies(3, bad=(1,))))
+    finally:
+        processor.close()
+    (result,) = results
+    assert [o.status.value for o in result] == ["success", "failed", "success"]
+    assert all(o.duration is not None for o in result)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar, cast
 
@@ -339,6 +339,7 @@ class PartialSQSProcessor(_SQSProcessor[SqsRecordT]):
         record_timeout: float | None = None,
         deadline_margin: float | None = DEFAULT_DEADLINE_MARGIN,
         backend: Literal["asyncio", "trio"] = "asyncio",
+        observers: Iterable[Any] | None = None,
     ) -> None:
         self.suppress_exception = suppress_exception
         super().__init__(
@@ -350,6 +351,7 @@ class PartialSQSProcessor(_SQSProcessor[SqsRecordT]):
             record_timeout=record_timeout,
             deadline_margin=deadline_margin,
             backend=backend,
+            observers=observers,
         )
         self._setup_sqs(
             config=config,
@@ -434,6 +436,7 @@ class SqsBatchProcessor(_SQSProcessor[SqsRecordT]):
         stop_on_failure: bool = False,
         ordered: bool = True,
         backend: Literal["asyncio", "trio"] = "asyncio",
+        observers: Iterable[Any] | None = None,
     ) -> None:
         super().__init__(
             EventType.SQS,
@@ -446,6 +449,7 @@ class SqsBatchProcessor(_SQSProcessor[SqsRecordT]):
             stop_on_failure=stop_on_failure,
             ordered=ordered,
             backend=backend,
+            observers=observers,
         )
         self._setup_sqs(
             config=config,

@@ -1,0 +1,262 @@
+"""Observers: see what every batch did, with one argument, ``observers=[...]``.
+
+An observer is any object with one or more of these methods; the processor calls those it has::
+
+    def batch_started(self, batch: BatchStarted) -> None: ...     # before any record runs
+    def record_finished(self, outcome: RecordOutcome) -> None: ... # once per record, in order
+    def batch_finished(self, result: BatchResult) -> None: ...     # once the batch has outcomes
+
+``record_finished`` and ``batch_finished`` are called once every record has its outcome, so an
+observer never slows a record down, whatever the execution path (inline, threads, awaited, either
+backend). ``outcome.duration`` is the handler's time in seconds; ``result.durations``,
+``result.duration`` and ``result.time_left`` describe the batch. An observer that raises is logged
+(logger ``anybatch.observe``) and ignored: it never fails a record or the batch.
+
+Two observers come with anybatch: :class:`EmfMetrics` (CloudWatch metrics, no dependency) and
+:class:`OpenTelemetryTracing` (``pip install 'anybatch[otel]'``).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol, TextIO, cast
+
+from ._outcome import Status as _Status
+from ._processor import BatchStarted
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Link, TracerProvider
+
+    from ._outcome import BatchResult, RecordOutcome
+
+__all__ = ["BatchStarted", "EmfMetrics", "Observer", "OpenTelemetryTracing"]
+
+
+class Observer(Protocol):
+    """What an observer may implement: any of the three methods (all are optional)."""
+
+    def batch_started(self, batch: BatchStarted) -> None:
+        """The batch is about to run."""
+
+    def record_finished(self, outcome: RecordOutcome[Any]) -> None:
+        """One record's outcome, with ``outcome.duration``."""
+
+    def batch_finished(self, result: BatchResult[Any]) -> None:
+        """Every record's outcome, and the batch's ``duration`` and ``time_left``."""
+
+
+_COUNT_METRICS = {
+    _Status.SUCCESS: "RecordsSucceeded",
+    _Status.FAILED: "RecordsFailed",
+    _Status.TIMED_OUT: "RecordsTimedOut",
+    _Status.DEADLINE: "RecordsDeadline",
+    _Status.SKIPPED: "RecordsSkipped",
+}
+#: CloudWatch allows 30 dimensions per dimension set.
+_MAX_DIMENSIONS = 30
+
+
+def _percentile(ordered: list[float], fraction: float) -> float:
+    """The nearest-rank percentile of an ascending list."""
+    rank = max(0, min(len(ordered) - 1, int(fraction * len(ordered) + 0.5) - 1))
+    return ordered[rank]
+
+
+class EmfMetrics:
+    """Write one CloudWatch Embedded Metric Format line per batch (to stdout by default).
+
+    On Lambda, CloudWatch Logs turns the line into metrics in *namespace*: the records by
+    status (``RecordsSucceeded``, ``RecordsFailed``, ``RecordsTimedOut``, ``RecordsDeadline``,
+    ``RecordsSkipped``), the handler's time (``HandlerDurationP50``, ``HandlerDurationP99``,
+    ``HandlerDurationMax``), ``BatchDuration``, and ``TimeLeft`` before the deadline (with a
+    Lambda context), all in milliseconds. Dimensions: ``EventSource`` (the event type) and
+    *dimensions*. No dependency: EMF is a JSON document.
+
+    For batches of more than 1,000 records, p50 and p99 are those of every tenth record; the
+    maximum is exact.
+    """
+
+    def __init__(
+        self,
+        namespace: str,
+        dimensions: Mapping[str, str] | None = None,
+        *,
+        stream: TextIO | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if not isinstance(cast("object", namespace), str) or not namespace:
+            raise ValueError(f"namespace must be a non-empty string, got {namespace!r}")
+        extra = dict(dimensions or {})
+        for name, value in cast("dict[object, object]", extra).items():
+            if not isinstance(name, str) or not isinstance(value, str) or not name or not value:
+                raise ValueError(f"dimensions must map names to strings, got {name!r}: {value!r}")
+        if "EventSource" in extra:
+            raise ValueError("the dimension 'EventSource' is set by EmfMetrics itself")
+        if len(extra) + 1 > _MAX_DIMENSIONS:
+            raise ValueError(f"CloudWatch allows at most {_MAX_DIMENSIONS} dimensions")
+        self.namespace = namespace
+        self.dimensions = extra
+        self._stream = stream
+        self._clock = clock
+
+    def document(self, result: BatchResult[Any]) -> dict[str, Any]:
+        """The EMF document of one batch."""
+        counts = result.counts()
+        metrics: list[dict[str, str]] = []
+        values: dict[str, float] = {}
+        for status, name in _COUNT_METRICS.items():
+            metrics.append({"Name": name, "Unit": "Count"})
+            values[name] = counts[status]
+        timed: Any = result.durations or []
+        # Records that never ran, or were cut short, have no duration.
+        untimed = counts[_Status.DEADLINE] + counts[_Status.SKIPPED]
+        durations: list[float] = timed if not untimed else [d for d in timed if d is not None]
+        if durations:
+            # Percentiles of every tenth record past 1,000 records (a sort of 10,000 floats
+            # would cost a tenth of the batch); the maximum is always exact.
+            ordered = sorted(durations if len(durations) <= 1000 else durations[::10])
+            ms = {
+                "HandlerDurationP50": _percentile(ordered, 0.50) * 1000,
+                "HandlerDurationP99": _percentile(ordered, 0.99) * 1000,
+                "HandlerDurationMax": max(durations) * 1000,
+            }
+            for name, value in ms.items():
+                metrics.append({"Name": name, "Unit": "Milliseconds"})
+                values[name] = round(value, 3)
+        metrics.append({"Name": "BatchDuration", "Unit": "Milliseconds"})
+        values["BatchDuration"] = round(result.duration * 1000, 3)
+        if result.time_left is not None:
+            metrics.append({"Name": "TimeLeft", "Unit": "Milliseconds"})
+            values["TimeLeft"] = round(result.time_left * 1000, 3)
+        names = ["EventSource", *self.dimensions]
+        return {
+            "_aws": {
+                "Timestamp": int(self._clock() * 1000),
+                "CloudWatchMetrics": [
+                    {"Namespace": self.namespace, "Dimensions": [names], "Metrics": metrics}
+                ],
+            },
+            "EventSource": result.event_type,
+            **self.dimensions,
+            **values,
+        }
+
+    def batch_finished(self, result: BatchResult[Any]) -> None:
+        """Write the batch's EMF line."""
+        stream = self._stream or sys.stdout
+        stream.write(json.dumps(self.document(result), separators=(",", ":")) + "\n")
+        stream.flush()
+
+
+class OpenTelemetryTracing:
+    """A span per batch, and one per record, through OpenTelemetry (``anybatch[otel]``).
+
+    The batch span (``anybatch <event type> batch``) holds a child span per record that ran
+    (``anybatch <event type> record``), timed as the handler ran, with its status, identifier
+    and event source as attributes and its exception recorded. Each record span links to the
+    trace context the record carries: a W3C ``traceparent`` message attribute, or SQS's
+    ``AWSTraceHeader`` (X-Ray) system attribute. *tracer_provider* defaults to the global one.
+    """
+
+    def __init__(self, tracer_provider: TracerProvider | None = None) -> None:
+        try:
+            from opentelemetry import trace
+        except ImportError:
+            from ._exceptions import MissingDependencyError
+
+            raise MissingDependencyError(
+                "OpenTelemetryTracing needs opentelemetry-api: pip install 'anybatch[otel]'"
+            ) from None
+        self._trace = trace
+        self._tracer = trace.get_tracer("anybatch", tracer_provider=tracer_provider)
+
+    def batch_finished(self, result: BatchResult[Any]) -> None:
+        """Record the batch's spans, timed as the batch and its records ran."""
+        trace = self._trace
+        ns = 1_000_000_000
+        start_ns = int(result.started_at * ns)
+        end_ns = start_ns + int(result.duration * ns)
+        # Map the drivers' monotonic clock onto the wall clock of the batch's start.
+        offset = result.started_at - result.started
+        counts = result.counts()
+        batch_span = self._tracer.start_span(
+            f"anybatch {result.event_type} batch",
+            start_time=start_ns,
+            attributes={
+                "anybatch.event_source": result.event_type,
+                "anybatch.batch.size": len(result),
+                **{f"anybatch.batch.{s.value}": n for s, n in counts.items() if n},
+            },
+        )
+        parent = trace.set_span_in_context(batch_span)
+        ends = result.ends or ()
+        for outcome in result:
+            ended = ends[outcome.index] if outcome.index < len(ends) else None
+            if outcome.duration is None or ended is None:
+                continue  # never ran, or cut short: counted on the batch span
+            span = self._tracer.start_span(
+                f"anybatch {result.event_type} record",
+                context=parent,
+                start_time=int((ended - outcome.duration + offset) * ns),
+                links=_links(outcome.record),
+                attributes={
+                    "anybatch.event_source": result.event_type,
+                    "anybatch.record.identifier": outcome.identifier,
+                    "anybatch.record.status": outcome.status.value,
+                },
+            )
+            if outcome.exception is not None:
+                span.record_exception(outcome.exception)
+                span.set_status(trace.Status(trace.StatusCode.ERROR, outcome.status.value))
+            span.end(end_time=int((ended + offset) * ns))
+        if counts[_Status.SUCCESS] != len(result):
+            batch_span.set_status(trace.Status(trace.StatusCode.ERROR, "records reported"))
+        batch_span.end(end_time=end_ns)
+
+
+def _raw(record: Any) -> Mapping[str, Any]:
+    raw: object = getattr(record, "raw_event", record)
+    return cast("Mapping[str, Any]", raw) if isinstance(raw, Mapping) else {}
+
+
+def _field(mapping: Any, name: str) -> Any:
+    """``mapping[name]`` when *mapping* is a mapping that has it, else ``None``."""
+    return cast("Mapping[str, Any]", mapping).get(name) if isinstance(mapping, Mapping) else None
+
+
+def _links(record: Any) -> list[Link]:
+    """The trace context an SQS record carries, as span links (W3C first, then X-Ray)."""
+    from opentelemetry.trace import Link, SpanContext, TraceFlags
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    raw = _raw(record)
+    attributes = raw.get("messageAttributes")
+    traceparent = _field(_field(attributes, "traceparent"), "stringValue")
+    if isinstance(traceparent, str):
+        carrier = {"traceparent": traceparent}
+        tracestate = _field(_field(attributes, "tracestate"), "stringValue")
+        if isinstance(tracestate, str):
+            carrier["tracestate"] = tracestate
+        context = TraceContextTextMapPropagator().extract(carrier)
+        from opentelemetry import trace
+
+        span_context = trace.get_current_span(context).get_span_context()
+        if span_context.is_valid:
+            return [Link(span_context)]
+    header = _field(raw.get("attributes"), "AWSTraceHeader")
+    if isinstance(header, str):
+        fields = dict(p.split("=", 1) for p in header.split(";") if "=" in p)
+        root, parent = fields.get("Root", ""), fields.get("Parent", "")
+        parts = root.split("-")
+        if len(parts) == 3 and len(parts[1] + parts[2]) == 32 and len(parent) == 16:
+            try:
+                trace_id, span_id = int(parts[1] + parts[2], 16), int(parent, 16)
+            except ValueError:
+                return []
+            flags = TraceFlags(TraceFlags.SAMPLED if fields.get("Sampled") == "1" else 0)
+            span_context = SpanContext(trace_id, span_id, is_remote=True, trace_flags=flags)
+            return [Link(span_context)]
+    return []
