@@ -629,8 +629,6 @@ class BasePartialProcessor(Generic[RecordT]):
         exceptions: list[ExceptionInfo]
         _run: _Run | None
         _result: BatchResult[RecordT] | None
-        _busy: bool
-        _collect: bool
     else:
         records = _state("records", "The records of the batch being processed.")
         handler = _state("handler", "The record handler of the batch being processed.")
@@ -641,8 +639,6 @@ class BasePartialProcessor(Generic[RecordT]):
         exceptions = _state("exceptions", "One ExceptionInfo per record that did not succeed.")
         _run = _state("run", None)
         _result = _state("result", None)
-        _busy = _state("busy", None)
-        _collect = _state("collect", None)
 
     # What the engine knows of the class (set for each subclass by __init_subclass__).
     _default_hooks: ClassVar[bool] = True
@@ -821,10 +817,8 @@ class BasePartialProcessor(Generic[RecordT]):
             self._clean()
             self._check_entire_batch(batch)
 
-    def _begin(self, batch: _Batch | None = None) -> None:
+    def _begin(self, batch: _Batch) -> None:
         """Forget everything about the previous batch (before the ``_prepare`` hook)."""
-        if batch is None:
-            batch = self._batch
         if batch.handler is None:
             raise ProcessorStateError(
                 "call the processor with the batch first: "
@@ -855,9 +849,9 @@ class BasePartialProcessor(Generic[RecordT]):
         override that does not call ``super()._clean()`` loses neither.
         """
 
-    def _check_entire_batch(self, batch: _Batch | None = None) -> None:
+    def _check_entire_batch(self, batch: _Batch) -> None:
         """Raise :class:`BatchProcessingError` when every record's handler ran and failed."""
-        result = (batch or self._batch).result
+        result = batch.result
         if result is None or not self.raise_on_entire_batch_failure:
             return
         if not result.entire_batch_failed:
