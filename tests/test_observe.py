@@ -6,7 +6,7 @@ import io
 import json
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 import anyio.lowlevel
@@ -21,7 +21,7 @@ from anybatch import (
     process_partial_response,
 )
 from anybatch.observe import BatchStarted, EmfMetrics, OpenTelemetryTracing
-from anybatch.testing import fake_lambda_context, sqs_event, sqs_record
+from anybatch.testing import fake_lambda_context, kinesis_event, sqs_event, sqs_record
 
 if TYPE_CHECKING:
     from anybatch.records import SQSRecord
@@ -351,3 +351,77 @@ def test_tracing_without_opentelemetry_says_what_to_install(monkeypatch: Any) ->
     monkeypatch.setitem(sys.modules, "opentelemetry", None)
     with pytest.raises(MissingDependencyError, match=r"pip install 'anybatch\[otel\]'"):
         OpenTelemetryTracing()
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("with_context", [False, True], ids=["no-deadline", "deadline"])
+async def test_each_record_is_timed_on_its_own_with_or_without_a_deadline(
+    with_context: bool,
+) -> None:
+    # Two keys, two records each, two workers: each record's time is its own handler's, not
+    # that of the record its worker ran before, with or without a deadline (whose clock read
+    # the timings share on asyncio).
+    recorder = Recorder()
+    processor = AsyncBatchProcessor(
+        EventType.KinesisDataStreams, observers=[recorder], concurrency=2
+    )
+
+    async def handler(record: Any) -> None:
+        await anyio.sleep(0.03 if record.kinesis.data_as_text() == "slow" else 0.001)
+
+    event = kinesis_event(["slow", "fast", "slow", "fast"], partition_keys=["a", "a", "b", "b"])
+    context = fake_lambda_context(60.0) if with_context else None
+    await async_process_partial_response(event, handler, processor, context=context)
+    outcomes = [arg for name, arg in recorder.calls if name == "record"]
+    slow, fast = outcomes[0::2], outcomes[1::2]
+    assert all(0.025 < o.duration < 1 for o in slow)
+    # The fast record of each key ran after the slow one, on the same worker.
+    assert all(o.duration < 0.02 for o in fast), [o.duration for o in fast]
+    result = recorder.calls[-1][1]
+    assert result.duration >= 0.025
+    assert all(end is not None for end in result.ends)
+
+
+@pytest.mark.parametrize(
+    ("timing", "durations", "ends"),
+    [("spans", True, True), ("durations", True, False), ("none", False, False)],
+)
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_an_observer_gets_the_timing_it_asks_for(
+    timing: str, durations: bool, ends: bool, backend: Literal["asyncio", "trio"]
+) -> None:
+    class Timed:
+        def __init__(self) -> None:
+            self.timing = timing
+            self.results: list[Any] = []
+
+        def batch_finished(self, result: Any) -> None:
+            self.results.append(result)
+
+    runs: list[tuple[Any, dict[str, Any]]] = [(fail_bad, {}), (async_fail_bad, {"concurrency": 2})]
+    for handler, options in runs:
+        observer = Timed()
+        processor = BatchProcessor(EventType.SQS, observers=[observer], backend=backend, **options)
+        process_partial_response(
+            sqs_event(["ok", "bad"]), handler, processor, fake_lambda_context()
+        )
+        result = observer.results[0]
+        assert (result.durations is not None) is durations
+        assert (result.ends is not None) is ends
+        assert all((o.duration is not None) is durations for o in result)
+        assert result.duration > 0  # the batch's own time is always known
+
+
+def test_emf_and_tracing_ask_for_what_they_use() -> None:
+    assert EmfMetrics("ns").timing == "durations"
+    assert OpenTelemetryTracing.timing == "spans"
+
+
+def test_an_observer_with_an_unknown_timing_is_refused() -> None:
+    class Odd:
+        timing = "sometimes"
+
+        def batch_finished(self, result: Any) -> None: ...
+
+    with pytest.raises(ValueError, match=r"timing='sometimes'.*'spans', 'durations', 'none'"):
+        BatchProcessor(EventType.SQS, observers=[Odd()])

@@ -105,10 +105,11 @@ async def run_pool(
                 fatal.append(exc)
                 group.cancel_scope.cancel()
                 return
-            if durations is not None and ends is not None:
+            if durations is not None:
                 ended = monotonic()
                 durations[index] = ended - started
-                ends[index] = ended
+                if ends is not None:
+                    ends[index] = ended
             if free:
                 kinds[index] = kind
                 values[index] = result

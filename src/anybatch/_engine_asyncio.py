@@ -65,8 +65,11 @@ async def run_pool_asyncio(
     if limit <= 0:
         return
     loop = asyncio.get_running_loop()
-    time = loop.time
-    deadline = None if time_left is None else time() + time_left
+    # The workers check the deadline on time.monotonic, the clock of the timings, so that
+    # one read per record serves both; the expiry timer is on the loop's clock (uvloop's is
+    # its own).
+    deadline = None if time_left is None else monotonic() + time_left
+    expires = None if time_left is None else loop.time() + time_left
     kinds, values = schedule.kinds, schedule.values
     durations, ends = schedule.durations, schedule.ends
     timing = durations is not None
@@ -124,9 +127,13 @@ async def run_pool_asyncio(
         task = asyncio.current_task()
         assert task is not None
         fired = False
-        # Locals, not closure cells: read once per record when timing.
+        # Locals, not closure cells. The clock is read once per record: a record starts when
+        # the worker's previous one ended (or when it came back from waiting for a key). With
+        # a deadline the read at the top of the loop serves both: it checks the deadline and
+        # ends the time of the record that ran last (``ran``).
         clock, took, ended_at = monotonic, durations, ends
-        last = clock() if timing else 0.0  # the clock of the timings
+        last = clock() if timing else 0.0
+        ran = -1
 
         def time_out() -> None:
             nonlocal fired
@@ -134,9 +141,17 @@ async def run_pool_asyncio(
             task.cancel()
 
         while True:
-            if deadline is not None and time() >= deadline:
-                schedule.stop(NOT_STARTED)
-                return
+            if deadline is not None:
+                now = clock()
+                if ran >= 0:
+                    took[ran] = now - last  # type: ignore[index]
+                    if ended_at is not None:
+                        ended_at[ran] = now
+                    ran = -1
+                last = now
+                if now >= deadline:
+                    schedule.stop(NOT_STARTED)
+                    return
             index: int | None
             if free:
                 if cursor >= n:
@@ -159,7 +174,7 @@ async def run_pool_asyncio(
                         raise
                     finally:
                         waiting -= 1
-                    if timing:
+                    if timing and deadline is None:
                         last = clock()
                     continue
             kinds[index] = RUNNING
@@ -198,11 +213,14 @@ async def run_pool_asyncio(
                 fired = False
                 _forget_cancellation(task)  # our own timeout's cancellation is spent
             if timing:
-                # One clock read per record: a record starts when the worker's previous one
-                # ended (or when it came back from waiting for a key).
-                ended = clock()
-                took[index] = ended - last  # type: ignore[index]
-                ended_at[index] = last = ended  # type: ignore[index]
+                if deadline is not None:
+                    ran = index  # timed by the read at the top of the loop
+                else:
+                    ended = clock()
+                    took[index] = ended - last  # type: ignore[index]
+                    if ended_at is not None:
+                        ended_at[index] = ended
+                    last = ended
             if free:
                 kinds[index] = kind
                 values[index] = result
@@ -214,7 +232,7 @@ async def run_pool_asyncio(
                     wake = None
 
     spawn()
-    expiry = None if deadline is None else loop.call_at(deadline, expire)
+    expiry = None if expires is None else loop.call_at(expires, expire)
     try:
         await done
     except asyncio.CancelledError:

@@ -482,7 +482,7 @@ class _Watchers:
     An observer that raises is logged and ignored: it never fails a record or the batch.
     """
 
-    __slots__ = ("on_finished", "on_record", "on_started")
+    __slots__ = ("durations", "ends", "on_finished", "on_record", "on_started")
 
     def __init__(self, observers: Sequence[object]) -> None:
         def methods(name: str) -> list[Callable[[Any], object]]:
@@ -491,6 +491,11 @@ class _Watchers:
         self.on_started = methods("batch_started")
         self.on_record = methods("record_finished")
         self.on_finished = methods("batch_finished")
+        # What the observers need of each record's time: a clock read per record costs
+        # about 45 ns and each note another 10-20 ns, so none is taken that nobody reads.
+        timings = {_timing_of(o) for o in observers}
+        self.ends = "spans" in timings
+        self.durations = self.ends or "durations" in timings
 
     @classmethod
     def of(cls, observers: Sequence[object]) -> _Watchers | None:
@@ -508,6 +513,20 @@ class _Watchers:
                     _call_observer(method, outcome)
         for method in self.on_finished:
             _call_observer(method, result)
+
+
+_TIMINGS = ("spans", "durations", "none")
+
+
+def _timing_of(observer: object) -> str:
+    """An observer's ``timing``: ``"spans"`` (the default), ``"durations"`` or ``"none"``."""
+    timing = getattr(observer, "timing", "spans")
+    if timing not in _TIMINGS:
+        raise ValueError(
+            f"observer {observer!r} has timing={timing!r}; expected one of "
+            + ", ".join(map(repr, _TIMINGS))
+        )
+    return cast("str", timing)
 
 
 def _call_observer(method: Callable[[Any], object], arg: object) -> None:
@@ -989,7 +1008,8 @@ class BasePartialProcessor(Generic[RecordT]):
         )
         watch = self._watch
         if watch is not None:
-            schedule.time_records()
+            if watch.durations:
+                schedule.time_records(ends=watch.ends)
             run.started_at = time.time()
             watch.started(
                 BatchStarted(reading.source.event_type.value, run.n, run.time_left, records)

@@ -185,11 +185,14 @@ class Schedule:
         heapq.heappush(self._ready, (queue[0], kid))
         return True
 
-    def time_records(self) -> None:
-        """Have the drivers note how long each record's handler ran, and when it ended."""
+    def time_records(self, *, ends: bool = True) -> None:
+        """Have the drivers note how long each record's handler ran.
+
+        With *ends*, they also note when it ended (what a span needs).
+        """
         durations: list[float | None] = [None] * self.n
-        ends: list[float | None] = [None] * self.n
-        self.durations, self.ends = durations, ends
+        self.durations = durations
+        self.ends = list(durations) if ends else None
 
     @property
     def pending(self) -> int:
@@ -301,9 +304,9 @@ def run_each_inline(
 def _note_time(schedule: Schedule, index: int, started: float, ended: float) -> None:
     durations, ends = schedule.durations, schedule.ends
     assert durations is not None
-    assert ends is not None
     durations[index] = ended - started
-    ends[index] = ended
+    if ends is not None:
+        ends[index] = ended
 
 
 def _run_each_timed(
@@ -317,7 +320,6 @@ def _run_each_timed(
     kinds, values = schedule.kinds, schedule.values
     durations, ends = schedule.durations, schedule.ends
     assert durations is not None
-    assert ends is not None
     last = clock()
     for index, arg in enumerate(args):
         if deadline is not None and last >= deadline:
@@ -333,5 +335,7 @@ def _run_each_timed(
             kinds[index] = SUCCESS
         now = clock()
         durations[index] = now - last
-        ends[index] = last = now
+        if ends is not None:
+            ends[index] = now
+        last = now
     schedule.drained()
