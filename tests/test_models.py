@@ -672,7 +672,7 @@ def test_poison_record_reaches_the_failure_hook_as_a_record_view() -> None:
     ],
 )
 def test_stream_poison_records_reach_the_outcome_as_record_views(
-    event_type: EventType, model: type[BaseModel], event: dict[str, Any], view: type[Any]
+    event_type: EventType[Any], model: type[BaseModel], event: dict[str, Any], view: type[Any]
 ) -> None:
     processor = BatchProcessor(event_type, model=model, raise_on_entire_batch_failure=False)
 
@@ -794,7 +794,7 @@ def test_the_previous_batchs_models_are_let_go_as_the_next_batch_makes_its_own()
 
 # --- a model that does not fit the event type is refused when the processor is built ------
 
-PROCESSORS: dict[str, Callable[[EventType, Any], BasePartialProcessor[Any]]] = {
+PROCESSORS: dict[str, Callable[[EventType[Any], Any], BasePartialProcessor[Any]]] = {
     "BatchProcessor": lambda event_type, model: BatchProcessor(event_type, model=model),
     "AsyncBatchProcessor": lambda event_type, model: AsyncBatchProcessor(event_type, model=model),
     "SqsFifoPartialProcessor": lambda _, model: SqsFifoPartialProcessor(model=model),
@@ -804,7 +804,7 @@ PROCESSORS: dict[str, Callable[[EventType, Any], BasePartialProcessor[Any]]] = {
 
 @pytest.mark.parametrize("build", list(PROCESSORS.values()), ids=list(PROCESSORS))
 def test_every_processor_refuses_a_kinesis_model_for_sqs(
-    build: Callable[[EventType, Any], BasePartialProcessor[Any]],
+    build: Callable[[EventType[Any], Any], BasePartialProcessor[Any]],
 ) -> None:
     with pytest.raises(ModelMismatchError) as caught:
         build(EventType.SQS, OrderKinesisRecord)
@@ -825,7 +825,7 @@ def test_every_processor_refuses_a_kinesis_model_for_sqs(
     ],
 )
 def test_a_record_model_of_another_event_type_is_refused(
-    event_type: EventType, model: type[BaseModel], names: list[str]
+    event_type: EventType[Any], model: type[BaseModel], names: list[str]
 ) -> None:
     with pytest.raises(ModelMismatchError) as caught:
         AsyncBatchProcessor(event_type, model=model)

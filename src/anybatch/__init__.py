@@ -1,7 +1,8 @@
 """anybatch: async-first partial batch processing for AWS Lambda.
 
-Process the records Lambda hands a function from SQS, Kinesis Data Streams and DynamoDB
-Streams, each on its own, under a concurrency limit, and report only those that failed.
+Process the records Lambda hands a function from SQS, Kinesis Data Streams, DynamoDB Streams,
+Kafka and Firehose, each on its own, under a concurrency limit, and report only those that
+failed (Firehose: answer every record with its transformed data).
 """
 
 from ._exceptions import (
@@ -18,6 +19,7 @@ from ._exceptions import (
     RecordNotProcessedError,
     RecordSkippedError,
     RecordTimeoutError,
+    ResponseTooLargeError,
     SQSFifoCircuitBreakerError,
     SQSFifoMessageGroupCircuitBreakerError,
     UnexpectedBatchTypeError,
@@ -32,6 +34,10 @@ from ._functions import (
 from ._outcome import (
     BatchResult,
     FailureResponse,
+    FirehoseMetadata,
+    FirehoseRecordResponse,
+    FirehoseResponse,
+    KafkaItemIdentifier,
     PartialItemFailureResponse,
     PartialItemFailures,
     RecordOutcome,
@@ -75,8 +81,12 @@ __all__ = [
     "EventType",
     "ExceptionInfo",
     "FailureResponse",
+    "FirehoseMetadata",
+    "FirehoseRecordResponse",
+    "FirehoseResponse",
     "HandlerTypeError",
     "InvalidEventError",
+    "KafkaItemIdentifier",
     "MissingDependencyError",
     "ModelMismatchError",
     "PartialItemFailureResponse",
@@ -87,6 +97,7 @@ __all__ = [
     "RecordOutcome",
     "RecordSkippedError",
     "RecordTimeoutError",
+    "ResponseTooLargeError",
     "SQSFifoCircuitBreakerError",
     "SQSFifoMessageGroupCircuitBreakerError",
     "SqsFifoPartialProcessor",

@@ -39,6 +39,7 @@ __all__ = [
     "RecordNotProcessedError",
     "RecordSkippedError",
     "RecordTimeoutError",
+    "ResponseTooLargeError",
     "SQSFifoCircuitBreakerError",
     "SQSFifoMessageGroupCircuitBreakerError",
     "UnexpectedBatchTypeError",
@@ -168,6 +169,14 @@ class HandlerTypeError(AnybatchError, TypeError):
 
     For example a "sync" record handler that returns a coroutine, or a blocking call made from
     the event loop thread anybatch runs async handlers on. The message says what to use instead.
+    """
+
+
+class ResponseTooLargeError(AnybatchError, ValueError):
+    """The response would be larger than Lambda returns to the service that invoked it.
+
+    A Firehose transformation answers every record with its data, and Lambda refuses a
+    synchronous response over 6 MB; the message says the size and what to change.
     """
 
 

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, overload
 
 from ._exceptions import HandlerTypeError
 from ._processor import BasePartialProcessor, is_async_callable
-from ._sources import event_records
 
 if TYPE_CHECKING:
-    from ._outcome import PartialItemFailureResponse
+    from ._outcome import FirehoseResponse, PartialItemFailureResponse
+    from .models import FirehoseRecordModel
+    from .records import FirehoseRecord
+
+    #: The records of a Firehose processor: its response answers every record.
+    FirehoseT = TypeVar("FirehoseT", bound="FirehoseRecord | FirehoseRecordModel")
 
 __all__ = [
     "as_lambda_handler",
@@ -45,21 +49,36 @@ def _open(
     processor._prepare()  # pyright: ignore[reportPrivateUsage]
 
 
-def _response(processor: BasePartialProcessor[Any], batch: Any) -> PartialItemFailureResponse:
+def _response(processor: BasePartialProcessor[Any], batch: Any) -> Any:
     """``processor.response()``, read straight from the batch unless a subclass overrides it."""
     method: object = type(processor).response
     if method is _BASE_RESPONSE:
-        response: PartialItemFailureResponse = batch.batch_response
-        return response
+        return batch.batch_response
     return processor.response()
 
 
+# A Firehose processor's response answers every record (FirehoseResponse); every other
+# source's is a partial batch response.
+@overload
+def process_partial_response(  # pyright: ignore[reportOverlappingOverload]
+    event: Any,
+    record_handler: Callable[[FirehoseT], object] | ContextRecordHandler[FirehoseT],
+    processor: BasePartialProcessor[FirehoseT],
+    context: Any = None,
+) -> FirehoseResponse: ...
+@overload
 def process_partial_response(
     event: Any,
     record_handler: Callable[[RecordT], object] | ContextRecordHandler[RecordT],
     processor: BasePartialProcessor[RecordT],
     context: Any = None,
-) -> PartialItemFailureResponse:
+) -> PartialItemFailureResponse: ...
+def process_partial_response(
+    event: Any,
+    record_handler: Callable[[Any], object] | ContextRecordHandler[Any],
+    processor: BasePartialProcessor[Any],
+    context: Any = None,
+) -> Any:
     """Process every record of *event* and return the partial batch response. Blocks.
 
     *record_handler* may be sync or async. Raises :class:`~anybatch.BatchProcessingError`
@@ -67,7 +86,7 @@ def process_partial_response(
     ``raise_on_entire_batch_failure=False``), and :class:`~anybatch.InvalidEventError` for
     an event that cannot be read.
     """
-    records = event_records(event)
+    records = processor._records_of(event)  # pyright: ignore[reportPrivateUsage]
     token, batch = processor._bind()  # pyright: ignore[reportPrivateUsage] - per invocation
     try:
         _open(processor, batch, records, record_handler, context)
@@ -82,17 +101,31 @@ def process_partial_response(
         processor._unbind(token, batch)  # pyright: ignore[reportPrivateUsage]
 
 
+@overload
+async def async_process_partial_response(  # pyright: ignore[reportOverlappingOverload]
+    event: Any,
+    record_handler: Callable[[FirehoseT], object] | ContextRecordHandler[FirehoseT],
+    processor: BasePartialProcessor[FirehoseT],
+    context: Any = None,
+) -> FirehoseResponse: ...
+@overload
 async def async_process_partial_response(
     event: Any,
     record_handler: Callable[[RecordT], object] | ContextRecordHandler[RecordT],
     processor: BasePartialProcessor[RecordT],
     context: Any = None,
-) -> PartialItemFailureResponse:
+) -> PartialItemFailureResponse: ...
+async def async_process_partial_response(
+    event: Any,
+    record_handler: Callable[[Any], object] | ContextRecordHandler[Any],
+    processor: BasePartialProcessor[Any],
+    context: Any = None,
+) -> Any:
     """Process every record of *event* on the running event loop; return the response.
 
     The awaitable twin of :func:`process_partial_response`.
     """
-    records = event_records(event)
+    records = processor._records_of(event)  # pyright: ignore[reportPrivateUsage]
     token, batch = processor._bind()  # pyright: ignore[reportPrivateUsage] - per invocation
     try:
         with processor(records, record_handler, lambda_context=context):
@@ -123,7 +156,7 @@ def batch_processor(
 
         @functools.wraps(handler)
         def wrapper(event: Any, context: Any, *args: Any, **kwargs: Any) -> R:
-            records = event_records(event)
+            records = processor._records_of(event)  # pyright: ignore[reportPrivateUsage]
             token, batch = processor._bind()  # pyright: ignore[reportPrivateUsage]
             try:
                 with processor(records, record_handler, lambda_context=context):
@@ -159,7 +192,7 @@ def async_batch_processor(
 
         @functools.wraps(handler)
         async def wrapper(event: Any, context: Any, *args: Any, **kwargs: Any) -> R:
-            records = event_records(event)
+            records = processor._records_of(event)  # pyright: ignore[reportPrivateUsage]
             token, batch = processor._bind()  # pyright: ignore[reportPrivateUsage]
             try:
                 with processor(records, record_handler, lambda_context=context):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from itertools import compress
 from typing import TYPE_CHECKING, Any, Generic, Literal, NamedTuple, TypedDict, TypeVar, overload
 
@@ -13,12 +13,24 @@ from ._schedule import CANCELLED, FAILURE, NOT_STARTED, SKIPPED_KEY, SKIPPED_STO
 if TYPE_CHECKING:
     from types import TracebackType
 
+    from typing_extensions import NotRequired
+
+    from .models import FirehoseRecordModel
+    from .records import FirehoseRecord
+
+    #: The records of a Firehose batch: its response answers every record.
+    FirehoseT = TypeVar("FirehoseT", bound="FirehoseRecord | FirehoseRecordModel")
+
     from ._exceptions import ExceptionInfo
 
 __all__ = [
     "BatchResult",
     "describe",
     "FailureResponse",
+    "FirehoseMetadata",
+    "FirehoseRecordResponse",
+    "FirehoseResponse",
+    "KafkaItemIdentifier",
     "PartialItemFailureResponse",
     "PartialItemFailures",
     "RecordOutcome",
@@ -29,16 +41,44 @@ __all__ = [
 RecordT = TypeVar("RecordT")
 
 
-class PartialItemFailures(TypedDict):
-    """One entry of ``batchItemFailures``."""
+class KafkaItemIdentifier(TypedDict):
+    """A Kafka record's identifier: its ``"<topic>-<partition>"`` and its offset."""
 
-    itemIdentifier: str
+    partition: str
+    offset: int
+
+
+class PartialItemFailures(TypedDict):
+    """One entry of ``batchItemFailures``: a string, or a Kafka record's partition and offset."""
+
+    itemIdentifier: str | KafkaItemIdentifier
 
 
 class PartialItemFailureResponse(TypedDict):
     """What a Lambda function returns to report the records that failed."""
 
     batchItemFailures: list[PartialItemFailures]
+
+
+class FirehoseMetadata(TypedDict):
+    """An answer's metadata: the keys of Firehose's dynamic partitioning."""
+
+    partitionKeys: dict[str, str]
+
+
+class FirehoseRecordResponse(TypedDict):
+    """One record's answer in a Firehose transformation response."""
+
+    recordId: str
+    result: Literal["Ok", "Dropped", "ProcessingFailed"]
+    data: str
+    metadata: NotRequired[FirehoseMetadata]
+
+
+class FirehoseResponse(TypedDict):
+    """What a Firehose transformation function returns: every record's answer, in order."""
+
+    records: list[FirehoseRecordResponse]
 
 
 class Status(str, enum.Enum):
@@ -229,11 +269,13 @@ class BatchResult(Sequence[RecordOutcome[RecordT]], Generic[RecordT]):
         "_kinds",
         "_outcomes",
         "_records",
+        "_respond",
         "_values",
         "duration",
         "durations",
         "ends",
         "event_type",
+        "settled",
         "started",
         "started_at",
         "time_left",
@@ -241,17 +283,22 @@ class BatchResult(Sequence[RecordOutcome[RecordT]], Generic[RecordT]):
 
     def __init__(
         self,
-        identifiers: Sequence[str],
+        identifiers: Sequence[Any],
         kinds: Sequence[int],
         values: Sequence[Any],
         records: Sequence[RecordT],
         errors: Mapping[int, BaseException],
+        respond: Callable[[BatchResult[Any]], Any] | None = None,
     ) -> None:
         self._identifiers = identifiers
         self._kinds = kinds
         self._values = values
         self._records = records
         self._errors = errors
+        #: How the event source turns the outcomes into its response (``batchItemFailures``
+        #: when none is given), and what it noted of them first (see ``EventType.settle``).
+        self._respond = respond
+        self.settled: Any = None
         self._outcomes: tuple[RecordOutcome[RecordT], ...] | None = None
         #: With observers: each record's handler seconds (``None``: never started), and
         #: when it ended (``time.monotonic``); ``None`` without observers.
@@ -340,10 +387,28 @@ class BatchResult(Sequence[RecordOutcome[RecordT]], Generic[RecordT]):
             return False
         return kinds.count(FAILURE) + kinds.count(TIMEOUT) == len(kinds)
 
-    def response(self) -> PartialItemFailureResponse:
-        """The partial batch response that reports every record that did not succeed."""
+    @property
+    def identifiers(self) -> Sequence[Any]:
+        """Every record's identifier, in record order."""
+        return self._identifiers
+
+    def reported_ids(self) -> list[Any]:
+        """The identifiers of the records that did not succeed, in record order."""
         kinds = self._kinds
         if kinds.count(SUCCESS) == len(kinds):  # identity checks: fast on the usual batch
-            return {"batchItemFailures": []}
-        failed = compress(self._identifiers, map(SUCCESS.__ne__, kinds))
-        return {"batchItemFailures": [{"itemIdentifier": ident} for ident in failed]}
+            return []
+        return list(compress(self._identifiers, map(SUCCESS.__ne__, kinds)))
+
+    @overload
+    def response(self: BatchResult[FirehoseT]) -> FirehoseResponse: ...  # type: ignore[overload-overlap]
+    @overload
+    def response(self) -> PartialItemFailureResponse: ...
+    def response(self) -> Any:
+        """What the Lambda function returns for this batch.
+
+        By default the partial batch response that reports every record that did not
+        succeed; a Firehose batch's answers every record.
+        """
+        if self._respond is not None:
+            return self._respond(self)
+        return {"batchItemFailures": [{"itemIdentifier": i} for i in self.reported_ids()]}

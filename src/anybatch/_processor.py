@@ -41,8 +41,8 @@ from ._outcome import (
     status_of,
 )
 from ._schedule import SUCCESS, Schedule, run_inline
-from ._sources import EventType, SourceSpec, batch_event_type, identifiers, ordering_keys, spec
-from .records import DynamoDBRecord, KinesisStreamRecord, SQSRecord
+from ._sources import EventType, batch_source, event_source, source_of
+from .records import SQSRecord
 
 if TYPE_CHECKING:
     import logging
@@ -90,11 +90,9 @@ _SUMMARY_FIRST = 3
 #: return the response (and to let abandoned worker threads be ignored).
 DEFAULT_DEADLINE_MARGIN = 1.0
 
-_VIEWS: dict[EventType, Callable[[Mapping[str, Any]], Any]] = {
-    EventType.SQS: SQSRecord,
-    EventType.KinesisDataStreams: KinesisStreamRecord,
-    EventType.DynamoDBStreams: DynamoDBRecord,
-}
+#: The interface's defaults, which the processor need not call.
+_SETTLE: object = vars(EventType)["settle"]
+_RESPOND: object = vars(EventType)["response"]
 
 _CO_GENERATOR = 0x20
 _CO_COROUTINE = 0x80
@@ -270,7 +268,7 @@ class _Awaitable:
 class _Reading(NamedTuple):
     """How records of one event type are read: their source, view and handler argument."""
 
-    source: SourceSpec
+    source: EventType[Any]
     view: Callable[[Mapping[str, Any]], Any]
     convert: Callable[[Mapping[str, Any]], Any]
 
@@ -280,7 +278,7 @@ class _Reading(NamedTuple):
         return self.convert is not self.view
 
 
-_READINGS: dict[tuple[EventType, type[Any] | None], _Reading] = {}
+_READINGS: dict[tuple[EventType[Any], type[Any] | None], _Reading] = {}
 
 #: The batch states the entry points bound in this context: (processor, its state, outer).
 _Bound = tuple["BasePartialProcessor[Any]", "_Batch", Any]
@@ -292,19 +290,19 @@ _CLAIM = _thread.allocate_lock()  # makes "is the processor's own state free? ta
 
 def _reading(event_type: object, model: type[Any] | None) -> _Reading:
     """The :class:`_Reading` of *event_type* with *model*; checks that the model fits."""
-    source = spec(event_type)
-    key = (source.event_type, model)
+    source = source_of(event_type)
+    key = (source, model)
     try:
         reading = _READINGS.get(key)
     except TypeError:  # not a class at all: converter_for says what is wrong with it
         reading = None
     if reading is None:
-        view = _VIEWS[source.event_type]
+        view = source.view
         convert = view
         if model is not None:
             from .models import converter_for  # imports pydantic: only when a model is used
 
-            convert = converter_for(source.event_type, model)
+            convert = converter_for(source, model)
         reading = _READINGS[key] = _Reading(source, view, convert)
     return reading
 
@@ -621,7 +619,7 @@ class BasePartialProcessor(Generic[RecordT]):
 
     # The settings, as class-level defaults too: a subclass that never calls
     # super().__init__() (as the incumbent's "create your own processor" example does) works.
-    event_type: EventType | None = None
+    event_type: EventType[Any] | None = None
     model: type[Any] | None = None
     raise_on_entire_batch_failure: bool = True
     logger: logging.Logger | logging.LoggerAdapter[Any] | None = None
@@ -733,7 +731,7 @@ class BasePartialProcessor(Generic[RecordT]):
 
     def __init__(
         self,
-        event_type: EventType | None = None,
+        event_type: EventType[Any] | str | None = None,
         model: type[Any] | None = None,
         raise_on_entire_batch_failure: bool = True,
         logger: logging.Logger | logging.LoggerAdapter[Any] | None = None,
@@ -753,7 +751,7 @@ class BasePartialProcessor(Generic[RecordT]):
         if event_type is not None:
             # Read the event type (and check the model against it) now, not on every batch.
             self._fixed = _reading(event_type, model)
-            self.event_type = self._fixed.source.event_type
+            self.event_type = self._fixed.source
         self.raise_on_entire_batch_failure = raise_on_entire_batch_failure
         self.logger = logger
         self.concurrency = _check_concurrency(
@@ -882,7 +880,12 @@ class BasePartialProcessor(Generic[RecordT]):
         )
 
     def response(self) -> PartialItemFailureResponse:
-        """The partial batch response of the last batch: every record that did not succeed."""
+        """The partial batch response of the last batch: every record that did not succeed.
+
+        A Firehose batch's response answers every record instead (a ``FirehoseResponse``, as
+        ``process_partial_response`` and ``processor.result.response()`` are typed); this
+        method keeps the one type that the subclasses overriding it return.
+        """
         return self.batch_response
 
     @property
@@ -963,7 +966,7 @@ class BasePartialProcessor(Generic[RecordT]):
         ``skip_key_on_failure=True`` does.
         """
         source = self._reading_for(records).source
-        keys = ordering_keys(records, source) if self.ordered else None
+        keys = source.ordering_keys(records) if self.ordered else None
         skip = self.skip_key_on_failure
         if skip is None:
             skip = keys is not None and source.skips_key_on_failure(records)
@@ -971,12 +974,18 @@ class BasePartialProcessor(Generic[RecordT]):
             len(records), keys, stop_on_failure=self.stop_on_failure, skip_key_on_failure=skip
         )
 
+    def _records_of(self, event: object) -> list[Any]:
+        """The records of *event*, read by the processor's source (or the event's own)."""
+        fixed = self._fixed
+        source = fixed.source if fixed is not None else event_source(event)
+        return source.records(event)
+
     def _reading_for(self, records: Sequence[Mapping[str, Any]]) -> _Reading:
         """How to read *records*: the processor's event type, or the one the batch names."""
         fixed = self._fixed
         if fixed is not None:
             return fixed
-        return _reading(batch_event_type(records), self.model)
+        return _reading(batch_source(records), self.model)
 
     def _start(self, *, awaited: bool) -> _Run:
         batch = self._batch
@@ -990,7 +999,7 @@ class BasePartialProcessor(Generic[RecordT]):
             raise ProcessorStateError("this batch was processed already; prepare the next one")
         records = batch.records
         reading = self._reading_for(records)
-        ids = identifiers(records, reading.source)
+        ids = reading.source.identifiers(records)
         schedule = self._make_schedule(records)
         handler = cast("Callable[..., Any]", batch.handler)
         context = batch.lambda_context
@@ -1011,9 +1020,7 @@ class BasePartialProcessor(Generic[RecordT]):
             if watch.durations:
                 schedule.time_records(ends=watch.ends)
             run.started_at = time.time()
-            watch.started(
-                BatchStarted(reading.source.event_type.value, run.n, run.time_left, records)
-            )
+            watch.started(BatchStarted(reading.source.name, run.n, run.time_left, records))
         if custom:
             run.process_each(self._async_process_record if is_async else self._process_record)
         elif not reading.converts:
@@ -1079,6 +1086,12 @@ class BasePartialProcessor(Generic[RecordT]):
     def _complete(self, run: _Run) -> list[SuccessResponse | FailureResponse]:
         batch = run.batch
         kinds, values = run.schedule.close()
+        source = run.reading.source
+        settled = None
+        if type(source).settle is not _SETTLE:
+            # The source reads what the handlers returned (and may fail a record for it)
+            # before any hook or observer sees the outcomes.
+            settled = source.settle(run.records, kinds, values)
         args = run.args
         errors: dict[int, BaseException] = {}
         processed: list[SuccessResponse | FailureResponse] = []
@@ -1096,16 +1109,19 @@ class BasePartialProcessor(Generic[RecordT]):
                 )
         else:
             processed = self._call_hooks(run, kinds, values, errors)
-        result = batch.result = BatchResult(run.ids, kinds, values, args, errors)
+        respond = None if type(source).response is _RESPOND else source.response
+        result = batch.result = BatchResult(run.ids, kinds, values, args, errors, respond)
+        result.settled = settled
         # From the outcomes, not from fail_messages: a failure_handler override that does not
         # call super() must not make failed records go unreported. Built now, so that
         # response() is right inside the block too, and after a block that raised.
-        batch.batch_response = result.response()
+        # A Firehose batch's answers every record (see response()).
+        batch.batch_response = cast("PartialItemFailureResponse", result.response())
         watch = self._watch
         if watch is not None:
             schedule = run.schedule
             result.durations, result.ends = schedule.durations, schedule.ends
-            result.event_type = run.reading.source.event_type.value
+            result.event_type = run.reading.source.name
             result.started_at, result.started = run.started_at, run.started
             result.duration = time.monotonic() - run.started
             result.time_left = run.remaining()
@@ -1184,12 +1200,14 @@ class BasePartialProcessor(Generic[RecordT]):
         if logger is None or not errors:
             return
         ids = run.ids
+        name = run.reading.source.describe
         counts = {status.value: 0 for status in Status}
         for code in set(kinds):
             counts[status_of(code).value] += kinds.count(code)
         shown = ", ".join(f"{count} {name}" for name, count in counts.items() if count)
         first = [
-            f"{ids[index]} {status_of(kinds[index]).value}: {type(exc).__name__}: {describe(exc)}"
+            f"{name(ids[index])} {status_of(kinds[index]).value}: "
+            f"{type(exc).__name__}: {describe(exc)}"
             for index, exc in islice(errors.items(), _SUMMARY_FIRST)
         ]
         more = len(errors) - len(first)
@@ -1206,7 +1224,7 @@ class BasePartialProcessor(Generic[RecordT]):
             status = status_of(kinds[index]).value
             logger.warning(
                 "record %s %s; it is reported for retry: %s: %s",
-                ids[index],
+                name(ids[index]),
                 status,
                 type(exc).__name__,
                 describe(exc),
@@ -1228,11 +1246,12 @@ class BatchProcessor(BasePartialProcessor[RecordT]):
     runs inline in the calling thread, exactly as the incumbent's ``BatchProcessor``.
     """
 
-    # One overload per event type, so that type checkers know the record type a handler gets.
+    # The source brings its record type: BatchProcessor(EventType.Kafka) hands its handler
+    # KafkaEventRecord s, and a model= its model; no overload per source.
     @overload
     def __init__(
-        self: BatchProcessor[SQSRecord],
-        event_type: Literal[EventType.SQS],
+        self,
+        event_type: EventType[RecordT],
         model: None = None,
         raise_on_entire_batch_failure: bool = True,
         logger: _Logger | None = None,
@@ -1240,18 +1259,9 @@ class BatchProcessor(BasePartialProcessor[RecordT]):
     ) -> None: ...
     @overload
     def __init__(
-        self: BatchProcessor[KinesisStreamRecord],
-        event_type: Literal[EventType.KinesisDataStreams],
-        model: None = None,
-        raise_on_entire_batch_failure: bool = True,
-        logger: _Logger | None = None,
-        **options: Unpack[ProcessorOptions],
-    ) -> None: ...
-    @overload
-    def __init__(
-        self: BatchProcessor[DynamoDBRecord],
-        event_type: Literal[EventType.DynamoDBStreams],
-        model: None = None,
+        self,
+        event_type: EventType[Any] | str | None,
+        model: type[RecordT],
         raise_on_entire_batch_failure: bool = True,
         logger: _Logger | None = None,
         **options: Unpack[ProcessorOptions],
@@ -1259,24 +1269,15 @@ class BatchProcessor(BasePartialProcessor[RecordT]):
     @overload
     def __init__(
         self: BatchProcessor[Any],
-        event_type: EventType,
+        event_type: str | None = None,
         model: None = None,
         raise_on_entire_batch_failure: bool = True,
         logger: _Logger | None = None,
         **options: Unpack[ProcessorOptions],
     ) -> None: ...
-    @overload
     def __init__(
         self,
-        event_type: EventType,
-        model: type[RecordT],
-        raise_on_entire_batch_failure: bool = True,
-        logger: _Logger | None = None,
-        **options: Unpack[ProcessorOptions],
-    ) -> None: ...
-    def __init__(
-        self,
-        event_type: EventType,
+        event_type: EventType[Any] | str | None = None,
         model: type[Any] | None = None,
         raise_on_entire_batch_failure: bool = True,
         logger: _Logger | None = None,
@@ -1294,10 +1295,12 @@ class AsyncBatchProcessor(BasePartialProcessor[RecordT]):
 
     default_concurrency: ClassVar[int | None] = 100
 
+    # The source brings its record type: BatchProcessor(EventType.Kafka) hands its handler
+    # KafkaEventRecord s, and a model= its model; no overload per source.
     @overload
     def __init__(
-        self: AsyncBatchProcessor[SQSRecord],
-        event_type: Literal[EventType.SQS],
+        self,
+        event_type: EventType[RecordT],
         model: None = None,
         raise_on_entire_batch_failure: bool = True,
         logger: _Logger | None = None,
@@ -1305,18 +1308,9 @@ class AsyncBatchProcessor(BasePartialProcessor[RecordT]):
     ) -> None: ...
     @overload
     def __init__(
-        self: AsyncBatchProcessor[KinesisStreamRecord],
-        event_type: Literal[EventType.KinesisDataStreams],
-        model: None = None,
-        raise_on_entire_batch_failure: bool = True,
-        logger: _Logger | None = None,
-        **options: Unpack[ProcessorOptions],
-    ) -> None: ...
-    @overload
-    def __init__(
-        self: AsyncBatchProcessor[DynamoDBRecord],
-        event_type: Literal[EventType.DynamoDBStreams],
-        model: None = None,
+        self,
+        event_type: EventType[Any] | str | None,
+        model: type[RecordT],
         raise_on_entire_batch_failure: bool = True,
         logger: _Logger | None = None,
         **options: Unpack[ProcessorOptions],
@@ -1324,24 +1318,15 @@ class AsyncBatchProcessor(BasePartialProcessor[RecordT]):
     @overload
     def __init__(
         self: AsyncBatchProcessor[Any],
-        event_type: EventType,
+        event_type: str | None = None,
         model: None = None,
         raise_on_entire_batch_failure: bool = True,
         logger: _Logger | None = None,
         **options: Unpack[ProcessorOptions],
     ) -> None: ...
-    @overload
     def __init__(
         self,
-        event_type: EventType,
-        model: type[RecordT],
-        raise_on_entire_batch_failure: bool = True,
-        logger: _Logger | None = None,
-        **options: Unpack[ProcessorOptions],
-    ) -> None: ...
-    def __init__(
-        self,
-        event_type: EventType,
+        event_type: EventType[Any] | str | None = None,
         model: type[Any] | None = None,
         raise_on_entire_batch_failure: bool = True,
         logger: _Logger | None = None,

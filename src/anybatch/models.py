@@ -1,4 +1,4 @@
-"""Pydantic models of SQS, Kinesis Data Streams and DynamoDB Streams records (optional extra).
+"""Pydantic models of SQS, Kinesis, DynamoDB Streams, Kafka and Firehose records (optional extra).
 
 Give a processor ``model=`` and its record handler receives a validated model instead of a
 record view::
@@ -41,7 +41,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast, get_args, get_origin
 
 from ._exceptions import MissingDependencyError, ModelMismatchError
-from ._sources import EventType, spec
+from ._sources import EventType, all_sources, source_of
 from .records import deserialize_dynamodb
 
 try:
@@ -61,6 +61,10 @@ if not pydantic.VERSION.startswith("2."):  # pragma: no cover - pydantic v1 envi
 __all__ = [
     "DynamoDBStreamChangedRecordModel",
     "DynamoDBStreamRecordModel",
+    "FirehoseRecordMetadataModel",
+    "FirehoseRecordModel",
+    "KafkaRecordModel",
+    "KafkaRecordSchemaMetadata",
     "KinesisDataStreamRecord",
     "KinesisDataStreamRecordModel",
     "KinesisDataStreamRecordPayload",
@@ -261,52 +265,116 @@ class DynamoDBStreamRecordModel(BaseModel):
     userIdentity: UserIdentity | None = None
 
 
+# --- Kafka -----------------------------------------------------------------------------
+
+
+def _strict_base64(value: Any) -> Any:
+    """Decode the base64 text Lambda delivers; anything else is validated as it is."""
+    if isinstance(value, str):
+        return base64.b64decode(value, validate=True)
+    return value
+
+
+class KafkaRecordSchemaMetadata(BaseModel):
+    """What the schema registry says of a record's key or value."""
+
+    dataFormat: str
+    schemaId: str
+
+
+class KafkaRecordModel(BaseModel):
+    """One record of a Kafka event (Amazon MSK or self-managed Kafka).
+
+    ``key`` and ``value`` arrive base64-encoded and are decoded to ``bytes`` before they are
+    validated, so a subclass that narrows ``value`` (``value: Json[Event]``) parses the
+    decoded payload. ``headers`` are decoded from Lambda's lists of bytes. The record is
+    reported by its ``topic``, ``partition`` and ``offset``.
+    """
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: datetime
+    timestampType: str
+    key: bytes | None = None
+    if TYPE_CHECKING:
+        value: Any  # narrowed by subclasses; bytes (or None, for a tombstone) in this model
+    else:
+        value: bytes | None = None
+    headers: list[dict[str, bytes]] = []
+    keySchemaMetadata: KafkaRecordSchemaMetadata | None = None
+    valueSchemaMetadata: KafkaRecordSchemaMetadata | None = None
+
+    @field_validator("key", "value", mode="before")
+    @classmethod
+    def decode_base64(cls, value: Any) -> Any:
+        """Decode the base64 text Lambda delivers; anything else is validated as it is."""
+        return _strict_base64(value)
+
+    @field_validator("headers", mode="before")
+    @classmethod
+    def decode_headers(cls, value: Any) -> Any:
+        """Lambda sends each header's value as a list of byte values."""
+        if not isinstance(value, list):
+            return value
+        decoded: list[Any] = []
+        for chunk in cast("list[Any]", value):  # type: ignore[redundant-cast]
+            if isinstance(chunk, dict):
+                items = cast("dict[str, Any]", chunk).items()
+                chunk = {
+                    k: bytes(cast("list[int]", v)) if isinstance(v, list) else v for k, v in items
+                }
+            decoded.append(chunk)
+        return decoded
+
+    @property
+    def decoded_headers(self) -> dict[str, bytes]:
+        """The headers, name to bytes (a name sent twice keeps its last value)."""
+        return {name: value for chunk in self.headers for name, value in chunk.items()}
+
+
+# --- Firehose --------------------------------------------------------------------------
+
+
+class FirehoseRecordMetadataModel(BaseModel):
+    """``kinesisRecordMetadata``, for a delivery stream that reads a Kinesis stream."""
+
+    shardId: str
+    partitionKey: str
+    approximateArrivalTimestamp: int
+    sequenceNumber: str
+    subsequenceNumber: int
+
+
+class FirehoseRecordModel(BaseModel):
+    """One record of a Firehose data-transformation event.
+
+    ``data`` arrives base64-encoded and is decoded to ``bytes`` before it is validated, so a
+    subclass that narrows it (``data: Json[Event]``) parses the decoded payload. The record
+    handler returns the transformed payload, as with :class:`~anybatch.records.FirehoseRecord`.
+    """
+
+    recordId: str
+    approximateArrivalTimestamp: int
+    if TYPE_CHECKING:
+        data: Any  # narrowed by subclasses; bytes in this model
+    else:
+        data: bytes
+    kinesisRecordMetadata: FirehoseRecordMetadataModel | None = None
+
+    @field_validator("data", mode="before")
+    @classmethod
+    def decode_data(cls, value: Any) -> Any:
+        """Decode the base64 text Firehose delivers; anything else is validated as it is."""
+        return _strict_base64(value)
+
+
 # --- fitting a model to an event type ----------------------------------------------------
 
-_RECORD_MODELS: dict[EventType, type[BaseModel]] = {
-    EventType.SQS: SqsRecordModel,
-    EventType.KinesisDataStreams: KinesisDataStreamRecordModel,
-    EventType.DynamoDBStreams: DynamoDBStreamRecordModel,
-}
 
-#: Top-level fields only records of that event type have.
-_OWN_FIELDS: dict[EventType, frozenset[str]] = {
-    EventType.SQS: frozenset(
-        {
-            "messageId",
-            "receiptHandle",
-            "body",
-            "attributes",
-            "messageAttributes",
-            "md5OfBody",
-            "md5OfMessageAttributes",
-        }
-    ),
-    EventType.KinesisDataStreams: frozenset({"kinesis", "invokeIdentityArn"}),
-    EventType.DynamoDBStreams: frozenset({"dynamodb", "userIdentity"}),
-}
-
-#: Top-level fields records of several event types have.
-_SHARED_FIELDS: dict[EventType, frozenset[str]] = {
-    EventType.SQS: frozenset({"eventSource", "eventSourceARN", "awsRegion"}),
-    EventType.KinesisDataStreams: frozenset(
-        {"eventSource", "eventSourceARN", "awsRegion", "eventID", "eventName", "eventVersion"}
-    ),
-    EventType.DynamoDBStreams: frozenset(
-        {"eventSource", "eventSourceARN", "awsRegion", "eventID", "eventName", "eventVersion"}
-    ),
-}
-
-_HOW_TO_NARROW: dict[EventType, str] = {
-    EventType.SQS: "subclass anybatch.models.SqsRecordModel and narrow its body "
-    "(body: Json[{name}])",
-    EventType.KinesisDataStreams: "subclass anybatch.models.KinesisDataStreamRecordPayload "
-    "with data: Json[{name}], and anybatch.models.KinesisDataStreamRecordModel with "
-    "kinesis: that payload",
-    EventType.DynamoDBStreams: "subclass anybatch.models.DynamoDBStreamChangedRecordModel "
-    "with NewImage: {name} | None = None, and anybatch.models.DynamoDBStreamRecordModel with "
-    "dynamodb: that change",
-}
+def _envelope(source: EventType[Any]) -> type[BaseModel]:
+    """The record model of *source* (``SqsRecordModel``...), which a ``model=`` subclasses."""
+    return cast("type[BaseModel]", globals()[source.model_name])
 
 
 def _field_names(model: type[BaseModel]) -> set[str]:
@@ -321,15 +389,14 @@ def _field_names(model: type[BaseModel]) -> set[str]:
 
 
 def _mismatch(
-    model: type[BaseModel], event_type: EventType, why: str, how: str | None = None
+    model: type[BaseModel], source: EventType[Any], why: str, how: str | None = None
 ) -> ModelMismatchError:
     if how is None:
-        base = _RECORD_MODELS[event_type].__name__
-        how = f"a model for {event_type} records subclasses anybatch.models.{base}"
-    return ModelMismatchError(f"model {model.__name__} does not fit {event_type}: {why}; {how}")
+        how = f"a model for {source} records subclasses anybatch.models.{source.model_name}"
+    return ModelMismatchError(f"model {model.__name__} does not fit {source}: {why}; {how}")
 
 
-def _check_model(event_type: EventType | str, model: object) -> type[BaseModel]:
+def _check_model(event_type: EventType[Any] | str, model: object) -> type[BaseModel]:
     """Check that *model* can describe records of *event_type*; return it.
 
     Accepted: a subclass of the event type's record model, and any other pydantic model
@@ -338,50 +405,47 @@ def _check_model(event_type: EventType | str, model: object) -> type[BaseModel]:
     anything else: not a pydantic model class, a model of another event type's records, or
     a model of the payload given in place of the record's.
     """
-    event_type = spec(event_type).event_type
+    source = source_of(event_type)
     if not isinstance(model, type) or not issubclass(model, BaseModel):
-        base = _RECORD_MODELS[event_type].__name__
         raise ModelMismatchError(
-            f"model= takes a pydantic model class for {event_type} records (a subclass of "
-            f"anybatch.models.{base}), got {model!r}"
+            f"model= takes a pydantic model class for {source} records (a subclass of "
+            f"anybatch.models.{source.model_name}), got {model!r}"
         )
-    for other, base_model in _RECORD_MODELS.items():
+    for other in all_sources():
+        base_model = _envelope(other)
         if issubclass(model, base_model):
-            if other is not event_type:
+            if other.name != source.name:
                 raise _mismatch(
-                    model, event_type, f"it is a {base_model.__name__}, for {other} records"
+                    model, source, f"it is a {base_model.__name__}, for {other} records"
                 )
             return model
 
     names = _field_names(model)
-    if not names & _OWN_FIELDS[event_type]:
-        for other, own in _OWN_FIELDS.items():
-            found = sorted(names & own)
-            if other is not event_type and found:
+    if not names & source.own_fields:
+        for other in all_sources():
+            found = sorted(names & other.own_fields)
+            if other.name != source.name and found:
                 raise _mismatch(
-                    model,
-                    event_type,
-                    f"its fields ({', '.join(found)}) are those of {other} records",
+                    model, source, f"its fields ({', '.join(found)}) are those of {other} records"
                 )
-        if not names & _SHARED_FIELDS[event_type]:
-            how = _HOW_TO_NARROW[event_type].format(name=model.__name__)
+        if not names & source.shared_fields:
+            how = source.narrow_hint.format(name=model.__name__)
             raise _mismatch(
                 model,
-                event_type,
+                source,
                 "it has none of the fields of its records",
                 f"if it describes the payload, {how}",
             )
 
-    source = model.model_fields.get("eventSource")
-    expected = spec(event_type).event_source
-    if source is not None and get_origin(source.annotation) is Literal:
-        allowed = get_args(source.annotation)
-        if expected not in allowed:
+    field = model.model_fields.get("eventSource")
+    if field is not None and get_origin(field.annotation) is Literal:
+        allowed = get_args(field.annotation)
+        if not set(source.event_sources) & set(allowed):
             raise _mismatch(
                 model,
-                event_type,
+                source,
                 f"its eventSource must be {' or '.join(map(repr, allowed))}, "
-                f"and {event_type} records have {expected!r}",
+                f"and {source} records have {' or '.join(map(repr, source.event_sources))}",
             )
     return model
 
@@ -391,7 +455,7 @@ _MODEL_VALIDATE = vars(BaseModel)["model_validate"].__func__
 
 
 def converter_for(
-    event_type: EventType | str, model: type[ModelT]
+    event_type: EventType[Any] | str, model: type[ModelT]
 ) -> Callable[[Mapping[str, Any]], ModelT]:
     """Return the function that turns one raw record of *event_type* into a *model*.
 

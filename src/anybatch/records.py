@@ -1,4 +1,4 @@
-"""Dict-backed views of SQS, Kinesis Data Streams and DynamoDB Streams records.
+"""Dict-backed views of SQS, Kinesis Data Streams, DynamoDB Streams, Kafka and Firehose records.
 
 A view wraps the record's dict without copying it; each property reads (and decodes) its value
 only when it is accessed, so building a view costs one small object. Views are read-only
@@ -17,9 +17,14 @@ if TYPE_CHECKING:
     from decimal import Decimal
 
 __all__ = [
+    "DROP",
     "DictWrapper",
     "DynamoDBRecord",
     "DynamoDBStreamRecord",
+    "FirehoseRecord",
+    "FirehoseRecordMetadata",
+    "FirehoseResult",
+    "KafkaEventRecord",
     "KinesisStreamRecord",
     "KinesisStreamRecordPayload",
     "SQSMessageAttribute",
@@ -435,3 +440,33 @@ class DynamoDBRecord(_StreamRecord):
     def dynamodb(self) -> DynamoDBStreamRecord:
         """The change itself: keys, images, sequence number."""
         return DynamoDBStreamRecord(self._data["dynamodb"])
+
+
+# --- Kafka and Firehose ------------------------------------------------------------------
+# Their views live with their sources and are imported on first use, so that a function
+# that reads SQS pays no import time for them.
+
+_LAZY = {
+    "KafkaEventRecord": "kafka",
+    "FirehoseRecord": "firehose",
+    "FirehoseRecordMetadata": "firehose",
+    "FirehoseResult": "firehose",
+    "DROP": "firehose",
+}
+
+if TYPE_CHECKING:
+    from ._sources.firehose import DROP, FirehoseRecord, FirehoseRecordMetadata, FirehoseResult
+    from ._sources.kafka import KafkaEventRecord
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"anybatch._sources.{module}"), name)
+    if isinstance(value, type):
+        value.__module__ = __name__  # tracebacks, reprs and docs say anybatch.records.X
+    globals()[name] = value
+    return value

@@ -21,6 +21,10 @@ __all__ = [
     "dynamodb_event",
     "dynamodb_record",
     "fake_lambda_context",
+    "firehose_event",
+    "firehose_record",
+    "kafka_event",
+    "kafka_record",
     "kinesis_event",
     "kinesis_record",
     "serialize_dynamodb",
@@ -258,6 +262,129 @@ def dynamodb_event(
     return {
         "Records": [dynamodb_record(index=index, **change) for index, change in enumerate(changes)]
     }
+
+
+def _bytes(payload: str | bytes | Mapping[str, Any] | Sequence[Any]) -> bytes:
+    return payload if isinstance(payload, bytes) else _text(payload).encode()
+
+
+def kafka_record(
+    value: str | bytes | Mapping[str, Any] | Sequence[Any] | None,
+    *,
+    topic: str = "orders",
+    partition: int = 0,
+    offset: int = 0,
+    key: str | bytes | None = None,
+    headers: Mapping[str, str | bytes] | None = None,
+    timestamp: int | None = None,
+) -> dict[str, Any]:
+    """One Kafka record as Lambda delivers it.
+
+    *key* and *value* are base64 (non-strings as JSON), each header's value a list of bytes;
+    ``value=None`` makes a tombstone (no value).
+    """
+    record: dict[str, Any] = {
+        "topic": topic,
+        "partition": partition,
+        "offset": offset,
+        "timestamp": _EPOCH_MS + offset if timestamp is None else timestamp,
+        "timestampType": "CREATE_TIME",
+        "headers": [
+            {name: list(v.encode() if isinstance(v, str) else v)}
+            for name, v in (headers or {}).items()
+        ],
+    }
+    if key is not None:
+        record["key"] = base64.b64encode(key.encode() if isinstance(key, str) else key).decode()
+    if value is not None:
+        record["value"] = base64.b64encode(_bytes(value)).decode()
+    return record
+
+
+def kafka_event(
+    values: Iterable[str | bytes | Mapping[str, Any] | Sequence[Any] | None],
+    *,
+    topic: str = "orders",
+    partitions: Sequence[int] | Callable[[int], int] | None = None,
+    keys: Sequence[str | None] | Callable[[int], str | None] | None = None,
+    self_managed: bool = False,
+) -> dict[str, Any]:
+    """A Kafka event with one record per value, grouped by ``"<topic>-<partition>"``.
+
+    Records are in partition 0 unless *partitions* says otherwise; offsets count up from 100
+    within each partition. ``self_managed=True`` makes a self-managed Kafka event instead of
+    an Amazon MSK one.
+    """
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for index, value in enumerate(values):
+        if callable(partitions):
+            partition = partitions(index)
+        else:
+            partition = partitions[index] if partitions is not None else 0
+        key = keys(index) if callable(keys) else keys[index] if keys is not None else None
+        group = groups.setdefault(f"{topic}-{partition}", [])
+        offset = 100 + len(group)
+        group.append(kafka_record(value, topic=topic, partition=partition, offset=offset, key=key))
+    event: dict[str, Any] = {
+        "eventSource": "SelfManagedKafka" if self_managed else "aws:kafka",
+        "bootstrapServers": "b-1.anybatch.kafka.us-east-1.amazonaws.com:9092,"
+        "b-2.anybatch.kafka.us-east-1.amazonaws.com:9092",
+        "records": groups,
+    }
+    if not self_managed:
+        event["eventSourceArn"] = (
+            f"arn:aws:kafka:{_REGION}:{_ACCOUNT}:cluster/anybatch/"
+            "00000000-0000-4000-8000-000000000000-1"
+        )
+    return event
+
+
+def firehose_record(
+    data: str | bytes | Mapping[str, Any] | Sequence[Any],
+    *,
+    index: int = 0,
+    record_id: str | None = None,
+    kinesis_metadata: bool = False,
+) -> dict[str, Any]:
+    """One record of a Firehose transformation event; *data* base64 (non-strings as JSON)."""
+    record: dict[str, Any] = {
+        "recordId": record_id
+        or f"49546986683135544286507457936321625675700192471156785154{index:04d}",
+        "approximateArrivalTimestamp": _EPOCH_MS + index,
+        "data": base64.b64encode(_bytes(data)).decode(),
+    }
+    if kinesis_metadata:
+        record["kinesisRecordMetadata"] = {
+            "shardId": "shardId-000000000000",
+            "partitionKey": f"partition-{index}",
+            "approximateArrivalTimestamp": _EPOCH_MS + index,
+            "sequenceNumber": f"4959{index:052d}",
+            "subsequenceNumber": 0,
+        }
+    return record
+
+
+def firehose_event(
+    datas: Iterable[str | bytes | Mapping[str, Any] | Sequence[Any]],
+    *,
+    kinesis_metadata: bool = False,
+) -> dict[str, Any]:
+    """A Firehose data-transformation event with one record per payload.
+
+    ``kinesis_metadata=True``: the delivery stream reads a Kinesis stream.
+    """
+    event: dict[str, Any] = {
+        "invocationId": "00000000-0000-4000-8000-00000000f1e0",
+        "deliveryStreamArn": f"arn:aws:firehose:{_REGION}:{_ACCOUNT}:deliverystream/anybatch",
+        "region": _REGION,
+        "records": [
+            firehose_record(data, index=index, kinesis_metadata=kinesis_metadata)
+            for index, data in enumerate(datas)
+        ],
+    }
+    if kinesis_metadata:
+        event["sourceKinesisStreamArn"] = f"arn:aws:kinesis:{_REGION}:{_ACCOUNT}:stream/anybatch"
+    return event
 
 
 class FakeLambdaContext:

@@ -23,7 +23,7 @@ from anybatch._exceptions import (
 )
 from anybatch._processor import DEFAULT_DEADLINE_MARGIN, BasePartialProcessor, SqsRecordT
 from anybatch._schedule import Schedule
-from anybatch._sources import EventType, ordering_keys
+from anybatch._sources import EventType
 
 from ._client import AioSQS
 from ._deleter import Settlement, perform
@@ -368,7 +368,7 @@ class PartialSQSProcessor(_SQSProcessor[SqsRecordT]):
             return super()._make_schedule(records)
         return Schedule(
             len(records),
-            ordering_keys(records, self._reading_for(records).source),
+            self._reading_for(records).source.ordering_keys(records),
             stop_on_failure=True,
         )
 
