@@ -343,6 +343,33 @@ def test_a_span_per_batch_and_per_record_linked_to_the_records_traces(
     assert plain.links == ()
 
 
+def test_kafka_record_spans_link_to_the_traceparent_header_and_models_keep_their_links(
+    exporter: Any,
+) -> None:
+    from anybatch.models import KafkaRecordModel
+    from anybatch.testing import kafka_event
+
+    provider, spans = exporter
+    event = kafka_event(["traced", "plain"])
+    traceparent = f"00-{W3C_TRACE}-{W3C_PARENT}-01"
+    event["records"]["orders-0"][0]["headers"] = [{"traceparent": list(traceparent.encode())}]
+    for model in (None, KafkaRecordModel):
+        spans.clear()
+        processor = BatchProcessor(
+            EventType.Kafka, model=model, observers=[OpenTelemetryTracing(provider)]
+        )
+        process_partial_response(event, lambda record: None, processor)
+        records = sorted(
+            (s for s in spans.get_finished_spans() if s.name == "anybatch Kafka record"),
+            key=lambda s: s.start_time,
+        )
+        traced, plain = records
+        (link,) = traced.links
+        assert format(link.context.trace_id, "032x") == W3C_TRACE
+        assert plain.links == ()
+        assert traced.attributes["anybatch.record.identifier"] == "orders-0@100"
+
+
 def test_tracing_without_opentelemetry_says_what_to_install(monkeypatch: Any) -> None:
     import sys
 

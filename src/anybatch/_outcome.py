@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
     from typing_extensions import NotRequired
 
+    from ._sources import EventType
     from .models import FirehoseRecordModel
     from .records import FirehoseRecord
 
@@ -152,7 +153,10 @@ class RecordOutcome(Generic[RecordT]):
     __slots__ = ("duration", "exception", "identifier", "index", "record", "result", "status")
 
     index: int
-    identifier: str
+    #: What the response reports the record by: a string (SQS ``messageId``, a stream's
+    #: sequence number, Firehose's ``recordId``), or a Kafka record's
+    #: :class:`KafkaItemIdentifier`.
+    identifier: Any
     status: Status
     record: RecordT
     result: Any
@@ -164,7 +168,7 @@ class RecordOutcome(Generic[RecordT]):
     def __init__(
         self,
         index: int,
-        identifier: str,
+        identifier: Any,
         status: Status,
         record: RecordT,
         result: Any = None,
@@ -275,7 +279,9 @@ class BatchResult(Sequence[RecordOutcome[RecordT]], Generic[RecordT]):
         "durations",
         "ends",
         "event_type",
+        "raw_records",
         "settled",
+        "source",
         "started",
         "started_at",
         "time_left",
@@ -308,6 +314,9 @@ class BatchResult(Sequence[RecordOutcome[RecordT]], Generic[RecordT]):
         #: seconds it took, and how many were left before the deadline when it ended
         #: (``None`` without a Lambda context).
         self.event_type: str = ""
+        #: With observers: the batch's source (an ``EventType``) and its raw records.
+        self.source: EventType[Any] | None = None
+        self.raw_records: Sequence[Mapping[str, Any]] | None = None
         self.started_at = 0.0
         self.started = 0.0  # the same instant, on time.monotonic
         self.duration = 0.0

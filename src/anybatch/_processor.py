@@ -1122,6 +1122,7 @@ class BasePartialProcessor(Generic[RecordT]):
             schedule = run.schedule
             result.durations, result.ends = schedule.durations, schedule.ends
             result.event_type = run.reading.source.name
+            result.source, result.raw_records = run.reading.source, run.records
             result.started_at, result.started = run.started_at, run.started
             result.duration = time.monotonic() - run.started
             result.time_left = run.remaining()

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from opentelemetry.trace import Link, TracerProvider
 
     from ._outcome import BatchResult, RecordOutcome
+    from ._sources import EventType
 
 __all__ = ["BatchStarted", "EmfMetrics", "Observer", "OpenTelemetryTracing"]
 
@@ -204,6 +205,8 @@ class OpenTelemetryTracing:
         )
         parent = trace.set_span_in_context(batch_span)
         ends = result.ends or ()
+        source, raw = result.source, result.raw_records
+        describe = str if source is None else source.describe
         for outcome in result:
             ended = ends[outcome.index] if outcome.index < len(ends) else None
             if outcome.duration is None or ended is None:
@@ -212,10 +215,10 @@ class OpenTelemetryTracing:
                 f"anybatch {result.event_type} record",
                 context=parent,
                 start_time=int((ended - outcome.duration + offset) * ns),
-                links=_links(outcome.record),
+                links=_links(source, raw[outcome.index] if raw is not None else None),
                 attributes={
                     "anybatch.event_source": result.event_type,
-                    "anybatch.record.identifier": outcome.identifier,
+                    "anybatch.record.identifier": describe(outcome.identifier),
                     "anybatch.record.status": outcome.status.value,
                 },
             )
@@ -228,37 +231,24 @@ class OpenTelemetryTracing:
         batch_span.end(end_time=end_ns)
 
 
-def _raw(record: Any) -> Mapping[str, Any]:
-    raw: object = getattr(record, "raw_event", record)
-    return cast("Mapping[str, Any]", raw) if isinstance(raw, Mapping) else {}
-
-
-def _field(mapping: Any, name: str) -> Any:
-    """``mapping[name]`` when *mapping* is a mapping that has it, else ``None``."""
-    return cast("Mapping[str, Any]", mapping).get(name) if isinstance(mapping, Mapping) else None
-
-
-def _links(record: Any) -> list[Link]:
-    """The trace context an SQS record carries, as span links (W3C first, then X-Ray)."""
+def _links(source: EventType[Any] | None, raw: object) -> list[Link]:
+    """The trace context a record carries, as span links (W3C first, then X-Ray)."""
     from opentelemetry.trace import Link, SpanContext, TraceFlags
-    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-    raw = _raw(record)
-    attributes = raw.get("messageAttributes")
-    traceparent = _field(_field(attributes, "traceparent"), "stringValue")
-    if isinstance(traceparent, str):
-        carrier = {"traceparent": traceparent}
-        tracestate = _field(_field(attributes, "tracestate"), "stringValue")
-        if isinstance(tracestate, str):
-            carrier["tracestate"] = tracestate
-        context = TraceContextTextMapPropagator().extract(carrier)
+    if source is None or not isinstance(raw, Mapping):
+        return []
+    record = cast("Mapping[str, Any]", raw)
+    carrier = source.trace_headers(record)
+    if "traceparent" in carrier:
         from opentelemetry import trace
+        from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+        context = TraceContextTextMapPropagator().extract(dict(carrier))
         span_context = trace.get_current_span(context).get_span_context()
         if span_context.is_valid:
             return [Link(span_context)]
-    header = _field(raw.get("attributes"), "AWSTraceHeader")
-    if isinstance(header, str):
+    header = source.xray_header(record)
+    if header is not None:
         fields = dict(p.split("=", 1) for p in header.split(";") if "=" in p)
         root, parent = fields.get("Root", ""), fields.get("Parent", "")
         parts = root.split("-")
