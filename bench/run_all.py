@@ -25,7 +25,18 @@ from pathlib import Path
 from _common import Row, print_rows, rows_from_json, say
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ("warm", "cold", "engine", "io", "import", "sync", "fifo", "models", "sqs_delete")
+BENCHMARKS = (
+    "warm",
+    "cold",
+    "engine",
+    "io",
+    "import",
+    "sync",
+    "fifo",
+    "models",
+    "kafka",
+    "sqs_delete",
+)
 #: Extra arguments per benchmark: the warm matrix draws the docs' chart.
 EXTRA = {"warm": ["--chart", str(HERE.parent / "docs" / "assets" / "warm-invocations.png")]}
 

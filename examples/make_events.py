@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from anybatch.testing import dynamodb_event, kinesis_event, sqs_event
+from anybatch.testing import dynamodb_event, firehose_event, kafka_event, kinesis_event, sqs_event
 
 EVENTS_DIR = Path(__file__).parent / "events"
 
@@ -42,6 +42,38 @@ READINGS: list[dict[str, Any]] = [
 ]
 
 
+PAYMENTS: list[dict[str, Any]] = [
+    {"id": "pay-1", "customer": "cust-a", "amount": 30},
+    {"id": "pay-2", "customer": "cust-b", "amount": 12},
+    {"id": "pay-3", "customer": "cust-a", "amount": 0},
+    {"id": "pay-4", "customer": "cust-c", "amount": 7},
+    {"id": "pay-5", "customer": "cust-a", "amount": 5},
+    {"id": "pay-6", "customer": "cust-c", "amount": -2},
+]
+#: A customer's payments go to one partition, as the producer's key partitioner does.
+PAYMENT_PARTITIONS = {"cust-a": 0, "cust-b": 1, "cust-c": 1}
+
+CLICKS: list[Any] = [
+    {"page": "/Home", "country": "PT", "at": "2026-12-01T10:00:00Z", "agent": "browser"},
+    {"page": "/Cart", "country": "FR", "at": "2026-12-01T10:00:01Z", "agent": "bot"},
+    "not json",
+    {"page": "/Checkout", "country": "PT", "at": "2026-12-01T10:00:03Z", "agent": "browser"},
+]
+
+
+def _kafka_payments() -> dict[str, Any]:
+    event = kafka_event(
+        PAYMENTS,
+        topic="payments",
+        partitions=[PAYMENT_PARTITIONS[p["customer"]] for p in PAYMENTS],
+        keys=[p["customer"] for p in PAYMENTS],
+    )
+    for group in event["records"].values():
+        for record in group:
+            record["headers"] = [{"source": list(b"checkout")}]
+    return event
+
+
 def build_events() -> dict[str, dict[str, Any]]:
     """Every sample event, by file name."""
     return {
@@ -66,6 +98,10 @@ def build_events() -> dict[str, dict[str, Any]]:
         # kinesis_handler.py: temperature readings, partition key = device; a missing and an
         # impossible reading fail.
         "kinesis.json": kinesis_event(READINGS, partition_keys=[r["device"] for r in READINGS]),
+        # kafka_handler.py: payments keyed by customer; two have a bad amount.
+        "kafka.json": _kafka_payments(),
+        # firehose_transform.py: clicks; one from a bot (dropped), one not JSON (failed).
+        "firehose.json": firehose_event(CLICKS),
         # dynamodb_handler.py: a users table; one update stores an invalid e-mail address.
         "dynamodb.json": dynamodb_event(
             [

@@ -29,8 +29,29 @@ EVENTS_DIR = ROOT / "examples" / "events"
 class Case(NamedTuple):
     event: str
     handler: str
-    expected: list[str]
+    #: The identifiers reported, or the whole response when it is not batchItemFailures.
+    expected: list[Any] | dict[str, Any]
     options: tuple[str, ...] = ()
+
+
+def _firehose_answers() -> dict[str, Any]:
+    """What firehose_transform.py answers for examples/events/firehose.json."""
+    import base64
+
+    records = json.loads((EVENTS_DIR / "firehose.json").read_text())["records"]
+    ids = [r["recordId"] for r in records]
+
+    def ok(line: str) -> dict[str, Any]:
+        return {"result": "Ok", "data": base64.b64encode(line.encode()).decode()}
+
+    pt = {"metadata": {"partitionKeys": {"country": "PT"}}}
+    answers = [
+        {**ok('{"page":"/home","country":"PT","at":"2026-12-01T10:00:00Z"}\n'), **pt},
+        {"result": "Dropped", "data": records[1]["data"]},
+        {"result": "ProcessingFailed", "data": records[2]["data"]},
+        {**ok('{"page":"/checkout","country":"PT","at":"2026-12-01T10:00:03Z"}\n'), **pt},
+    ]
+    return {"records": [{"recordId": i, **a} for i, a in zip(ids, answers, strict=True)]}
 
 
 CASES = {
@@ -100,6 +121,14 @@ CASES = {
             "49590000000000000000000000000000000000000000000000000006",
         ],
     ),
+    "kafka": Case(
+        "kafka.json",
+        "examples.kafka_handler:lambda_handler",
+        [{"partition": "payments-0", "offset": 101}, {"partition": "payments-1", "offset": 102}],
+    ),
+    "firehose": Case(
+        "firehose.json", "examples.firehose_transform:lambda_handler", _firehose_answers()
+    ),
     "dynamodb": Case(
         "dynamodb.json",
         "examples.dynamodb_handler:lambda_handler",
@@ -131,7 +160,9 @@ CASES = {
 }
 
 
-def _response(expected: list[str]) -> dict[str, Any]:
+def _response(expected: list[Any] | dict[str, Any]) -> dict[str, Any]:
+    if isinstance(expected, dict):
+        return expected
     return {"batchItemFailures": [{"itemIdentifier": ident} for ident in expected]}
 
 

@@ -5,7 +5,17 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from itertools import compress
-from typing import TYPE_CHECKING, Any, Generic, Literal, NamedTuple, TypedDict, TypeVar, overload
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Generic,
+    Literal,
+    NamedTuple,
+    TypedDict,
+    TypeVar,
+    cast,
+    overload,
+)
 
 from ._exceptions import DeadlineExceededError, RecordSkippedError
 from ._schedule import CANCELLED, FAILURE, NOT_STARTED, SKIPPED_KEY, SKIPPED_STOP, SUCCESS, TIMEOUT
@@ -406,7 +416,12 @@ class BatchResult(Sequence[RecordOutcome[RecordT]], Generic[RecordT]):
         kinds = self._kinds
         if kinds.count(SUCCESS) == len(kinds):  # identity checks: fast on the usual batch
             return []
-        return list(compress(self._identifiers, map(SUCCESS.__ne__, kinds)))
+        ids = self._identifiers
+        if type(ids) is list:
+            listed = cast("list[Any]", ids)  # type: ignore[redundant-cast]
+            return list(compress(listed, map(SUCCESS.__ne__, kinds)))
+        # Identifiers made when read (Kafka's): only the reported ones are.
+        return [ids[i] for i in compress(range(len(kinds)), map(SUCCESS.__ne__, kinds))]
 
     @overload
     def response(self: BatchResult[FirehoseT]) -> FirehoseResponse: ...  # type: ignore[overload-overlap]

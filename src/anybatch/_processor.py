@@ -360,7 +360,7 @@ class _Run:
     def __init__(
         self,
         records: Sequence[Mapping[str, Any]],
-        ids: list[str],
+        ids: Sequence[Any],
         schedule: Schedule,
         handler: Callable[[Any], Any],
         is_async: bool,
@@ -966,12 +966,25 @@ class BasePartialProcessor(Generic[RecordT]):
         ``skip_key_on_failure=True`` does.
         """
         source = self._reading_for(records).source
-        keys = source.ordering_keys(records) if self.ordered else None
         skip = self.skip_key_on_failure
-        if skip is None:
-            skip = keys is not None and source.skips_key_on_failure(records)
+        keys = None
+        if self.ordered:
+            if self.concurrency != 1:
+                keys = source.ordering_keys(records)
+                if skip is None:
+                    skip = keys is not None and source.skips_key_on_failure(records)
+            else:
+                # One record at a time, in batch order, keeps every key's order by itself:
+                # keys matter only when a failure skips the rest of its key.
+                if skip is None:
+                    skip = source.skips_key_on_failure(records)
+                if skip:
+                    keys = source.ordering_keys(records)
         return Schedule(
-            len(records), keys, stop_on_failure=self.stop_on_failure, skip_key_on_failure=skip
+            len(records),
+            keys,
+            stop_on_failure=self.stop_on_failure,
+            skip_key_on_failure=bool(skip) and keys is not None,
         )
 
     def _records_of(self, event: object) -> list[Any]:

@@ -163,7 +163,7 @@ class EventType(Generic[RecordT_co], metaclass=_EventTypes):
 
     # -- what identifies and orders each record -------------------------------------------
 
-    def identifiers(self, records: object) -> list[Any]:
+    def identifiers(self, records: object) -> Sequence[Any]:
         """Every record's identifier, as the response reports it.
 
         Raises :class:`InvalidEventError` naming the first record without a usable one.

@@ -7,8 +7,9 @@ as ``{"itemIdentifier": {"partition": "<topic>-<partition>", "offset": N}}``.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping, Sequence
-from typing import Any, Literal, cast
+from collections.abc import Hashable, Iterator, Mapping, Sequence
+from operator import itemgetter
+from typing import Any, Literal, cast, overload
 
 from .._exceptions import InvalidEventError
 from ..records import DictWrapper, _b64decode  # pyright: ignore[reportPrivateUsage]
@@ -104,7 +105,7 @@ class KafkaEventRecord(DictWrapper):
             return None
         import json
 
-        return json.loads(value)
+        return json.loads(value.decode("utf-8"))  # JSON is UTF-8; str skips a detection step
 
     @property
     def decoded_headers(self) -> dict[str, bytes]:
@@ -154,6 +155,45 @@ KafkaOrder = Literal["key", "partition"]
 def _count(value: object) -> bool:
     """Whether *value* is an int >= 0 (not a bool): what a partition and an offset are."""
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+_TOPIC, _PARTITION, _OFFSET = itemgetter("topic"), itemgetter("partition"), itemgetter("offset")
+
+
+class KafkaIdentifiers(Sequence[Any]):
+    """Each record's ``{"partition": "<topic>-<partition>", "offset": N}``, made when read."""
+
+    __slots__ = ("_names", "_offsets")
+
+    def __init__(self, names: list[str], offsets: list[int]) -> None:
+        self._names = names
+        self._offsets = offsets
+
+    @overload
+    def __getitem__(self, index: int) -> Any: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Any]: ...
+    def __getitem__(self, index: int | slice) -> Any:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        return {"partition": self._names[index], "offset": self._offsets[index]}
+
+    def __len__(self) -> int:
+        return len(self._offsets)
+
+    def __iter__(self) -> Iterator[Any]:
+        for name, offset in zip(self._names, self._offsets, strict=True):
+            yield {"partition": name, "offset": offset}
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Sequence) and not isinstance(other, str | bytes):
+            return list(self) == list(cast("Sequence[object]", other))
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"KafkaIdentifiers({list(self)!r})"
 
 
 class KafkaSource(EventType[KafkaEventRecord]):
@@ -236,31 +276,54 @@ class KafkaSource(EventType[KafkaEventRecord]):
 
     # -- what identifies and orders each record -------------------------------------------
 
-    def identifiers(self, records: object) -> list[Any]:
+    def identifiers(self, records: object) -> Sequence[Any]:
+        if type(records) is list:
+            rows = cast("list[Any]", records)  # type: ignore[redundant-cast]
+            try:
+                topics = list(map(_TOPIC, rows))
+                partitions = list(map(_PARTITION, rows))
+                offsets: list[Any] = list(map(_OFFSET, rows))
+            except (KeyError, TypeError):
+                pass
+            else:
+                # One C-level pass per field; the identifiers are made when read (usually
+                # only those of the records reported).
+                names = self._names(topics, partitions)
+                counts = set(map(type, offsets)) <= {int} and min(offsets, default=0) >= 0
+                if names is not None and counts:
+                    pairs = zip(topics, partitions, strict=True)
+                    return KafkaIdentifiers(list(map(names.__getitem__, pairs)), offsets)
+        return self._check(cast("object", records))  # type: ignore[redundant-cast]
+
+    @staticmethod
+    def _names(topics: list[Any], partitions: list[Any]) -> dict[tuple[Any, Any], str] | None:
+        """``"<topic>-<partition>"`` of each pair, or ``None`` when one is unusable."""
+        names: dict[tuple[Any, Any], str] = {}
+        for topic, partition in set(zip(topics, partitions, strict=True)):
+            if not isinstance(topic, str) or not topic or not _count(partition):
+                return None
+            names[topic, partition] = f"{topic}-{partition}"
+        return names
+
+    def _check(self, records: object) -> list[Any]:
+        """The identifiers, record by record: says which record is at fault, and why."""
         if not isinstance(records, Sequence) or isinstance(records, str | bytes):
             raise InvalidEventError(f"records must be a list, got {type(records).__name__}")
-        names: dict[tuple[object, object], str] = {}
         ids: list[Any] = []
-        append = ids.append
         for index, item in enumerate(cast("Sequence[object]", records)):
             record = mapping(item)
             if record is None:
                 raise InvalidEventError(
                     f"record {index} must be an object, got {type(item).__name__}", index=index
                 )
-            where = (record.get("topic"), record.get("partition"))
-            name = names.get(where)
-            if name is None:
-                topic, partition = where
-                if not isinstance(topic, str) or not topic:
-                    raise InvalidEventError(self._bad(index, "topic", topic), index=index)
-                if not _count(partition):
-                    raise InvalidEventError(self._bad(index, "partition", partition), index=index)
-                name = names[where] = f"{topic}-{partition}"
-            offset = record.get("offset")
+            topic, partition, offset = (record.get(f) for f in ("topic", "partition", "offset"))
+            if not isinstance(topic, str) or not topic:
+                raise InvalidEventError(self._bad(index, "topic", topic), index=index)
+            if not _count(partition):
+                raise InvalidEventError(self._bad(index, "partition", partition), index=index)
             if not _count(offset):
                 raise InvalidEventError(self._bad(index, "offset", offset), index=index)
-            append({"partition": name, "offset": offset})
+            ids.append({"partition": f"{topic}-{partition}", "offset": offset})
         return ids
 
     def _bad(self, index: int, field: str, value: object) -> str:

@@ -78,7 +78,11 @@ class SqsSource(PathSource[SQSRecord]):
 
     def skips_key_on_failure(self, records: Sequence[Mapping[str, Any]]) -> bool:
         # Streams and standard queues run every record (what the incumbent documents).
-        return any(_fifo(record.get("eventSourceARN")) for record in records)
+        try:
+            arns: set[object] = set(map(itemgetter("eventSourceARN"), records))
+        except (KeyError, TypeError):
+            arns = {record.get("eventSourceARN") for record in records}
+        return any(map(_fifo, arns))
 
     def trace_headers(self, record: Mapping[str, Any]) -> Mapping[str, str]:
         attributes = mapping(record.get("messageAttributes"))

@@ -1,0 +1,37 @@
+"""Firehose data transformation: clean up click events before they are delivered to S3.
+
+Each record's answer goes back to Firehose, every record once and in order. Run::
+
+    anybatch run examples/events/firehose.json examples.firehose_transform:lambda_handler
+
+A click is returned as one line of JSON with its page lower-cased and partitioned by country
+(Firehose's dynamic partitioning); a click from a bot is dropped; a record that is not JSON
+fails (``ProcessingFailed``: Firehose delivers it to the error prefix, unchanged). Records
+still running when the deadline comes fail too, so the function answers in time.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from anybatch import BatchProcessor, EventType, FirehoseResponse, process_partial_response
+from anybatch.records import DROP, FirehoseResult
+
+if TYPE_CHECKING:
+    from anybatch.records import FirehoseRecord
+
+processor = BatchProcessor(EventType.Firehose)
+
+
+def record_handler(record: FirehoseRecord) -> FirehoseResult:
+    """The cleaned-up click, or DROP for a bot's."""
+    click = record.data_as_json()  # not JSON: the record fails alone
+    if click.get("agent") == "bot":
+        return DROP
+    cleaned = {"page": click["page"].lower(), "country": click["country"], "at": click["at"]}
+    return FirehoseResult(cleaned, partition_keys={"country": click["country"]})
+
+
+def lambda_handler(event: dict[str, Any], context: Any) -> FirehoseResponse:
+    """The function's entry point."""
+    return process_partial_response(event, record_handler, processor, context=context)
