@@ -70,7 +70,7 @@ def test_the_response_answers_every_record_in_order_exact_to_the_field() -> None
     ]
     event = firehose_event(payloads)
     original = [r["data"] for r in event["records"]]
-    response = process_partial_response(event, transform, BatchProcessor(EventType.Firehose))
+    response: Any = process_partial_response(event, transform, BatchProcessor(EventType.Firehose))
     rid = ids(event)
     assert response == {
         "records": [
@@ -98,7 +98,7 @@ async def test_async_handlers_on_either_backend_answer_the_same() -> None:
         await anyio.lowlevel.checkpoint()
         return transform(record)
 
-    response = await async_process_partial_response(
+    response: Any = await async_process_partial_response(
         event, handler, AsyncBatchProcessor(EventType.Firehose)
     )
     assert [r["result"] for r in response["records"]] == ["Ok", "ProcessingFailed", "Ok"]
@@ -115,7 +115,7 @@ def test_a_value_that_cannot_be_encoded_fails_its_record_alone() -> None:
             return super().failure_handler(record, exception)
 
     processor = Watching(EventType.Firehose)
-    response = process_partial_response(event, transform, processor)
+    response: Any = process_partial_response(event, transform, processor)
     assert [r["result"] for r in response["records"]] == ["ProcessingFailed", "Ok"]
     assert processor.result[0].status is Status.FAILED
     assert isinstance(reported[0], TypeError)
@@ -131,7 +131,7 @@ def test_partition_keys_that_firehose_would_refuse_fail_the_record(keys: Any) ->
         return FirehoseResult(b"x", partition_keys=keys)
 
     processor = BatchProcessor(EventType.Firehose, raise_on_entire_batch_failure=False)
-    response = process_partial_response(event, handler, processor)
+    response: Any = process_partial_response(event, handler, processor)
     assert response["records"][0]["result"] == "ProcessingFailed"
     assert "metadata" not in response["records"][0]
 
@@ -141,7 +141,7 @@ def test_every_record_failing_raises_unless_asked_not_to() -> None:
     with pytest.raises(BatchProcessingError):
         process_partial_response(event, transform, BatchProcessor(EventType.Firehose))
     processor = BatchProcessor(EventType.Firehose, raise_on_entire_batch_failure=False)
-    response = process_partial_response(event, transform, processor)
+    response: Any = process_partial_response(event, transform, processor)
     assert [r["result"] for r in response["records"]] == ["ProcessingFailed"] * 2
 
 
@@ -156,7 +156,7 @@ async def test_at_the_deadline_unfinished_records_are_processing_failed_in_time(
 
     processor = AsyncBatchProcessor(EventType.Firehose, deadline_margin=0.0, concurrency=4)
     started = time.monotonic()
-    response = await async_process_partial_response(
+    response: Any = await async_process_partial_response(
         event, slow, processor, context=fake_lambda_context(0.2)
     )
     assert time.monotonic() - started < 1.0
@@ -183,7 +183,7 @@ def test_a_response_just_under_the_limit_is_returned() -> None:
     def big(record: FirehoseRecord) -> bytes:
         return b"x" * 4_500_000  # 6,000,000 bytes of base64
 
-    response = process_partial_response(event, big, BatchProcessor(EventType.Firehose))
+    response: Any = process_partial_response(event, big, BatchProcessor(EventType.Firehose))
     assert len(json.dumps(response)) < 6 * 1024 * 1024
 
 
@@ -213,7 +213,7 @@ def test_a_malformed_event_is_refused_before_any_handler_runs(change: Any, messa
 
 def test_an_event_without_a_type_is_read_as_firehose() -> None:
     event = firehose_event([{"id": 0, "return": "drop"}])
-    response = process_partial_response(event, transform, BatchProcessor())
+    response: Any = process_partial_response(event, transform, BatchProcessor())
     assert response["records"][0]["result"] == "Dropped"
 
 
@@ -252,7 +252,7 @@ def test_a_model_reads_the_decoded_data_and_a_poison_record_fails_alone() -> Non
     def handler(record: ClickRecord) -> object:
         return {"page": record.data.page.upper()}
 
-    response = process_partial_response(
+    response: Any = process_partial_response(
         event, handler, BatchProcessor(EventType.Firehose, model=ClickRecord)
     )
     assert [r["result"] for r in response["records"]] == ["Ok", "ProcessingFailed", "Ok"]
@@ -278,7 +278,7 @@ def test_each_record_is_answered_once_in_input_order(returns: list[str], concurr
     processor = BatchProcessor(
         EventType.Firehose, concurrency=concurrency, raise_on_entire_batch_failure=False
     )
-    response = process_partial_response(event, transform, processor)
+    response: Any = process_partial_response(event, transform, processor)
     answers = response["records"]
     assert [a["recordId"] for a in answers] == ids(event)
     expected = {"drop": "Dropped", "raise": "ProcessingFailed"}

@@ -355,7 +355,7 @@ def test_kafka_record_spans_link_to_the_traceparent_header_and_models_keep_their
     event["records"]["orders-0"][0]["headers"] = [{"traceparent": list(traceparent.encode())}]
     for model in (None, KafkaRecordModel):
         spans.clear()
-        processor = BatchProcessor(
+        processor: BatchProcessor[Any] = BatchProcessor(
             EventType.Kafka, model=model, observers=[OpenTelemetryTracing(provider)]
         )
         process_partial_response(event, lambda record: None, processor)

@@ -4,18 +4,13 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 from ._exceptions import HandlerTypeError
 from ._processor import BasePartialProcessor, is_async_callable
 
 if TYPE_CHECKING:
-    from ._outcome import FirehoseResponse, PartialItemFailureResponse
-    from .models import FirehoseRecordModel
-    from .records import FirehoseRecord
-
-    #: The records of a Firehose processor: its response answers every record.
-    FirehoseT = TypeVar("FirehoseT", bound="FirehoseRecord | FirehoseRecordModel")
+    from ._outcome import PartialItemFailureResponse
 
 __all__ = [
     "as_lambda_handler",
@@ -49,36 +44,21 @@ def _open(
     processor._prepare()  # pyright: ignore[reportPrivateUsage]
 
 
-def _response(processor: BasePartialProcessor[Any], batch: Any) -> Any:
+def _response(processor: BasePartialProcessor[Any], batch: Any) -> PartialItemFailureResponse:
     """``processor.response()``, read straight from the batch unless a subclass overrides it."""
     method: object = type(processor).response
     if method is _BASE_RESPONSE:
-        return batch.batch_response
+        response: PartialItemFailureResponse = batch.batch_response
+        return response
     return processor.response()
 
 
-# A Firehose processor's response answers every record (FirehoseResponse); every other
-# source's is a partial batch response.
-@overload
-def process_partial_response(  # pyright: ignore[reportOverlappingOverload]
-    event: Any,
-    record_handler: Callable[[FirehoseT], object] | ContextRecordHandler[FirehoseT],
-    processor: BasePartialProcessor[FirehoseT],
-    context: Any = None,
-) -> FirehoseResponse: ...
-@overload
 def process_partial_response(
     event: Any,
     record_handler: Callable[[RecordT], object] | ContextRecordHandler[RecordT],
     processor: BasePartialProcessor[RecordT],
     context: Any = None,
-) -> PartialItemFailureResponse: ...
-def process_partial_response(
-    event: Any,
-    record_handler: Callable[[Any], object] | ContextRecordHandler[Any],
-    processor: BasePartialProcessor[Any],
-    context: Any = None,
-) -> Any:
+) -> PartialItemFailureResponse:
     """Process every record of *event* and return the partial batch response. Blocks.
 
     *record_handler* may be sync or async. Raises :class:`~anybatch.BatchProcessingError`
@@ -101,26 +81,12 @@ def process_partial_response(
         processor._unbind(token, batch)  # pyright: ignore[reportPrivateUsage]
 
 
-@overload
-async def async_process_partial_response(  # pyright: ignore[reportOverlappingOverload]
-    event: Any,
-    record_handler: Callable[[FirehoseT], object] | ContextRecordHandler[FirehoseT],
-    processor: BasePartialProcessor[FirehoseT],
-    context: Any = None,
-) -> FirehoseResponse: ...
-@overload
 async def async_process_partial_response(
     event: Any,
     record_handler: Callable[[RecordT], object] | ContextRecordHandler[RecordT],
     processor: BasePartialProcessor[RecordT],
     context: Any = None,
-) -> PartialItemFailureResponse: ...
-async def async_process_partial_response(
-    event: Any,
-    record_handler: Callable[[Any], object] | ContextRecordHandler[Any],
-    processor: BasePartialProcessor[Any],
-    context: Any = None,
-) -> Any:
+) -> PartialItemFailureResponse:
     """Process every record of *event* on the running event loop; return the response.
 
     The awaitable twin of :func:`process_partial_response`.

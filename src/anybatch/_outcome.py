@@ -25,14 +25,8 @@ if TYPE_CHECKING:
 
     from typing_extensions import NotRequired
 
-    from ._sources import EventType
-    from .models import FirehoseRecordModel
-    from .records import FirehoseRecord
-
-    #: The records of a Firehose batch: its response answers every record.
-    FirehoseT = TypeVar("FirehoseT", bound="FirehoseRecord | FirehoseRecordModel")
-
     from ._exceptions import ExceptionInfo
+    from ._sources import EventType
 
 __all__ = [
     "BatchResult",
@@ -423,16 +417,14 @@ class BatchResult(Sequence[RecordOutcome[RecordT]], Generic[RecordT]):
         # Identifiers made when read (Kafka's): only the reported ones are.
         return [ids[i] for i in compress(range(len(kinds)), map(SUCCESS.__ne__, kinds))]
 
-    @overload
-    def response(self: BatchResult[FirehoseT]) -> FirehoseResponse: ...  # type: ignore[overload-overlap]
-    @overload
-    def response(self) -> PartialItemFailureResponse: ...
-    def response(self) -> Any:
+    def response(self) -> PartialItemFailureResponse:
         """What the Lambda function returns for this batch.
 
         By default the partial batch response that reports every record that did not
         succeed; a Firehose batch's answers every record.
         """
         if self._respond is not None:
-            return self._respond(self)
+            # A Firehose batch's FirehoseResponse: typed as the partial batch response, the
+            # one type every other source (and every processor override) returns.
+            return cast("PartialItemFailureResponse", self._respond(self))
         return {"batchItemFailures": [{"itemIdentifier": i} for i in self.reported_ids()]}

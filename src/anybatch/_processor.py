@@ -882,9 +882,10 @@ class BasePartialProcessor(Generic[RecordT]):
     def response(self) -> PartialItemFailureResponse:
         """The partial batch response of the last batch: every record that did not succeed.
 
-        A Firehose batch's response answers every record instead (a ``FirehoseResponse``, as
-        ``process_partial_response`` and ``processor.result.response()`` are typed); this
-        method keeps the one type that the subclasses overriding it return.
+        A Firehose batch's response answers every record instead: a ``FirehoseResponse``.
+        The entry points, this method and ``BatchResult.response()`` keep the one type that
+        every other source returns, and that processors overriding ``response()`` declare;
+        a Firehose function casts: ``cast(FirehoseResponse, process_partial_response(...))``.
         """
         return self.batch_response
 
@@ -1128,8 +1129,7 @@ class BasePartialProcessor(Generic[RecordT]):
         # From the outcomes, not from fail_messages: a failure_handler override that does not
         # call super() must not make failed records go unreported. Built now, so that
         # response() is right inside the block too, and after a block that raised.
-        # A Firehose batch's answers every record (see response()).
-        batch.batch_response = cast("PartialItemFailureResponse", result.response())
+        batch.batch_response = result.response()
         watch = self._watch
         if watch is not None:
             schedule = run.schedule

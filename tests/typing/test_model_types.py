@@ -153,18 +153,18 @@ async def the_async_entry_point_checks_the_handler(event: dict[str, Any]) -> Non
     await async_process_partial_response(event, order_handler_with_context, processor)
     # A handler of a base class of the model accepts the model too.
     await async_process_partial_response(event, base_model_handler, processor)
-    await async_process_partial_response(event, view_handler, processor)  # type: ignore[arg-type, type-var]
-    await async_process_partial_response(event, kinesis_handler, processor)  # type: ignore[arg-type, type-var]
+    await async_process_partial_response(event, view_handler, processor)  # type: ignore[arg-type]
+    await async_process_partial_response(event, kinesis_handler, processor)  # type: ignore[arg-type]
 
 
 def the_blocking_entry_point_checks_the_handler(event: dict[str, Any]) -> None:
     processor = BatchProcessor(EventType.SQS, model=OrderRecord)
     process_partial_response(event, sync_order_handler, processor)
     process_partial_response(event, order_handler, processor)  # async handlers block too
-    process_partial_response(event, view_handler, processor)  # type: ignore[arg-type, type-var]
+    process_partial_response(event, view_handler, processor)  # type: ignore[arg-type]
     fifo = SqsFifoPartialProcessor(model=OrderRecord)
     process_partial_response(event, sync_order_handler, fifo)
-    process_partial_response(event, kinesis_handler, fifo)  # type: ignore[arg-type, type-var]
+    process_partial_response(event, kinesis_handler, fifo)  # type: ignore[arg-type]
 
 
 def the_decorators_check_the_handler() -> None:

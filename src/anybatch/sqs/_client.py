@@ -21,7 +21,7 @@ from ._deleter import SQSCallError
 from ._plan import Action, Problem, QueueRef, call_problem, queue_url
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Awaitable, Callable, Mapping
 
     from aiobotocore.session import AioSession
     from botocore.config import Config
@@ -74,6 +74,10 @@ class _SQSClient(Protocol):
 
     async def change_message_visibility_batch(self, **kwargs: Any) -> dict[str, Any]: ...
 
+    async def receive_message(self, **kwargs: Any) -> dict[str, Any]: ...
+
+    async def get_queue_attributes(self, **kwargs: Any) -> dict[str, Any]: ...
+
 
 class AioSQS:
     """Send SQS batch calls through aiobotocore, with a client per region.
@@ -103,7 +107,7 @@ class AioSQS:
         self._config = config
         self._endpoint_url = endpoint_url
         self._max_pool_connections = max_pool_connections
-        self._clients: dict[str, _SQSClient] = {}
+        self._clients: dict[str | None, _SQSClient] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stack = AsyncExitStack()
         self._lock: asyncio.Lock | None = None
@@ -134,15 +138,59 @@ class AioSQS:
         self, action: Action, queue: QueueRef, entries: list[dict[str, Any]]
     ) -> Mapping[str, Any]:
         """Make one ``DeleteMessageBatch`` / ``ChangeMessageVisibilityBatch`` call."""
-        from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
-        from botocore.exceptions import ConnectionError as BotoConnectionError
 
-        try:
-            client = await self._client(queue.region)
+        async def call(client: _SQSClient) -> Mapping[str, Any]:
             url = queue_url(client.meta.endpoint_url, queue)
             if action == "delete":
                 return await client.delete_message_batch(QueueUrl=url, Entries=entries)
             return await client.change_message_visibility_batch(QueueUrl=url, Entries=entries)
+
+        return await self._call(queue.region, call)
+
+    async def receive(
+        self,
+        url: str,
+        region: str | None,
+        *,
+        max_messages: int,
+        wait_time: float,
+        visibility_timeout: int,
+    ) -> list[dict[str, Any]]:
+        """One ``ReceiveMessage`` long poll: the messages, with every attribute."""
+
+        async def call(client: _SQSClient) -> Mapping[str, Any]:
+            return await client.receive_message(
+                QueueUrl=url,
+                MaxNumberOfMessages=max_messages,
+                WaitTimeSeconds=int(wait_time),
+                VisibilityTimeout=visibility_timeout,
+                AttributeNames=["All"],
+                MessageAttributeNames=["All"],
+            )
+
+        answer = await self._call(region, call)
+        return list(answer.get("Messages") or [])
+
+    async def queue_attributes(
+        self, url: str, region: str | None, names: list[str]
+    ) -> dict[str, str]:
+        """``GetQueueAttributes`` of the queue at *url*."""
+
+        async def call(client: _SQSClient) -> Mapping[str, Any]:
+            return await client.get_queue_attributes(QueueUrl=url, AttributeNames=names)
+
+        answer = await self._call(region, call)
+        return dict(answer.get("Attributes") or {})
+
+    async def _call(
+        self, region: str | None, call: Callable[[_SQSClient], Awaitable[Mapping[str, Any]]]
+    ) -> Mapping[str, Any]:
+        """Make *call* with the region's client; botocore's errors become :class:`SQSCallError`."""
+        from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
+        from botocore.exceptions import ConnectionError as BotoConnectionError
+
+        try:
+            return await call(await self._client(region))
         except ClientError as exc:
             error = cast("dict[str, Any]", exc.response.get("Error") or {})
             status = cast(
@@ -159,7 +207,7 @@ class AioSQS:
         except BotoCoreError as exc:  # no credentials, invalid parameters...: final
             raise SQSCallError(Problem(type(exc).__name__, str(exc), False)) from exc
 
-    async def _client(self, region: str) -> _SQSClient:
+    async def _client(self, region: str | None) -> _SQSClient:
         self.check_loop()
         client = self._clients.get(region)
         if client is not None:
@@ -175,7 +223,7 @@ class AioSQS:
                 self._clients[region] = client
         return client
 
-    def _create(self, region: str) -> AbstractAsyncContextManager[_SQSClient]:
+    def _create(self, region: str | None) -> AbstractAsyncContextManager[_SQSClient]:
         from aiobotocore.config import AioConfig
         from aiobotocore.session import get_session
 

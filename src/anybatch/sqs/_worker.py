@@ -1,0 +1,661 @@
+"""The SQS worker: the record handler of a Lambda function, consuming a queue anywhere.
+
+Pollers long-poll the queue and turn each receive (up to 10 messages) into the records Lambda
+would deliver; each receive is then processed as one batch by the processor, exactly as on
+Lambda (ordering, concurrency, ``record_timeout``, models, observers), with the other batches
+in flight. Then, through the same I/O adapter and retries as the legacy mode:
+
+* a message whose handler succeeded is deleted (``DeleteMessageBatch``, up to 10 at a time);
+* a message whose handler failed gets the visibility the *failed_visibility_timeout* policy
+  says, or is left to the queue's own visibility timeout;
+* a message that never ran (the rest of a failed FIFO group, or what a stop left unfinished)
+  is released at once (visibility 0) for another worker, in its order;
+* while a batch runs, its messages' visibility is extended (``ChangeMessageVisibilityBatch``)
+  before it runs out, so that no other worker receives them mid-flight.
+
+Whatever happens, every message received is deleted only after its handler succeeded, or
+becomes visible again: released, failed, or when its visibility expires.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import math
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, cast
+
+import anyio
+
+from anybatch._exceptions import BatchProcessingError
+from anybatch._functions import async_process_partial_response
+from anybatch._processor import (
+    AsyncBatchProcessor,
+    BasePartialProcessor,
+    accepts_lambda_context,
+    is_async_callable,
+)
+from anybatch._sources import EventType
+
+from ._deleter import SQSCallError, perform
+from ._plan import (
+    MAX_ENTRIES,
+    MAX_VISIBILITY_TIMEOUT,
+    Action,
+    Call,
+    Entry,
+    QueueRef,
+    RetryPolicy,
+    SQSActionFailure,
+    VisibilityTimeout,
+    check_visibility_timeout,
+    parse_queue_arn,
+    visibility_timeout_for,
+)
+
+if TYPE_CHECKING:
+    from aiobotocore.session import AioSession  # pyright: ignore[reportMissingTypeStubs]
+    from botocore.config import Config  # pyright: ignore[reportMissingTypeStubs]
+
+    from ._client import AioSQS
+
+__all__ = ["SQSWorker", "WorkerStats", "lambda_record", "settle_calls"]
+
+logger = logging.getLogger("anybatch.worker")
+
+#: What happens to a message once its batch has run.
+Settle = Literal["delete", "fail", "release"]
+
+
+def lambda_record(message: Mapping[str, Any], queue_arn: str, region: str) -> dict[str, Any]:
+    """One received SQS message in the shape of a Lambda event's SQS record.
+
+    The system attributes are Lambda's (strings), the message attributes Lambda's
+    (``stringValue``, ``binaryValue`` in base64, ``dataType``...), so that a handler cannot
+    tell a worker's record from Lambda's.
+    """
+    attributes: dict[str, Any] = {}
+    for name, value in cast("Mapping[str, Any]", message.get("MessageAttributes") or {}).items():
+        binary = value.get("BinaryValue")
+        binaries: list[bytes] = list(value.get("BinaryListValues") or [])
+        attributes[name] = {
+            "stringValue": value.get("StringValue"),
+            "binaryValue": None if binary is None else base64.b64encode(binary).decode(),
+            "stringListValues": list(value.get("StringListValues") or []),
+            "binaryListValues": [base64.b64encode(b).decode() for b in binaries],
+            "dataType": value.get("DataType"),
+        }
+    return {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message.get("Body", ""),
+        "attributes": {
+            str(k): str(v)
+            for k, v in cast("Mapping[str, Any]", message.get("Attributes") or {}).items()
+        },
+        "messageAttributes": attributes,
+        "md5OfBody": message.get("MD5OfBody", ""),
+        "md5OfMessageAttributes": message.get("MD5OfMessageAttributes"),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": region,
+    }
+
+
+def settle_calls(
+    queue: QueueRef,
+    records: Sequence[Mapping[str, Any]],
+    settles: Sequence[Settle],
+    visibility: VisibilityTimeout | None,
+) -> list[Call]:
+    """The calls that settle a processed batch: delete, hide by the policy, or release."""
+    arn = f"arn:aws:sqs:{queue.region}:{queue.account}:{queue.name}"
+    deletes: list[Entry] = []
+    hides: list[Entry] = []
+    for index, (record, what) in enumerate(zip(records, settles, strict=True)):
+        message_id, handle = str(record["messageId"]), str(record["receiptHandle"])
+        if what == "delete":
+            deletes.append(Entry(index, "delete", message_id, handle, arn))
+        elif what == "release":
+            hides.append(Entry(index, "change_visibility", message_id, handle, arn, 0))
+        elif visibility is not None:
+            seconds = visibility_timeout_for(visibility, record)
+            hides.append(Entry(index, "change_visibility", message_id, handle, arn, seconds))
+    chunks: tuple[tuple[Action, list[Entry]], ...] = (
+        ("delete", deletes),
+        ("change_visibility", hides),
+    )
+    return [
+        Call(action, queue, tuple(entries[start : start + MAX_ENTRIES]))
+        for action, entries in chunks
+        for start in range(0, len(entries), MAX_ENTRIES)
+    ]
+
+
+@dataclass
+class WorkerStats:
+    """What a worker did, counted by message."""
+
+    received: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    released: int = 0
+    deleted: int = 0
+    not_deleted: int = 0
+    visibility_changed: int = 0
+    visibility_not_changed: int = 0
+    extended: int = 0
+    receive_errors: int = 0
+    batches: int = 0
+    failures: list[SQSActionFailure] = field(default_factory=list[SQSActionFailure])
+
+    def summary(self) -> str:
+        """One line: what was received and what became of it."""
+        return (
+            f"{self.received} received in {self.batches} batches: {self.succeeded} succeeded "
+            f"({self.deleted} deleted, {self.not_deleted} not), {self.failed} failed, "
+            f"{self.released} released; {self.extended} visibility extensions, "
+            f"{self.receive_errors} receive errors"
+        )
+
+
+class _Tracker:
+    """Which records of a batch started and which succeeded, by message id."""
+
+    __slots__ = ("started", "succeeded")
+
+    def __init__(self) -> None:
+        self.started: set[str] = set()
+        self.succeeded: set[str] = set()
+
+
+def _message_id(record: Any) -> str:
+    raw = getattr(record, "raw_event", None)
+    if isinstance(raw, Mapping):
+        return str(cast("Mapping[str, Any]", raw).get("messageId"))
+    return str(getattr(record, "messageId", ""))
+
+
+def _tracked(handler: Callable[..., Any], tracker_of: Callable[[], _Tracker]) -> Callable[..., Any]:
+    """*handler*, noting in the batch's tracker when each record starts and succeeds.
+
+    Keeps the handler's kind (sync or async) and whether it takes ``lambda_context``, so the
+    processor runs it as it runs the handler itself.
+    """
+    takes_context = accepts_lambda_context(handler)
+    if is_async_callable(handler):
+
+        async def tracked_async(record: Any, **context: Any) -> Any:
+            tracker, message_id = tracker_of(), _message_id(record)
+            tracker.started.add(message_id)
+            result = await handler(record, **context)
+            tracker.succeeded.add(message_id)
+            return result
+
+        if takes_context:
+            return tracked_async
+
+        async def tracked_async_plain(record: Any) -> Any:
+            return await tracked_async(record)
+
+        return tracked_async_plain
+
+    def tracked(record: Any, **context: Any) -> Any:
+        tracker, message_id = tracker_of(), _message_id(record)
+        tracker.started.add(message_id)
+        result = handler(record, **context)
+        tracker.succeeded.add(message_id)
+        return result
+
+    if takes_context:
+        return tracked
+
+    def tracked_plain(record: Any) -> Any:
+        return tracked(record)
+
+    return tracked_plain
+
+
+class _WorkerContext:
+    """The Lambda context a worker's batches get: no deadline, the worker's names."""
+
+    def __init__(self, queue: QueueRef) -> None:
+        self.function_name = f"anybatch-worker-{queue.name}"
+        self.function_version = "$LATEST"
+        self.invoked_function_arn = ""
+        self.memory_limit_in_mb = 0
+        self.aws_request_id = ""
+        self.log_group_name = ""
+        self.log_stream_name = ""
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 2**31 - 1  # a worker's batch has no Lambda timeout: the stop drains it instead
+
+
+def _check_positive(name: str, value: object, *, integer: bool = False) -> Any:
+    kinds = (int,) if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds) or value != value:
+        raise TypeError(f"{name} must be a positive number, got {value!r}")
+    if cast("float", value) <= 0:
+        raise ValueError(f"{name} must be > 0, got {value!r}")
+    return value
+
+
+class SQSWorker:
+    """Consume an SQS queue with a record handler and the processor it runs under on Lambda.
+
+    ``await worker.run()`` polls until :meth:`stop` is called; it returns the
+    :class:`WorkerStats`. *processor* is any SQS processor (``AsyncBatchProcessor(
+    EventType.SQS, ...)``, ``BatchProcessor(...)`` for sync handlers, with ``model=`` and
+    ``record_timeout=``); by default ``AsyncBatchProcessor(EventType.SQS)``.
+
+    * *max_in_flight* (default: the processor's concurrency, or 100): messages received and
+      not yet settled, at most; no receive is made while they are that many.
+    * *pollers* (default: enough to fill *max_in_flight* 10 at a time, at most 10) long-poll
+      the queue at once, each for up to *wait_time* seconds (at most 20).
+    * *visibility_timeout* (seconds, default 30) is asked for on each receive; while a batch
+      runs, its messages' visibility is extended by that much whenever a third of it is left,
+      until *max_visibility* (default 12 hours, SQS's limit) since they were received.
+    * *failed_visibility_timeout*: seconds, or a function of the receive count (such as
+      :class:`ExponentialBackoff`), that a failed message stays hidden; ``None`` (the
+      default) leaves it to the queue's visibility timeout.
+    * *drain_timeout* (seconds, default 30): after :meth:`stop`, how long batches in flight
+      may run on. What has not finished then is released for another worker.
+
+    The SQS client comes from *session* (aiobotocore) or *boto3_session*, *config* and
+    *endpoint_url*, as for the legacy processors; *region* defaults to the queue URL's.
+    """
+
+    def __init__(
+        self,
+        queue_url: str,
+        record_handler: Callable[..., Any],
+        processor: BasePartialProcessor[Any] | None = None,
+        *,
+        max_in_flight: int | None = None,
+        pollers: int | None = None,
+        wait_time: float = 20.0,
+        visibility_timeout: int = 30,
+        max_visibility: int = MAX_VISIBILITY_TIMEOUT,
+        failed_visibility_timeout: VisibilityTimeout | None = None,
+        drain_timeout: float = 30.0,
+        region: str | None = None,
+        session: AioSession | None = None,
+        boto3_session: Any = None,
+        config: Config | None = None,
+        endpoint_url: str | None = None,
+        retry: RetryPolicy | None = None,
+        max_concurrent_calls: int = 10,
+    ) -> None:
+        if not isinstance(cast("object", queue_url), str) or "/" not in queue_url:
+            raise ValueError(f"queue_url must be an SQS queue URL, got {queue_url!r}")
+        if not callable(record_handler):
+            raise TypeError(f"record_handler must be callable, got {record_handler!r}")
+        self.queue_url = queue_url
+        self.record_handler = record_handler
+        self.processor: BasePartialProcessor[Any] = (
+            AsyncBatchProcessor(EventType.SQS) if processor is None else processor
+        )
+        source = self.processor.event_type
+        if source is not None and source is not EventType.SQS:
+            raise TypeError(f"an SQSWorker's processor reads EventType.SQS, not {source}")
+        concurrency = self.processor.concurrency
+        default_in_flight = 100 if concurrency is None else max(concurrency, 10)
+        self.max_in_flight: int = _check_positive(
+            "max_in_flight",
+            default_in_flight if max_in_flight is None else max_in_flight,
+            integer=True,
+        )
+        self.pollers: int = _check_positive(
+            "pollers",
+            min(10, math.ceil(self.max_in_flight / 10)) if pollers is None else pollers,
+            integer=True,
+        )
+        if not 0 <= wait_time <= 20:
+            raise ValueError(f"wait_time must be between 0 and 20 seconds, got {wait_time!r}")
+        self.wait_time = wait_time
+        self.visibility_timeout: int = _check_positive(
+            "visibility_timeout", visibility_timeout, integer=True
+        )
+        if not visibility_timeout <= max_visibility <= MAX_VISIBILITY_TIMEOUT:
+            raise ValueError(
+                f"max_visibility must be between visibility_timeout ({visibility_timeout}) and "
+                f"{MAX_VISIBILITY_TIMEOUT} seconds, got {max_visibility!r}"
+            )
+        self.max_visibility = max_visibility
+        self.failed_visibility_timeout = check_visibility_timeout(failed_visibility_timeout)
+        self.drain_timeout: float = _check_positive("drain_timeout", drain_timeout)
+        self.region = region or _region_of(queue_url)
+        self.retry = retry or RetryPolicy()
+        self.max_concurrent_calls = max_concurrent_calls
+        from ._client import AioSQS
+
+        self._sqs: AioSQS = AioSQS(
+            session=session,
+            boto3_session=boto3_session,
+            config=config,
+            endpoint_url=endpoint_url,
+            max_pool_connections=max(max_concurrent_calls, self.pollers) + 2,
+        )
+        self.stats = WorkerStats()
+        self._handler = _tracked(record_handler, self._current_tracker)
+        self._trackers: dict[int, _Tracker] = {}
+        self._stopping = False
+        self._stop_now = False
+        self._wake: anyio.Event | None = None
+        self._receives: anyio.CancelScope | None = None
+        self._in_flight = 0
+        self._drained: anyio.Event | None = None
+
+    # -- control ----------------------------------------------------------------------------
+
+    def stop(self, *, now: bool = False) -> None:
+        """Stop receiving; batches in flight get ``drain_timeout`` to finish.
+
+        ``now=True`` (a second signal) stops at once: nothing more is deleted or released,
+        and the messages in flight become visible again when their visibility runs out.
+        """
+        if now:
+            self._stop_now = True
+        self._stopping = True
+        if self._receives is not None:
+            self._receives.cancel()
+        if self._wake is not None:
+            self._wake.set()
+        if now and self._drained is not None:
+            self._drained.set()
+
+    @property
+    def stopping(self) -> bool:
+        """Whether :meth:`stop` was called."""
+        return self._stopping
+
+    # -- the loop -----------------------------------------------------------------------------
+
+    async def run(self) -> WorkerStats:
+        """Consume the queue until :meth:`stop`; return what was done."""
+        queue = await self._queue()
+        context = _WorkerContext(queue)
+        self._wake = anyio.Event()
+        self._drained = anyio.Event()
+        logger.info(
+            "worker started on %s: %d in flight at most, %d pollers",
+            self.queue_url,
+            self.max_in_flight,
+            self.pollers,
+        )
+        try:
+            async with anyio.create_task_group() as batches:
+                with anyio.CancelScope() as receives:
+                    self._receives = receives
+                    if self._stopping:
+                        receives.cancel()
+                    async with anyio.create_task_group() as pollers:
+                        for _ in range(self.pollers):
+                            pollers.start_soon(self._poll, queue, context, batches)
+                # Stopped: no more receives. Batches in flight may finish within the drain.
+                if self._in_flight and not self._stop_now:
+                    logger.info("draining %d messages in flight", self._in_flight)
+                    with anyio.move_on_after(self.drain_timeout):
+                        await self._drained.wait()
+                batches.cancel_scope.cancel()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._sqs.aclose()
+        logger.info("worker stopped: %s", self.stats.summary())
+        return self.stats
+
+    async def _queue(self) -> QueueRef:
+        """The queue's ARN, asked of SQS (it also checks that the queue exists)."""
+        attributes = await self._sqs.queue_attributes(self.queue_url, self.region, ["QueueArn"])
+        return parse_queue_arn(attributes["QueueArn"])
+
+    async def _poll(self, queue: QueueRef, context: Any, batches: anyio.abc.TaskGroup) -> None:
+        failures = 0
+        while not self._stopping:
+            room = self.max_in_flight - self._in_flight
+            if room <= 0:
+                assert self._wake is not None
+                await self._wake.wait()
+                self._wake = anyio.Event()
+                continue
+            count = min(MAX_ENTRIES, room)
+            self._in_flight += count  # reserved while the receive waits
+            try:
+                messages = await self._sqs.receive(
+                    self.queue_url,
+                    self.region,
+                    max_messages=count,
+                    wait_time=self.wait_time,
+                    visibility_timeout=self.visibility_timeout,
+                )
+            except SQSCallError as exc:
+                self._in_flight -= count
+                self.stats.receive_errors += 1
+                if not exc.problem.retryable:
+                    logger.error("receive failed, the worker stops: %s", exc)
+                    raise
+                failures += 1
+                delay = self.retry.delay(min(failures, 10), random.random()) + 0.01 * failures
+                logger.warning("receive failed (%s); trying again in %.2f s", exc, delay)
+                await anyio.sleep(min(delay, 5.0))
+                continue
+            except BaseException:
+                self._in_flight -= count
+                raise
+            failures = 0
+            self._in_flight -= count - len(messages)
+            if not messages:
+                continue
+            self.stats.received += len(messages)
+            records = [lambda_record(m, _arn(queue), queue.region) for m in messages]
+            batches.start_soon(self._batch, queue, context, records, time.monotonic())
+
+    # -- one batch ----------------------------------------------------------------------------
+
+    @staticmethod
+    def _current_tracker() -> _Tracker:
+        # Context variables follow a batch into the processor's tasks, and into the worker
+        # threads anyio runs sync handlers in.
+        found = _BATCH_TRACKER.get()
+        if found is None:
+            raise RuntimeError("a record ran outside any batch of this worker")
+        return found
+
+    async def _batch(
+        self, queue: QueueRef, context: Any, records: list[dict[str, Any]], received: float
+    ) -> None:
+        tracker = _Tracker()
+        token = _BATCH_TRACKER.set(tracker)
+        settles: list[Settle] | None = None
+        try:
+            async with anyio.create_task_group() as group:
+                group.start_soon(self._heartbeat, queue, records, received)
+                try:
+                    settles = await self._process(records, tracker, context)
+                finally:
+                    group.cancel_scope.cancel()
+        except anyio.get_cancelled_exc_class():
+            if self._stop_now:
+                raise  # a second signal: nothing is settled, visibility runs out instead
+            # The drain ran out: what succeeded is deleted, the rest released.
+            drained: list[Settle] = [
+                "delete" if _id(r) in tracker.succeeded else "release" for r in records
+            ]
+            with anyio.CancelScope(shield=True):
+                await self._settle(queue, records, drained)
+            raise
+        finally:
+            _BATCH_TRACKER.reset(token)
+        if settles is not None:
+            await self._settle(queue, records, settles)
+        self._release_slots(len(records))
+
+    async def _process(
+        self, records: list[dict[str, Any]], tracker: _Tracker, context: Any
+    ) -> list[Settle]:
+        """Run the batch through the processor; what to do with each message."""
+        self.stats.batches += 1
+        try:
+            response = await async_process_partial_response(
+                {"Records": records}, self._handler, self.processor, context=context
+            )
+            reported = {str(f["itemIdentifier"]) for f in response["batchItemFailures"]}
+        except BatchProcessingError:
+            reported = {_id(r) for r in records}  # every record's handler ran and failed
+        except Exception:
+            # Not a record's failure (a processor override that raised...): nothing of the
+            # batch is deleted, and the worker carries on with the next.
+            logger.exception("a batch of %d messages could not be processed", len(records))
+            return ["delete" if _id(r) in tracker.succeeded else "fail" for r in records]
+        settles: list[Settle] = []
+        for record in records:
+            message_id = _id(record)
+            if message_id not in reported and message_id in tracker.succeeded:
+                settles.append("delete")
+            elif message_id in tracker.started and message_id not in tracker.succeeded:
+                settles.append("fail")
+            elif message_id not in reported:
+                settles.append("delete")  # a custom processor's own handling succeeded
+            else:
+                settles.append("release")  # never ran: skipped after a failure of its group
+        return settles
+
+    async def _settle(
+        self, queue: QueueRef, records: list[dict[str, Any]], settles: Sequence[Settle]
+    ) -> None:
+        stats = self.stats
+        stats.succeeded += settles.count("delete")
+        stats.failed += settles.count("fail")
+        stats.released += settles.count("release")
+        calls = settle_calls(queue, records, settles, self.failed_visibility_timeout)
+        if not calls:
+            return
+        settlement = await perform(
+            self._sqs, calls, self.retry, max_concurrent_calls=self.max_concurrent_calls
+        )
+        for entry in settlement.done:
+            if entry.action == "delete":
+                stats.deleted += 1
+            else:
+                stats.visibility_changed += 1
+        for failure in settlement.failures:
+            stats.failures.append(failure)
+            if failure.action == "delete":
+                stats.not_deleted += 1
+                logger.warning(
+                    "message %s succeeded but was not deleted (%s: %s); it will be delivered again",
+                    failure.message_id,
+                    failure.code,
+                    failure.reason,
+                )
+            else:
+                stats.visibility_not_changed += 1
+
+    async def _heartbeat(
+        self, queue: QueueRef, records: list[dict[str, Any]], received: float
+    ) -> None:
+        """Extend the batch's visibility whenever a third of it is left, up to the maximum."""
+        timeout = self.visibility_timeout
+        visible_until = received + timeout
+        limit = received + self.max_visibility
+        while True:
+            await anyio.sleep(max(0.0, visible_until - timeout / 3 - time.monotonic()))
+            now = time.monotonic()
+            extension = min(timeout, math.floor(limit - now))
+            if extension <= 0 or now + 1 >= limit:
+                return  # the maximum: let the visibility run out
+            arn = _arn(queue)
+            entries = [
+                Entry(i, "change_visibility", _id(r), r["receiptHandle"], arn, extension)
+                for i, r in enumerate(records)
+            ]
+            calls = [
+                Call("change_visibility", queue, tuple(entries[s : s + MAX_ENTRIES]))
+                for s in range(0, len(entries), MAX_ENTRIES)
+            ]
+            settlement = await perform(
+                self._sqs, calls, self.retry, max_concurrent_calls=self.max_concurrent_calls
+            )
+            self.stats.extended += len(settlement.done)
+            for failure in settlement.failures:
+                logger.warning(
+                    "the visibility of message %s could not be extended (%s: %s)",
+                    failure.message_id,
+                    failure.code,
+                    failure.reason,
+                )
+            visible_until = now + extension
+
+    def _release_slots(self, count: int) -> None:
+        self._in_flight -= count
+        if self._wake is not None:
+            self._wake.set()
+        if self._stopping and self._in_flight <= 0 and self._drained is not None:
+            self._drained.set()
+
+
+from contextvars import ContextVar  # noqa: E402 - next to its only use
+
+#: The tracker of the batch a handler call belongs to (context variables follow a batch's
+#: tasks and the worker threads anyio starts for it).
+_BATCH_TRACKER: ContextVar[_Tracker | None] = ContextVar("anybatch_worker_batch", default=None)
+
+
+def _id(record: Mapping[str, Any]) -> str:
+    return str(record["messageId"])
+
+
+def _arn(queue: QueueRef) -> str:
+    return f"arn:aws:sqs:{queue.region}:{queue.account}:{queue.name}"
+
+
+def _region_of(queue_url: str) -> str | None:
+    """``us-east-1`` of ``https://sqs.us-east-1.amazonaws.com/...``; ``None`` otherwise."""
+    host = queue_url.split("//", 1)[-1].split("/", 1)[0]
+    parts = host.split(".")
+    if len(parts) >= 3 and parts[0] == "sqs":
+        return parts[1]
+    return None
+
+
+class ExponentialBackoff:
+    """A visibility timeout that grows with each receive of a failed message.
+
+    ``ExponentialBackoff(base=2, cap=900)`` hides a message ``base * 2 ** (receives - 1)``
+    seconds after its first, second, third... failure, at most *cap* seconds, with jitter:
+    a random time between half of that and all of it, so that messages that failed together
+    do not come back together. Give it to ``failed_visibility_timeout=`` of an
+    :class:`SQSWorker` or of the SQS processors.
+    """
+
+    def __init__(
+        self,
+        base: float = 2.0,
+        cap: float = 900.0,
+        *,
+        jitter: bool = True,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        if not 0 < base <= cap <= MAX_VISIBILITY_TIMEOUT:
+            raise ValueError(
+                f"ExponentialBackoff needs 0 < base <= cap <= {MAX_VISIBILITY_TIMEOUT}, "
+                f"got base={base!r}, cap={cap!r}"
+            )
+        self.base = base
+        self.cap = cap
+        self.jitter = jitter
+        self._rand = rand
+
+    def __call__(self, receive_count: int) -> float:
+        exponent = min(max(receive_count, 1) - 1, 30)
+        seconds = min(self.cap, self.base * 2.0**exponent)
+        if self.jitter:
+            seconds = seconds / 2 + self._rand() * seconds / 2
+        return seconds
+
+    def __repr__(self) -> str:
+        return f"ExponentialBackoff(base={self.base!r}, cap={self.cap!r}, jitter={self.jitter!r})"
