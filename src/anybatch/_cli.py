@@ -1,4 +1,7 @@
-"""The ``anybatch`` command: run a Lambda handler on an event file, as Lambda would.
+"""The ``anybatch`` command: Lambda handlers on event files, record handlers on SQS queues.
+
+``anybatch run`` invokes a Lambda handler on an event file, as Lambda would; ``anybatch
+worker`` runs a record handler on an SQS queue, outside Lambda.
 
 Exit status: 0 the response was printed; 1 the handler (or the module it lives in) raised;
 2 a usage error (arguments, the event file, the handler's name). Mistakes get one line that
@@ -18,7 +21,7 @@ import traceback
 from collections.abc import Sequence
 from typing import Any, cast
 
-__all__ = ["UsageError", "load_handler", "main"]
+__all__ = ["UsageError", "load_handler", "load_object", "main"]
 
 EXAMPLE = "examples.sqs_handler:lambda_handler"
 
@@ -27,6 +30,16 @@ example:
   anybatch run examples/events/sqs.json examples.sqs_handler:lambda_handler
 
 exit status: 0 the response was printed, 1 the handler raised, 2 a usage error.
+"""
+
+
+WORKER_EPILOG = """\
+example:
+  anybatch worker https://sqs.us-east-1.amazonaws.com/123456789012/orders \\
+      examples.worker_handler:record_handler --concurrency 50
+
+exit status: 0 stopped by a signal after draining, 1 the worker failed (the queue does not
+exist, access is denied...), 2 a usage error, 128 + N stopped at once by a second signal N.
 """
 
 
@@ -78,16 +91,33 @@ def load_handler(spec: str) -> Any:
     The current directory is importable, as the task root is in Lambda. Raises
     :class:`UsageError` for a name that cannot be a handler.
     """
+    handler, module_name = _load(spec)
+    if not callable(handler):
+        raise UsageError(f"{spec} is not a function (it is a {type(handler).__name__})")
+    _refuse_record_handler(spec, handler, module_name)
+    return handler
+
+
+def load_object(spec: str, what: str = "a record handler") -> Any:
+    """Import ``module:name`` and return what it names (a record handler, a processor)."""
+    found, _ = _load(spec, default=None, what=what)
+    return found
+
+
+def _load(spec: str, default: str | None = "lambda_handler", what: str = "HANDLER") -> Any:
     path = spec.partition(":")[0]
     if path.endswith(".py") or "/" in path or os.sep in path:
         dotted = path.removesuffix(".py").replace(os.sep, ".").replace("/", ".").strip(".")
-        attr = spec.partition(":")[2] or "lambda_handler"
-        raise UsageError(f"HANDLER is module:function, not a file path: use {dotted}:{attr}")
+        attr = spec.partition(":")[2] or default or "record_handler"
+        shape = "module:function" if default else "module:name"
+        raise UsageError(f"{what} is {shape}, not a file path: use {dotted}:{attr}")
     module_name, sep, attr = spec.partition(":")
     if not sep:
         module_name, _, attr = spec.rpartition(".")
     if not module_name or not attr:
-        raise UsageError(f"HANDLER must look like module:function (like {EXAMPLE}), got {spec!r}")
+        like = EXAMPLE if default else "examples.worker_handler:record_handler"
+        shape = "module:function" if default else "module:name"
+        raise UsageError(f"{what} must look like {shape} (like {like}), got {spec!r}")
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
@@ -105,10 +135,7 @@ def load_handler(spec: str) -> Any:
         names = [n for n, v in vars(module).items() if callable(v) and "handler" in n.lower()]
         hint = f"; it has {', '.join(sorted(names))}" if names else ""
         raise UsageError(f"module {module_name!r} has no {attr!r}{hint}") from None
-    if not callable(handler):
-        raise UsageError(f"{spec} is not a function (it is a {type(handler).__name__})")
-    _refuse_record_handler(spec, handler, module_name)
-    return handler
+    return handler, module_name
 
 
 def _refuse_record_handler(spec: str, handler: Any, module_name: str) -> None:
@@ -251,6 +278,129 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _worker(args: argparse.Namespace) -> int:
+    """``anybatch worker``: consume a queue until SIGTERM or SIGINT."""
+    import asyncio
+    import logging
+    import signal
+
+    try:
+        from ._exceptions import MissingDependencyError
+
+        try:
+            from .sqs import SQSWorker
+        except MissingDependencyError as exc:
+            raise UsageError(str(exc)) from None
+        handler = load_object(args.handler)
+        if not callable(handler):
+            raise UsageError(f"{args.handler} is not a function (it is a {type(handler).__name__})")
+        processor = _worker_processor(args, handler)
+        worker = SQSWorker(
+            args.queue_url,
+            handler,
+            processor,
+            max_in_flight=args.max_in_flight,
+            pollers=args.pollers,
+            wait_time=args.wait_time,
+            visibility_timeout=args.visibility_timeout,
+            failed_visibility_timeout=_backoff(args.failed_visibility_timeout),
+            drain_timeout=args.drain_timeout,
+            region=args.region,
+            endpoint_url=args.endpoint_url,
+        )
+    except UsageError as exc:
+        print(f"anybatch: {exc}", file=sys.stderr)
+        return 2
+    except (TypeError, ValueError) as exc:
+        print(f"anybatch: {exc}", file=sys.stderr)
+        return 2
+    except _ModuleFailed as exc:
+        print(exc.text, end="", file=sys.stderr)
+        return 1
+    if not args.quiet:
+        logging.basicConfig(format="anybatch worker: %(message)s", stream=sys.stderr)
+        logging.getLogger("anybatch.worker").setLevel(logging.INFO)
+    signals = [0]
+
+    async def run() -> Any:
+        loop = asyncio.get_running_loop()
+
+        def on_signal(number: int) -> None:
+            signals[0] = number if not signals[0] else -number
+            worker.stop(now=signals[0] < 0)
+
+        for number in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(number, on_signal, number)
+        return await worker.run()
+
+    try:
+        stats = asyncio.run(run())
+    except Exception as exc:
+        print(f"anybatch: the worker stopped: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    print(f"anybatch: {stats.summary()}", file=sys.stderr)
+    if signals[0] < 0:
+        return 128 - signals[0]  # stopped at once by a second signal: 128 + its number
+    return 0
+
+
+def _worker_processor(args: argparse.Namespace, handler: Any) -> Any:
+    from . import AsyncBatchProcessor, BatchProcessor, EventType
+    from ._processor import BasePartialProcessor, is_async_callable
+
+    if args.processor is not None:
+        if args.concurrency is not None or args.record_timeout is not None:
+            raise UsageError("give --processor, or --concurrency / --record-timeout, not both")
+        processor = load_object(args.processor, what="--processor")
+        if not isinstance(processor, BasePartialProcessor):
+            raise UsageError(
+                f"--processor {args.processor} is not a processor (it is a "
+                f"{type(processor).__name__}): name an AsyncBatchProcessor(EventType.SQS) "
+                "or a BatchProcessor(EventType.SQS)"
+            )
+        return cast("Any", processor)
+    options: dict[str, Any] = {"record_timeout": args.record_timeout}
+    if args.concurrency is not None:
+        options["concurrency"] = args.concurrency
+    if is_async_callable(handler):
+        return AsyncBatchProcessor(EventType.SQS, **options)
+    options.setdefault("concurrency", 10)  # a sync handler runs in that many threads
+    return BatchProcessor(EventType.SQS, **options)
+
+
+def _backoff(text: str | None) -> Any:
+    """``--failed-visibility-timeout``: seconds, or ``exponential[:BASE[:CAP]]``."""
+    if text is None:
+        return None
+    if text.startswith("exponential"):
+        from .sqs import ExponentialBackoff
+
+        parts = text.split(":")[1:]
+        try:
+            numbers = [float(part) for part in parts]
+        except ValueError:
+            raise UsageError(
+                f"--failed-visibility-timeout exponential[:BASE[:CAP]] takes seconds, got {text!r}"
+            ) from None
+        return ExponentialBackoff(*numbers)
+    try:
+        return float(text)
+    except ValueError:
+        raise UsageError(
+            f"--failed-visibility-timeout takes seconds or exponential[:BASE[:CAP]], got {text!r}"
+        ) from None
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
+    return value
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, with its usage errors on one line (exit status 2)."""
 
@@ -315,10 +465,83 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--quiet", "-q", action="store_true", help="print only the response: no summary line"
     )
+    worker = commands.add_parser(
+        "worker",
+        help="consume an SQS queue with a record handler, outside Lambda, until stopped",
+        description="Long-poll QUEUE_URL and run each message through HANDLER, the record\n"
+        "handler of a Lambda function, under the same processor rules. Successes are\n"
+        "deleted; failures come back. SIGTERM or SIGINT stops receiving and lets the\n"
+        "messages in flight finish (--drain-timeout); a second signal stops at once.",
+        epilog=WORKER_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    worker.add_argument("queue_url", metavar="QUEUE_URL", help="the queue's URL")
+    worker.add_argument(
+        "handler",
+        metavar="HANDLER",
+        help="the record handler, as module:function, e.g. examples.worker_handler:record_handler",
+    )
+    worker.add_argument(
+        "--processor",
+        metavar="MODULE:NAME",
+        help="a processor of the module (AsyncBatchProcessor(EventType.SQS, ...) or "
+        "BatchProcessor(...)); by default one is made for the handler",
+    )
+    worker.add_argument(
+        "--concurrency",
+        type=_count,
+        metavar="N",
+        help="records handled at once per batch (default: 100 async, 10 threads for sync)",
+    )
+    worker.add_argument(
+        "--record-timeout", type=_timeout, metavar="SECONDS", help="each record's time limit"
+    )
+    worker.add_argument(
+        "--max-in-flight",
+        type=_count,
+        metavar="N",
+        help="messages received and not yet settled, at most (default: the concurrency)",
+    )
+    worker.add_argument(
+        "--pollers", type=_count, metavar="N", help="receives at once (default: enough to fill)"
+    )
+    worker.add_argument(
+        "--wait-time",
+        type=float,
+        default=20.0,
+        metavar="SECONDS",
+        help="long polling, 0 to 20 seconds (default 20)",
+    )
+    worker.add_argument(
+        "--visibility-timeout",
+        type=_count,
+        default=30,
+        metavar="SECONDS",
+        help="asked for on each receive and extended while a message runs (default 30)",
+    )
+    worker.add_argument(
+        "--failed-visibility-timeout",
+        metavar="SECONDS|exponential[:BASE[:CAP]]",
+        help="how long a failed message stays hidden (default: the queue's visibility)",
+    )
+    worker.add_argument(
+        "--drain-timeout",
+        type=_timeout,
+        default=30.0,
+        metavar="SECONDS",
+        help="after a stop signal, how long messages in flight may finish (default 30)",
+    )
+    worker.add_argument("--region", metavar="REGION", help="default: the queue URL's")
+    worker.add_argument(
+        "--endpoint-url", metavar="URL", help="an SQS endpoint (default: botocore's)"
+    )
+    worker.add_argument("--quiet", "-q", action="store_true", help="no log lines, no summary")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``anybatch`` command."""
     args = _parser().parse_args(argv)
+    if args.command == "worker":
+        return _worker(args)
     return _run(args)

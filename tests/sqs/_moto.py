@@ -18,6 +18,7 @@ class Queue:
     """A fresh moto queue, and what a test does with it through boto3 (setup and checks)."""
 
     def __init__(self, endpoint: str, *, fifo: bool = False, region: str = "us-east-1") -> None:
+        self.endpoint = endpoint
         self.region = region
         self.fifo = fifo
         self.client: Any = boto3.client("sqs", endpoint_url=endpoint, region_name=region)

@@ -1,4 +1,7 @@
-"""Legacy SQS mode and failed-message visibility, through aiobotocore (``anybatch[sqs]``).
+"""SQS through aiobotocore (``anybatch[sqs]``): legacy mode, visibility, and the worker.
+
+:class:`SQSWorker` (and ``anybatch worker``) consumes a queue outside Lambda with a Lambda
+function's record handler.
 
 Legacy mode is for event source mappings without ``ReportBatchItemFailures``: after the batch,
 the processor deletes the messages that succeeded and raises, so that Lambda returns only the
@@ -34,17 +37,21 @@ from ._processor import (
     async_sqs_batch_processor,
     sqs_batch_processor,
 )
+from ._worker import ExponentialBackoff, SQSWorker, WorkerStats
 
 __all__ = [
     "AsyncPartialSQSProcessor",
+    "ExponentialBackoff",
     "AsyncSqsBatchProcessor",
     "PartialSQSProcessor",
     "RetryPolicy",
     "SQSActionFailure",
     "SQSBatchProcessingError",
     "SQSCleanup",
+    "SQSWorker",
     "SqsBatchProcessor",
     "VisibilityTimeout",
+    "WorkerStats",
     "async_sqs_batch_processor",
     "sqs_batch_processor",
 ]

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 import anyio
 
 from anybatch._exceptions import BatchProcessingError
-from anybatch._functions import async_process_partial_response
+from anybatch._outcome import Status
 from anybatch._processor import (
     AsyncBatchProcessor,
     BasePartialProcessor,
@@ -68,6 +68,17 @@ logger = logging.getLogger("anybatch.worker")
 
 #: What happens to a message once its batch has run.
 Settle = Literal["delete", "fail", "release"]
+
+#: A success is deleted; a failure (its handler raised or timed out, its model refused it)
+#: waits for its visibility; a record that never ran (the rest of a failed FIFO group) is
+#: released at once, to come back in its order.
+_SETTLES: dict[Status, Settle] = {
+    Status.SUCCESS: "delete",
+    Status.FAILED: "fail",
+    Status.TIMED_OUT: "fail",
+    Status.DEADLINE: "release",
+    Status.SKIPPED: "release",
+}
 
 
 def lambda_record(message: Mapping[str, Any], queue_arn: str, region: str) -> dict[str, Any]:
@@ -497,32 +508,29 @@ class SQSWorker:
     async def _process(
         self, records: list[dict[str, Any]], tracker: _Tracker, context: Any
     ) -> list[Settle]:
-        """Run the batch through the processor; what to do with each message."""
+        """What to do with each message, from its outcome in the processor.
+
+        The batch runs as an invocation of its own (the batches in flight share the processor).
+        """
         self.stats.batches += 1
+        processor = self.processor
+        token, batch = processor._bind()  # pyright: ignore[reportPrivateUsage]
         try:
-            response = await async_process_partial_response(
-                {"Records": records}, self._handler, self.processor, context=context
-            )
-            reported = {str(f["itemIdentifier"]) for f in response["batchItemFailures"]}
-        except BatchProcessingError:
-            reported = {_id(r) for r in records}  # every record's handler ran and failed
+            try:
+                with processor(records, self._handler, lambda_context=context):
+                    batch.collect = False
+                    await processor.async_process()
+            except BatchProcessingError:
+                pass  # every record's handler ran and failed: the outcomes say so
+            statuses = [outcome.status for outcome in processor.result]
         except Exception:
             # Not a record's failure (a processor override that raised...): nothing of the
-            # batch is deleted, and the worker carries on with the next.
+            # batch is deleted that did not succeed, and the worker carries on.
             logger.exception("a batch of %d messages could not be processed", len(records))
             return ["delete" if _id(r) in tracker.succeeded else "fail" for r in records]
-        settles: list[Settle] = []
-        for record in records:
-            message_id = _id(record)
-            if message_id not in reported and message_id in tracker.succeeded:
-                settles.append("delete")
-            elif message_id in tracker.started and message_id not in tracker.succeeded:
-                settles.append("fail")
-            elif message_id not in reported:
-                settles.append("delete")  # a custom processor's own handling succeeded
-            else:
-                settles.append("release")  # never ran: skipped after a failure of its group
-        return settles
+        finally:
+            processor._unbind(token, batch)  # pyright: ignore[reportPrivateUsage]
+        return [_SETTLES[status] for status in statuses]
 
     async def _settle(
         self, queue: QueueRef, records: list[dict[str, Any]], settles: Sequence[Settle]
