@@ -165,12 +165,19 @@ class WorkerStats:
 
     def summary(self) -> str:
         """One line: what was received and what became of it."""
-        return (
+        line = (
             f"{self.received} received in {self.batches} batches: {self.succeeded} succeeded "
             f"({self.deleted} deleted, {self.not_deleted} not), {self.failed} failed, "
-            f"{self.released} released; {self.extended} visibility extensions, "
-            f"{self.receive_errors} receive errors"
+            f"{self.released} released; {self.visibility_changed} visibility changes, "
+            f"{self.extended} extensions, {self.receive_errors} receive errors"
         )
+        if self.failures:
+            first = self.failures[0]
+            line += (
+                f"; {len(self.failures)} SQS calls refused (first: {first.action} of "
+                f"{first.message_id}: {first.code}: {first.reason})"
+            )
+        return line
 
 
 class _Tracker:
@@ -360,24 +367,29 @@ class SQSWorker:
         self._receives: anyio.CancelScope | None = None
         self._in_flight = 0
         self._drained: anyio.Event | None = None
+        self._drain_until = math.inf
 
     # -- control ----------------------------------------------------------------------------
 
     def stop(self, *, now: bool = False) -> None:
         """Stop receiving; batches in flight get ``drain_timeout`` to finish.
 
+        A receive already waiting is let finish (it is never cut off: SQS would hide what it
+        returns until its visibility runs out); what it returns is released at once.
         ``now=True`` (a second signal) stops at once: nothing more is deleted or released,
         and the messages in flight become visible again when their visibility runs out.
         """
+        if not self._stopping:
+            self._drain_until = time.monotonic() + self.drain_timeout
+        self._stopping = True
         if now:
             self._stop_now = True
-        self._stopping = True
-        if self._receives is not None:
-            self._receives.cancel()
+            if self._receives is not None:
+                self._receives.cancel()
+            if self._drained is not None:
+                self._drained.set()
         if self._wake is not None:
-            self._wake.set()
-        if now and self._drained is not None:
-            self._drained.set()
+            self._notify()
 
     @property
     def stopping(self) -> bool:
@@ -410,7 +422,7 @@ class SQSWorker:
                 # Stopped: no more receives. Batches in flight may finish within the drain.
                 if self._in_flight and not self._stop_now:
                     logger.info("draining %d messages in flight", self._in_flight)
-                    with anyio.move_on_after(self.drain_timeout):
+                    with anyio.move_on_after(max(0.0, self._drain_until - time.monotonic())):
                         await self._drained.wait()
                 batches.cancel_scope.cancel()
         finally:
@@ -430,8 +442,7 @@ class SQSWorker:
             room = self.max_in_flight - self._in_flight
             if room <= 0:
                 assert self._wake is not None
-                await self._wake.wait()
-                self._wake = anyio.Event()
+                await self._wake.wait()  # set, and replaced, when a batch settles
                 continue
             count = min(MAX_ENTRIES, room)
             self._in_flight += count  # reserved while the receive waits
@@ -461,6 +472,14 @@ class SQSWorker:
             self._in_flight -= count - len(messages)
             if not messages:
                 continue
+            if self._stopping:
+                # Received after the stop: released at once, for another worker.
+                self.stats.received += len(messages)
+                records = [lambda_record(m, _arn(queue), queue.region) for m in messages]
+                with anyio.CancelScope(shield=True):
+                    await self._settle(queue, records, ["release"] * len(records))
+                self._release_slots(len(records))
+                return
             self.stats.received += len(messages)
             records = [lambda_record(m, _arn(queue), queue.region) for m in messages]
             batches.start_soon(self._batch, queue, context, records, time.monotonic())
@@ -598,10 +617,15 @@ class SQSWorker:
                 )
             visible_until = now + extension
 
+    def _notify(self) -> None:
+        """Wake every poller waiting for room (each waits on the event current then)."""
+        wake, self._wake = self._wake, anyio.Event()
+        if wake is not None:
+            wake.set()
+
     def _release_slots(self, count: int) -> None:
         self._in_flight -= count
-        if self._wake is not None:
-            self._wake.set()
+        self._notify()
         if self._stopping and self._in_flight <= 0 and self._drained is not None:
             self._drained.set()
 

@@ -1,0 +1,194 @@
+"""``anybatch worker`` as real processes on one queue (moto's server): scale-out and signals."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from ._moto import MakeQueue, Queue
+
+APP = """
+import os
+import time
+
+import anyio
+
+from anybatch import AsyncBatchProcessor, EventType
+
+processor = AsyncBatchProcessor(EventType.SQS, concurrency=int(os.environ.get("CONCURRENCY", "20")))
+DELAY = float(os.environ.get("DELAY", "0"))
+OUT = os.environ["OUT"]
+
+
+async def record_handler(record):
+    with open(os.path.join(OUT, f"started-{os.getpid()}"), "a") as file:
+        file.write(record.body + "\\n")
+    await anyio.sleep(DELAY)
+    with open(os.path.join(OUT, f"handled-{os.getpid()}"), "a") as file:
+        file.write(record.body + "\\n")
+"""
+
+
+def start_worker(
+    queue: Queue, tmp_path: Path, *options: str, delay: float = 0.0, concurrency: int = 20
+) -> subprocess.Popen[str]:
+    (tmp_path / "worker_app.py").write_text(APP)
+    env = {
+        **os.environ,
+        "OUT": str(tmp_path),
+        "DELAY": str(delay),
+        "CONCURRENCY": str(concurrency),
+        "PYTHONPATH": str(tmp_path),
+    }
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "anybatch",
+            "worker",
+            queue.url,
+            "worker_app:record_handler",
+            "--processor",
+            "worker_app:processor",
+            "--endpoint-url",
+            queue.endpoint,
+            "--wait-time",
+            "1",
+            *options,
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def lines(tmp_path: Path, prefix: str) -> list[str]:
+    found: list[str] = []
+    for path in tmp_path.glob(f"{prefix}-*"):
+        found += path.read_text().split()
+    return found
+
+
+def wait_for(condition: object, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+def send_many(queue: Queue, bodies: list[str]) -> None:
+    for start in range(0, len(bodies), 10):
+        queue.client.send_message_batch(
+            QueueUrl=queue.url,
+            Entries=[
+                {"Id": str(i), "MessageBody": body}
+                for i, body in enumerate(bodies[start : start + 10])
+            ],
+        )
+
+
+def test_three_workers_share_one_queue_and_every_message_is_handled_once(
+    make_queue: MakeQueue, tmp_path: Path
+) -> None:
+    queue = make_queue()
+    bodies = [f"m-{i}" for i in range(3000)]
+    workers = [
+        start_worker(queue, tmp_path, "--max-in-flight", "50", "--visibility-timeout", "120")
+        for _ in range(3)
+    ]
+    # Sent while the workers consume: moto's queue slows down with its depth (a receive at
+    # 3,000 messages deep takes a second), so the queue is fed as the workers drain it.
+    producer = threading.Thread(target=send_many, args=(queue, bodies))
+    producer.start()
+    try:
+        wait_for(lambda: len(lines(tmp_path, "handled")) >= 3000, 240, "3,000 messages")
+        wait_for(lambda: queue.counts() == (0, 0), 30, "the queue to be empty")
+    finally:
+        producer.join()
+        for worker in workers:
+            worker.send_signal(signal.SIGTERM)
+        outputs = [worker.communicate(timeout=60) for worker in workers]
+    codes = [worker.returncode for worker in workers]
+    assert codes == [0, 0, 0], [err[-2000:] for _, err in outputs]
+    handled = lines(tmp_path, "handled")
+    assert sorted(handled) == sorted(bodies)  # each once: no duplicate, none missing
+    per_worker = [len(path.read_text().split()) for path in tmp_path.glob("handled-*")]
+    assert len(per_worker) == 3  # every worker took a share
+    assert min(per_worker) > 0
+    deleted = 0
+    for _, err in outputs:
+        summary = [line for line in err.splitlines() if line.startswith("anybatch: ")][-1]
+        deleted += int(summary.split("succeeded (")[1].split(" deleted")[0])
+    assert deleted == 3000
+    assert queue.counts() == (0, 0)
+
+
+def test_sigterm_during_a_batch_lets_it_finish_and_exits_zero(
+    make_queue: MakeQueue, tmp_path: Path
+) -> None:
+    queue = make_queue()
+    queue.send([f"m-{i}" for i in range(5)])
+    worker = start_worker(queue, tmp_path, "--drain-timeout", "20", delay=1.0)
+    wait_for(lambda: len(lines(tmp_path, "started")) >= 5, 30, "the batch to start")
+    worker.send_signal(signal.SIGTERM)
+    _, err = worker.communicate(timeout=30)
+    assert worker.returncode == 0, err
+    assert sorted(lines(tmp_path, "handled")) == [f"m-{i}" for i in range(5)]
+    assert queue.counts() == (0, 0)
+    assert "draining 5 messages in flight" in err
+
+
+def test_sigterm_past_the_drain_timeout_releases_what_did_not_finish(
+    make_queue: MakeQueue, tmp_path: Path
+) -> None:
+    queue = make_queue()
+    queue.send(["slow"])
+    worker = start_worker(
+        queue, tmp_path, "--drain-timeout", "0.5", "--visibility-timeout", "120", delay=60
+    )
+    wait_for(lambda: lines(tmp_path, "started") == ["slow"], 30, "the record to start")
+    worker.send_signal(signal.SIGTERM)
+    _, err = worker.communicate(timeout=30)
+    assert worker.returncode == 0, err
+    assert queue.counts() == (1, 0), err  # released: visible at once for another worker
+
+
+def test_a_second_signal_stops_at_once_and_leaves_the_message_in_flight(
+    make_queue: MakeQueue, tmp_path: Path
+) -> None:
+    queue = make_queue()
+    queue.send(["slow"])
+    worker = start_worker(
+        queue, tmp_path, "--drain-timeout", "60", "--visibility-timeout", "120", delay=60
+    )
+    wait_for(lambda: lines(tmp_path, "started") == ["slow"], 30, "the record to start")
+    worker.send_signal(signal.SIGTERM)
+    time.sleep(0.5)
+    worker.send_signal(signal.SIGINT)
+    _, err = worker.communicate(timeout=30)
+    assert worker.returncode == 128 + signal.SIGINT, err
+    assert queue.counts() == (0, 1)  # unacknowledged: visible again when its visibility ends
+
+
+def test_a_queue_that_does_not_exist_is_one_line_and_exit_status_1(
+    make_queue: MakeQueue, tmp_path: Path
+) -> None:
+    queue = make_queue()
+    queue.url = queue.url + "-missing"
+    worker = start_worker(queue, tmp_path)
+    _, err = worker.communicate(timeout=30)
+    assert worker.returncode == 1
+    assert "the worker stopped" in err
+    assert "Traceback" not in err
