@@ -472,12 +472,13 @@ class SQSWorker:
             self._in_flight -= count - len(messages)
             if not messages:
                 continue
-            if self._stopping:
+            if self.stopping:  # (a property: the stop came while the receive waited)
                 # Received after the stop: released at once, for another worker.
                 self.stats.received += len(messages)
                 records = [lambda_record(m, _arn(queue), queue.region) for m in messages]
+                releases: list[Settle] = ["release"] * len(records)
                 with anyio.CancelScope(shield=True):
-                    await self._settle(queue, records, ["release"] * len(records))
+                    await self._settle(queue, records, releases)
                 self._release_slots(len(records))
                 return
             self.stats.received += len(messages)
