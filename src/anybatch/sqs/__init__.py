@@ -22,7 +22,7 @@ if _util.find_spec("aiobotocore") is None:
         "anybatch.sqs needs aiobotocore, which is not installed: pip install 'anybatch[sqs]'"
     )
 
-from ._errors import SQSBatchProcessingError
+from ._errors import SQSBatchProcessingError, SQSWorkerError
 from ._plan import (
     RetryPolicy,
     SQSActionFailure,
@@ -49,6 +49,7 @@ __all__ = [
     "SQSBatchProcessingError",
     "SQSCleanup",
     "SQSWorker",
+    "SQSWorkerError",
     "SqsBatchProcessor",
     "VisibilityTimeout",
     "WorkerStats",

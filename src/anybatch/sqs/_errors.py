@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from anybatch._exceptions import BatchProcessingError
+from anybatch._exceptions import AnybatchError, BatchProcessingError
 
 if TYPE_CHECKING:
     from anybatch._exceptions import ExceptionInfo
@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
     from ._plan import SQSActionFailure
 
-__all__ = ["SQSBatchProcessingError"]
+__all__ = ["SQSBatchProcessingError", "SQSWorkerError"]
 
 
 class SQSBatchProcessingError(BatchProcessingError):
@@ -52,3 +52,15 @@ class SQSBatchProcessingError(BatchProcessingError):
             for item in self.not_deleted
         )
         return text + "\n" + "\n".join(lines)
+
+
+class SQSWorkerError(AnybatchError):
+    """SQS refused what the worker needs for good: the queue does not exist, access is denied.
+
+    ``code`` is SQS's error code. The worker stops receiving, lets the batches in flight
+    finish (``drain_timeout``), then raises it.
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code

@@ -41,6 +41,7 @@ from anybatch._processor import (
 from anybatch._sources import EventType
 
 from ._deleter import SQSCallError, perform
+from ._errors import SQSWorkerError
 from ._plan import (
     MAX_ENTRIES,
     MAX_VISIBILITY_TIMEOUT,
@@ -266,7 +267,9 @@ class SQSWorker:
     """Consume an SQS queue with a record handler and the processor it runs under on Lambda.
 
     ``await worker.run()`` polls until :meth:`stop` is called; it returns the
-    :class:`WorkerStats`. *processor* is any SQS processor (``AsyncBatchProcessor(
+    :class:`WorkerStats`, or raises :class:`SQSWorkerError` when SQS refuses the queue for
+    good (it does not exist, access is denied); throttling, server errors and lost
+    connections are retried. *processor* is any SQS processor (``AsyncBatchProcessor(
     EventType.SQS, ...)``, ``BatchProcessor(...)`` for sync handlers, with ``model=`` and
     ``record_timeout=``); by default ``AsyncBatchProcessor(EventType.SQS)``.
 
@@ -368,6 +371,7 @@ class SQSWorker:
         self._in_flight = 0
         self._drained: anyio.Event | None = None
         self._drain_until = math.inf
+        self._fatal: SQSWorkerError | None = None
 
     # -- control ----------------------------------------------------------------------------
 
@@ -429,11 +433,17 @@ class SQSWorker:
             with anyio.CancelScope(shield=True):
                 await self._sqs.aclose()
         logger.info("worker stopped: %s", self.stats.summary())
+        if self._fatal is not None:
+            raise self._fatal
         return self.stats
 
     async def _queue(self) -> QueueRef:
         """The queue's ARN, asked of SQS (it also checks that the queue exists)."""
-        attributes = await self._sqs.queue_attributes(self.queue_url, self.region, ["QueueArn"])
+        try:
+            attributes = await self._sqs.queue_attributes(self.queue_url, self.region, ["QueueArn"])
+        except SQSCallError as exc:
+            await self._sqs.aclose()
+            raise SQSWorkerError(exc.problem.code, exc.problem.message) from None
         return parse_queue_arn(attributes["QueueArn"])
 
     async def _poll(self, queue: QueueRef, context: Any, batches: anyio.abc.TaskGroup) -> None:
@@ -459,7 +469,9 @@ class SQSWorker:
                 self.stats.receive_errors += 1
                 if not exc.problem.retryable:
                     logger.error("receive failed, the worker stops: %s", exc)
-                    raise
+                    self._fatal = SQSWorkerError(exc.problem.code, exc.problem.message)
+                    self.stop()
+                    return
                 failures += 1
                 delay = self.retry.delay(min(failures, 10), random.random()) + 0.01 * failures
                 logger.warning("receive failed (%s); trying again in %.2f s", exc, delay)
