@@ -36,6 +36,7 @@ BENCHMARKS = (
     "models",
     "kafka",
     "sqs_delete",
+    "worker",
 )
 #: Extra arguments per benchmark: the warm matrix draws the docs' chart.
 EXTRA = {"warm": ["--chart", str(HERE.parent / "docs" / "assets" / "warm-invocations.png")]}

@@ -274,7 +274,7 @@ class SQSWorker:
     ``record_timeout=``); by default ``AsyncBatchProcessor(EventType.SQS)``.
 
     * *max_in_flight* (default: the processor's concurrency, or 100): messages received and
-      not yet settled, at most; no receive is made while they are that many.
+      not yet processed, at most; no receive is made while they are that many.
     * *pollers* (default: enough to fill *max_in_flight* 10 at a time, at most 10) long-poll
       the queue at once, each for up to *wait_time* seconds (at most 20).
     * *visibility_timeout* (seconds, default 30) is asked for on each receive; while a batch
@@ -368,7 +368,8 @@ class SQSWorker:
         self._stop_now = False
         self._wake: anyio.Event | None = None
         self._receives: anyio.CancelScope | None = None
-        self._in_flight = 0
+        self._in_flight = 0  # received and not yet processed (or reserved by a receive)
+        self._settling = 0  # processed, their deletes and visibility changes being made
         self._drained: anyio.Event | None = None
         self._drain_until = math.inf
         self._fatal: SQSWorkerError | None = None
@@ -424,8 +425,10 @@ class SQSWorker:
                         for _ in range(self.pollers):
                             pollers.start_soon(self._poll, queue, context, batches)
                 # Stopped: no more receives. Batches in flight may finish within the drain.
-                if self._in_flight and not self._stop_now:
-                    logger.info("draining %d messages in flight", self._in_flight)
+                if (self._in_flight or self._settling) and not self._stop_now:
+                    logger.info(
+                        "draining %d messages in flight", self._in_flight + self._settling
+                    )
                     with anyio.move_on_after(max(0.0, self._drain_until - time.monotonic())):
                         await self._drained.wait()
                 batches.cancel_scope.cancel()
@@ -448,9 +451,12 @@ class SQSWorker:
 
     async def _poll(self, queue: QueueRef, context: Any, batches: anyio.abc.TaskGroup) -> None:
         failures = 0
+        full = min(MAX_ENTRIES, self.max_in_flight)
         while not self._stopping:
             room = self.max_in_flight - self._in_flight
-            if room <= 0:
+            if room <= 0 or (room < full and self._in_flight > 0):
+                # Full, or room for a part of a receive while batches run: wait for a whole
+                # receive's room, so that each call carries as many messages as it can.
                 assert self._wake is not None
                 await self._wake.wait()  # set, and replaced, when a batch settles
                 continue
@@ -533,9 +539,17 @@ class SQSWorker:
             raise
         finally:
             _BATCH_TRACKER.reset(token)
-        if settles is not None:
-            await self._settle(queue, records, settles)
+        if settles is None:
+            self._release_slots(len(records))
+            return
+        # Processed: its room goes to the next receive while its deletes are made.
+        self._settling += len(records)
         self._release_slots(len(records))
+        try:
+            await self._settle(queue, records, settles)
+        finally:
+            self._settling -= len(records)
+            self._check_drained()
 
     async def _process(
         self, records: list[dict[str, Any]], tracker: _Tracker, context: Any
@@ -639,8 +653,13 @@ class SQSWorker:
     def _release_slots(self, count: int) -> None:
         self._in_flight -= count
         self._notify()
-        if self._stopping and self._in_flight <= 0 and self._drained is not None:
-            self._drained.set()
+        self._check_drained()
+
+    def _check_drained(self) -> None:
+        """After a stop: whether every message received is processed and settled."""
+        if self._stopping and self._in_flight <= 0 and self._settling <= 0:
+            if self._drained is not None:
+                self._drained.set()
 
 
 from contextvars import ContextVar  # noqa: E402 - next to its only use
