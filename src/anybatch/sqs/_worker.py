@@ -657,9 +657,9 @@ class SQSWorker:
 
     def _check_drained(self) -> None:
         """After a stop: whether every message received is processed and settled."""
-        if self._stopping and self._in_flight <= 0 and self._settling <= 0:
-            if self._drained is not None:
-                self._drained.set()
+        idle = self._in_flight <= 0 and self._settling <= 0
+        if self._stopping and idle and self._drained is not None:
+            self._drained.set()
 
 
 from contextvars import ContextVar  # noqa: E402 - next to its only use
