@@ -300,3 +300,51 @@ def test_python_m_anybatch_runs_the_same_command(workdir: Path) -> None:
         check=True,
     )
     assert json.loads(done.stdout)["batchItemFailures"][0]["itemIdentifier"] == ID1
+
+
+URL = "https://sqs.us-east-1.amazonaws.com/123456789012/orders"
+
+
+@pytest.mark.usefixtures("workdir")
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["cli_app:nope"], "module 'cli_app' has no 'nope'"),
+        (["cli_app.py:record_handler"], "a record handler is module:name, not a file path"),
+        (["cli_app:processor"], "cli_app:processor is a processor, not a record handler"),
+        (
+            ["cli_app:record_handler", "--processor", "cli_app:record_handler"],
+            "--processor cli_app:record_handler is not a processor",
+        ),
+        (
+            ["cli_app:record_handler", "--processor", "cli_app:processor", "--concurrency", "5"],
+            "give --processor, or --concurrency / --record-timeout, not both",
+        ),
+        (
+            ["cli_app:record_handler", "--failed-visibility-timeout", "soon"],
+            "takes seconds or exponential",
+        ),
+        (["cli_app:record_handler", "--wait-time", "30"], "wait_time must be between 0 and 20"),
+    ],
+)
+def test_a_wrong_worker_invocation_is_one_line(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["worker", URL, *argv])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert message in err
+    assert err.count("\n") == 1
+    assert "Traceback" not in err
+
+
+def test_the_worker_options_make_the_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    from anybatch._cli import _backoff
+    from anybatch.sqs import ExponentialBackoff
+
+    assert _backoff(None) is None
+    assert _backoff("45") == 45.0
+    backoff = _backoff("exponential:3:60")
+    assert isinstance(backoff, ExponentialBackoff)
+    assert (backoff.base, backoff.cap) == (3.0, 60.0)
+    assert isinstance(_backoff("exponential"), ExponentialBackoff)

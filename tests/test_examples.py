@@ -60,6 +60,11 @@ CASES = {
         "examples.sqs_handler:lambda_handler",
         ["00000000-0000-4000-8000-000000000002", "00000000-0000-4000-8000-000000000004"],
     ),
+    "worker-on-lambda": Case(
+        "sqs.json",
+        "examples.worker_handler:lambda_handler",
+        ["00000000-0000-4000-8000-000000000002", "00000000-0000-4000-8000-000000000004"],
+    ),
     "models": Case(
         "sqs.json",
         "examples.models_order:lambda_handler",

@@ -292,6 +292,13 @@ def _worker(args: argparse.Namespace) -> int:
         except MissingDependencyError as exc:
             raise UsageError(str(exc)) from None
         handler = load_object(args.handler)
+        from ._processor import BasePartialProcessor
+
+        if isinstance(handler, BasePartialProcessor):
+            raise UsageError(
+                f"{args.handler} is a processor, not a record handler: give it as "
+                f"--processor {args.handler}, and HANDLER the function that handles one record"
+            )
         if not callable(handler):
             raise UsageError(f"{args.handler} is not a function (it is a {type(handler).__name__})")
         processor = _worker_processor(args, handler)
@@ -338,7 +345,7 @@ def _worker(args: argparse.Namespace) -> int:
     except Exception as exc:
         print(f"anybatch: the worker stopped: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
-    print(f"anybatch: {stats.summary()}", file=sys.stderr)
+    del stats  # its summary is the worker's last log line
     if signals[0] < 0:
         return 128 - signals[0]  # stopped at once by a second signal: 128 + its number
     return 0

@@ -6,6 +6,7 @@ import base64
 import json
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -20,6 +21,8 @@ if TYPE_CHECKING:
     from ._moto import MakeQueue, Queue
 
 pytestmark = pytest.mark.anyio
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "worker_handler.py"
 
 
 async def run_until(
@@ -390,3 +393,20 @@ def test_exponential_backoff_grows_caps_and_jitters() -> None:
     assert 7.99 < high(3) <= 8
     with pytest.raises(ValueError, match="0 < base <= cap"):
         ExponentialBackoff(base=10, cap=5)
+
+
+async def test_the_examples_handler_and_processor_run_as_a_worker(make_queue: MakeQueue) -> None:
+    import importlib.util
+
+    path = EXAMPLE
+    spec = importlib.util.spec_from_file_location("worker_handler_example", path)
+    assert spec is not None
+    assert spec.loader is not None
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    queue = make_queue()
+    orders = [{"id": i, "quantity": 0 if i in (2, 5) else 1} for i in range(8)]
+    queue.send([json.dumps(order) for order in orders])
+    worker = worker_for(queue, example.record_handler, example.processor)
+    stats = await run_until(worker, lambda: worker.stats.deleted + worker.stats.failed >= 8)
+    assert (stats.deleted, stats.failed) == (6, 2)

@@ -129,7 +129,7 @@ def test_three_workers_share_one_queue_and_every_message_is_handled_once(
     assert min(per_worker) > 0
     deleted = 0
     for _, err in outputs:
-        summary = [line for line in err.splitlines() if line.startswith("anybatch: ")][-1]
+        summary = [line for line in err.splitlines() if "worker stopped: " in line][-1]
         deleted += int(summary.split("succeeded (")[1].split(" deleted")[0])
     assert deleted == 3000
     assert queue.counts() == (0, 0)

@@ -426,9 +426,7 @@ class SQSWorker:
                             pollers.start_soon(self._poll, queue, context, batches)
                 # Stopped: no more receives. Batches in flight may finish within the drain.
                 if (self._in_flight or self._settling) and not self._stop_now:
-                    logger.info(
-                        "draining %d messages in flight", self._in_flight + self._settling
-                    )
+                    logger.info("draining %d messages in flight", self._in_flight + self._settling)
                     with anyio.move_on_after(max(0.0, self._drain_until - time.monotonic())):
                         await self._drained.wait()
                 batches.cancel_scope.cancel()
