@@ -78,6 +78,13 @@ __all__ = [
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
+def _strict_base64(value: Any) -> Any:
+    """Decode the base64 text Lambda delivers; anything else is validated as it is."""
+    if isinstance(value, str):
+        return base64.b64decode(value, validate=True)
+    return value
+
+
 # --- SQS -------------------------------------------------------------------------------
 
 
@@ -160,9 +167,7 @@ class KinesisDataStreamRecordPayload(BaseModel):
     @classmethod
     def decode_data(cls, value: Any) -> Any:
         """Decode the base64 text Lambda delivers; anything else is validated as it is."""
-        if isinstance(value, str):
-            return base64.b64decode(value, validate=True)
-        return value
+        return _strict_base64(value)
 
 
 class KinesisDataStreamRecordModel(BaseModel):
@@ -266,13 +271,6 @@ class DynamoDBStreamRecordModel(BaseModel):
 
 
 # --- Kafka -----------------------------------------------------------------------------
-
-
-def _strict_base64(value: Any) -> Any:
-    """Decode the base64 text Lambda delivers; anything else is validated as it is."""
-    if isinstance(value, str):
-        return base64.b64decode(value, validate=True)
-    return value
 
 
 class KafkaRecordSchemaMetadata(BaseModel):

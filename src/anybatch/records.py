@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DROP",
+    "Base64Data",
     "DictWrapper",
     "DynamoDBRecord",
     "DynamoDBStreamRecord",
@@ -242,7 +243,27 @@ class SQSRecord(DictWrapper):
 # --- Kinesis ---------------------------------------------------------------------------
 
 
-class KinesisStreamRecordPayload(DictWrapper):
+class Base64Data(DictWrapper):
+    """A view whose ``data`` field is a base64 payload (Kinesis, Firehose)."""
+
+    __slots__ = ()
+
+    def data_as_bytes(self) -> bytes:
+        """The payload, base64-decoded; raises :class:`binascii.Error` on invalid base64."""
+        return _b64decode(self._data["data"])
+
+    def data_as_text(self) -> str:
+        """The payload decoded as UTF-8 text."""
+        return self.data_as_bytes().decode("utf-8")
+
+    def data_as_json(self) -> Any:
+        """The payload parsed as JSON."""
+        import json
+
+        return json.loads(self.data_as_bytes())
+
+
+class KinesisStreamRecordPayload(Base64Data):
     """The ``kinesis`` part of a Kinesis record."""
 
     __slots__ = ()
@@ -271,20 +292,6 @@ class KinesisStreamRecordPayload(DictWrapper):
     def sequence_number(self) -> str:
         """The sequence number: the ``itemIdentifier`` reported when the record fails."""
         return str(self._data["sequenceNumber"])
-
-    def data_as_bytes(self) -> bytes:
-        """The payload, base64-decoded; raises :class:`binascii.Error` on invalid base64."""
-        return _b64decode(self._data["data"])
-
-    def data_as_text(self) -> str:
-        """The payload decoded as UTF-8 text."""
-        return self.data_as_bytes().decode("utf-8")
-
-    def data_as_json(self) -> Any:
-        """The payload parsed as JSON."""
-        import json
-
-        return json.loads(self.data_as_bytes())
 
 
 class _StreamRecord(DictWrapper):

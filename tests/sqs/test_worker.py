@@ -410,3 +410,31 @@ async def test_the_examples_handler_and_processor_run_as_a_worker(make_queue: Ma
     worker = worker_for(queue, example.record_handler, example.processor)
     stats = await run_until(worker, lambda: worker.stats.deleted + worker.stats.failed >= 8)
     assert (stats.deleted, stats.failed) == (6, 2)
+
+
+async def test_the_processors_observers_see_every_batch_of_the_worker(
+    make_queue: MakeQueue,
+) -> None:
+    class Counting:
+        timing = "durations"
+
+        def __init__(self) -> None:
+            self.records = 0
+            self.failed = 0
+
+        def batch_finished(self, result: Any) -> None:
+            self.records += len(result)
+            self.failed += len(result.failed)
+
+    observer = Counting()
+    queue = make_queue()
+    queue.send(["ok", "bad", "ok", "ok"])
+
+    def handler(record: SQSRecord) -> None:
+        if record.body == "bad":
+            raise ValueError("bad")
+
+    processor = BatchProcessor(EventType.SQS, observers=[observer])
+    stats = await run_until(worker_for(queue, handler, processor), lambda: observer.records >= 4)
+    assert (observer.records, observer.failed) == (4, 1)
+    assert stats.deleted == 3

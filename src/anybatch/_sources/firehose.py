@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from .._exceptions import InvalidEventError, ResponseTooLargeError
 from .._schedule import FAILURE, SUCCESS
-from ..records import DictWrapper, _b64decode  # pyright: ignore[reportPrivateUsage]
+from ..records import Base64Data, DictWrapper
 from ._base import EventType, check_objects, mapping, records_list
 
 if TYPE_CHECKING:
@@ -62,7 +62,7 @@ class FirehoseRecordMetadata(DictWrapper):
         return int(self._data["subsequenceNumber"])
 
 
-class FirehoseRecord(DictWrapper):
+class FirehoseRecord(Base64Data):
     """One record of a Firehose data-transformation event.
 
     The record handler returns the transformed payload (see :class:`FirehoseResult`).
@@ -90,20 +90,6 @@ class FirehoseRecord(DictWrapper):
         """Where the record came from, when the delivery stream reads a Kinesis stream."""
         metadata = self._data.get("kinesisRecordMetadata")
         return None if metadata is None else FirehoseRecordMetadata(metadata)
-
-    def data_as_bytes(self) -> bytes:
-        """The payload, base64-decoded; raises :class:`binascii.Error` on invalid base64."""
-        return _b64decode(self._data["data"])
-
-    def data_as_text(self) -> str:
-        """The payload decoded as UTF-8 text."""
-        return self.data_as_bytes().decode("utf-8")
-
-    def data_as_json(self) -> Any:
-        """The payload parsed as JSON."""
-        import json
-
-        return json.loads(self.data_as_bytes())
 
 
 class FirehoseResult:
