@@ -438,3 +438,15 @@ async def test_the_processors_observers_see_every_batch_of_the_worker(
     stats = await run_until(worker_for(queue, handler, processor), lambda: observer.records >= 4)
     assert (observer.records, observer.failed) == (4, 1)
     assert stats.deleted == 3
+
+
+def test_the_backoff_is_the_same_policy_object_the_sqs_processors_take() -> None:
+    from anybatch.sqs import SqsBatchProcessor
+    from anybatch.sqs._plan import visibility_timeout_for
+    from anybatch.testing import sqs_record
+
+    backoff = ExponentialBackoff(base=2, cap=10, jitter=False)
+    record = sqs_record("x", receive_count=3)
+    assert visibility_timeout_for(backoff, record) == 8
+    processor = SqsBatchProcessor(failed_visibility_timeout=backoff)
+    assert processor.failed_visibility_timeout is backoff
