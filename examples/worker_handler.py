@@ -1,10 +1,10 @@
 """One record handler for Lambda and for a long-lived worker: orders from an SQS queue.
 
 On Lambda, ``lambda_handler`` is the function's handler. Outside Lambda (a container, a VM),
-the same ``record_handler`` and ``processor`` consume the queue::
+the same ``record_handler`` and ``processor`` consume the queue (``HANDLER`` and
+``PROCESSOR`` set to ``examples.worker_handler:record_handler`` and ``...:processor``)::
 
-    anybatch worker "$QUEUE_URL" examples.worker_handler:record_handler \\
-        --processor examples.worker_handler:processor
+    anybatch worker "$QUEUE_URL" "$HANDLER" --processor "$PROCESSOR"
 
 An order with no quantity fails and comes back later; the others are stored and deleted.
 """
