@@ -273,8 +273,9 @@ class SQSWorker:
     EventType.SQS, ...)``, ``BatchProcessor(...)`` for sync handlers, with ``model=`` and
     ``record_timeout=``); by default ``AsyncBatchProcessor(EventType.SQS)``.
 
-    * *max_in_flight* (default: the processor's concurrency, or 100): messages received and
-      not yet processed, at most; no receive is made while they are that many.
+    * *max_in_flight* (default: the processor's concurrency, at least 10, or 100 when it is
+      unbounded): messages received and not yet processed, at most; no receive is made while
+      they are that many.
     * *pollers* (default: enough to fill *max_in_flight* 10 at a time, at most 10) long-poll
       the queue at once, each for up to *wait_time* seconds (at most 20).
     * *visibility_timeout* (seconds, default 30) is asked for on each receive; while a batch
