@@ -233,14 +233,15 @@ async def test_a_slow_record_keeps_its_message_hidden_until_it_is_done(
     peeked: list[int] = []
 
     async def handler(record: SQSRecord) -> None:
-        for _ in range(6):  # 3 s: three times the visibility timeout
-            await anyio.sleep(0.5)
-            peeked.append(len(receive_all(queue)))
+        for _ in range(8):  # 6 s: three times the visibility timeout
+            await anyio.sleep(0.75)
+            # Another consumer looks (in a thread: the worker's loop goes on meanwhile).
+            peeked.append(len(await anyio.to_thread.run_sync(receive_all, queue)))
         done.append(record.body)
 
-    worker = worker_for(queue, handler, visibility_timeout=1, wait_time=0)
+    worker = worker_for(queue, handler, visibility_timeout=2, wait_time=0)
     stats = await run_until(worker, lambda: bool(done), within=30)
-    assert peeked == [0] * 6  # nobody else could receive it while it ran
+    assert peeked == [0] * 8  # nobody else could receive it while it ran
     assert stats.extended >= 3
     assert stats.deleted == 1
     assert queue.counts() == (0, 0)
