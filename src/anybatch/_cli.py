@@ -315,10 +315,7 @@ def _worker(args: argparse.Namespace) -> int:
             region=args.region,
             endpoint_url=args.endpoint_url,
         )
-    except UsageError as exc:
-        print(f"anybatch: {exc}", file=sys.stderr)
-        return 2
-    except (TypeError, ValueError) as exc:
+    except (UsageError, TypeError, ValueError) as exc:  # the worker's settings say what is wrong
         print(f"anybatch: {exc}", file=sys.stderr)
         return 2
     except _ModuleFailed as exc:

@@ -427,4 +427,8 @@ class BatchResult(Sequence[RecordOutcome[RecordT]], Generic[RecordT]):
             # A Firehose batch's FirehoseResponse: typed as the partial batch response, the
             # one type every other source (and every processor override) returns.
             return cast("PartialItemFailureResponse", self._respond(self))
+        return self.item_failures()
+
+    def item_failures(self) -> PartialItemFailureResponse:
+        """``{"batchItemFailures": [...]}``: every record that did not succeed."""
         return {"batchItemFailures": [{"itemIdentifier": i} for i in self.reported_ids()]}

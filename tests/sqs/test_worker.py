@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import json
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,8 +13,10 @@ import pytest
 
 from anybatch import AsyncBatchProcessor, BatchProcessor, EventType
 from anybatch.records import SQSRecord
-from anybatch.sqs import ExponentialBackoff, SQSWorker, WorkerStats
+from anybatch.sqs import ExponentialBackoff, SQSWorker
 from anybatch.sqs._worker import lambda_record
+
+from ._running import run_until
 
 if TYPE_CHECKING:
     from ._moto import MakeQueue, Queue
@@ -23,23 +24,6 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.anyio
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "worker_handler.py"
-
-
-async def run_until(
-    worker: SQSWorker, done: Callable[[], bool], *, within: float = 20.0
-) -> WorkerStats:
-    """Run *worker* until *done()*, then stop it (draining) and return its stats."""
-    async with anyio.create_task_group() as group:
-
-        async def stop_when_done() -> None:
-            with anyio.fail_after(within):
-                while not done():  # noqa: ASYNC110 - polls a condition of the test's own
-                    await anyio.sleep(0.02)
-            worker.stop()
-
-        group.start_soon(stop_when_done)
-        stats = await worker.run()
-    return stats  # noqa: RET504 - after the task group, not inside it
 
 
 def worker_for(queue: Queue, handler: Any, processor: Any = None, **options: Any) -> SQSWorker:

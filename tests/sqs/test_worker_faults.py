@@ -27,6 +27,8 @@ from aiobotocore.httpxsession import HttpxSession
 from anybatch import AsyncBatchProcessor, EventType
 from anybatch.sqs import RetryPolicy, SQSWorker, SQSWorkerError, WorkerStats
 
+from ._running import run_until
+
 if TYPE_CHECKING:
     from anybatch.records import SQSRecord
 
@@ -170,20 +172,6 @@ def worker(handler: Any, **options: Any) -> SQSWorker:
         wait_time=0,
         **options,
     )
-
-
-async def run_until(w: SQSWorker, done: Callable[[], bool]) -> WorkerStats:
-    async with anyio.create_task_group() as group:
-
-        async def stop() -> None:
-            with anyio.fail_after(20):
-                while not done():  # noqa: ASYNC110 - polls a condition of the test's own
-                    await anyio.sleep(0.01)
-            w.stop()
-
-        group.start_soon(stop)
-        stats = await w.run()
-    return stats  # noqa: RET504 - after the task group
 
 
 def fail_bad(record: SQSRecord) -> None:

@@ -150,15 +150,21 @@ def test_sigterm_during_a_batch_lets_it_finish_and_exits_zero(
     assert "draining 5 messages in flight" in err
 
 
+def start_slow_record(queue: Queue, tmp_path: Path, *, drain_timeout: str) -> subprocess.Popen[str]:
+    """A worker whose one record (60 s long, 120 s visibility) has started."""
+    queue.send(["slow"])
+    worker = start_worker(
+        queue, tmp_path, "--drain-timeout", drain_timeout, "--visibility-timeout", "120", delay=60
+    )
+    wait_for(lambda: lines(tmp_path, "started") == ["slow"], 30, "the record to start")
+    return worker
+
+
 def test_sigterm_past_the_drain_timeout_releases_what_did_not_finish(
     make_queue: MakeQueue, tmp_path: Path
 ) -> None:
     queue = make_queue()
-    queue.send(["slow"])
-    worker = start_worker(
-        queue, tmp_path, "--drain-timeout", "0.5", "--visibility-timeout", "120", delay=60
-    )
-    wait_for(lambda: lines(tmp_path, "started") == ["slow"], 30, "the record to start")
+    worker = start_slow_record(queue, tmp_path, drain_timeout="0.5")
     worker.send_signal(signal.SIGTERM)
     _, err = worker.communicate(timeout=30)
     assert worker.returncode == 0, err
@@ -169,11 +175,7 @@ def test_a_second_signal_stops_at_once_and_leaves_the_message_in_flight(
     make_queue: MakeQueue, tmp_path: Path
 ) -> None:
     queue = make_queue()
-    queue.send(["slow"])
-    worker = start_worker(
-        queue, tmp_path, "--drain-timeout", "60", "--visibility-timeout", "120", delay=60
-    )
-    wait_for(lambda: lines(tmp_path, "started") == ["slow"], 30, "the record to start")
+    worker = start_slow_record(queue, tmp_path, drain_timeout="60")
     worker.send_signal(signal.SIGTERM)
     time.sleep(0.5)
     worker.send_signal(signal.SIGINT)

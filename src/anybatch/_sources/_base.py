@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from .kinesis import KinesisSource
     from .sqs import SqsSource
 
-__all__ = ["SOURCE_MODULES", "EventType", "PathSource", "freeze", "item_failures", "mapping"]
+__all__ = ["SOURCE_MODULES", "EventType", "PathSource", "freeze", "mapping"]
 
 RecordT_co = TypeVar("RecordT_co", covariant=True)
 
@@ -51,11 +51,6 @@ def freeze(value: object) -> Hashable:
     except TypeError:  # a set, or another value that cannot be a dict key
         return repr(value)
     return value
-
-
-def item_failures(result: BatchResult[Any]) -> dict[str, Any]:
-    """``{"batchItemFailures": [{"itemIdentifier": ...}]}`` for every record not succeeded."""
-    return {"batchItemFailures": [{"itemIdentifier": ident} for ident in result.reported_ids()]}
 
 
 #: Each source's module and class: a source's module is imported when it is first used, so
@@ -204,7 +199,7 @@ class EventType(Generic[RecordT_co], metaclass=_EventTypes):
 
         By default a partial batch response that lists every record that did not succeed.
         """
-        return item_failures(result)
+        return result.item_failures()
 
     # -- the trace context a record carries -----------------------------------------------
 
@@ -312,6 +307,13 @@ class PathSource(EventType[RecordT_co]):
             return None
         return freeze(value)
 
+    def ordered_without_keys(self, records: Sequence[Mapping[str, Any]]) -> bool:
+        """Whether a batch in which no record has a key may still be ordered.
+
+        Such a batch is ordered by :meth:`ordering_key`'s fallback. By default it is not.
+        """
+        return False
+
     def ordering_keys(self, records: Sequence[Mapping[str, Any]]) -> list[Hashable | None] | None:
         try:
             keys = self.raw_keys(records)
@@ -319,8 +321,9 @@ class PathSource(EventType[RecordT_co]):
             keys = None
         if keys is not None:
             if keys.count(None) == len(keys):
-                return None
-            if set(map(type, keys)) <= {str, type(None)} and "" not in keys:
+                if not self.ordered_without_keys(records):
+                    return None
+            elif set(map(type, keys)) <= {str, type(None)} and "" not in keys:
                 return keys
         key = self.ordering_key
         slow = [key(record) for record in records]

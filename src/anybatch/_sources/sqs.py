@@ -57,24 +57,9 @@ class SqsSource(PathSource[SQSRecord]):
         arn = record.get("eventSourceARN")
         return ("queue", arn) if _fifo(arn) else None
 
-    def ordering_keys(self, records: Sequence[Mapping[str, Any]]) -> list[Hashable | None] | None:
-        try:
-            keys = self.raw_keys(records)
-        except (KeyError, TypeError, AttributeError):
-            keys = None
-        if keys is not None and keys.count(None) == len(keys):
-            # No MessageGroupId anywhere: ordered only if a queue is FIFO (hand-made events).
-            try:
-                arns: set[object] = set(map(itemgetter("eventSourceARN"), records))
-            except KeyError:
-                arns = {record.get("eventSourceARN") for record in records}
-            if not any(map(_fifo, arns)):
-                return None
-        elif keys is not None and set(map(type, keys)) <= {str, type(None)} and "" not in keys:
-            return keys
-        key = self.ordering_key
-        slow = [key(record) for record in records]
-        return None if slow.count(None) == len(slow) else slow
+    def ordered_without_keys(self, records: Sequence[Mapping[str, Any]]) -> bool:
+        # No MessageGroupId anywhere: ordered only if a queue is FIFO (hand-made events).
+        return self.skips_key_on_failure(records)
 
     def skips_key_on_failure(self, records: Sequence[Mapping[str, Any]]) -> bool:
         # Streams and standard queues run every record (what the incumbent documents).

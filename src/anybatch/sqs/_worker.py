@@ -124,7 +124,7 @@ def settle_calls(
     visibility: VisibilityTimeout | None,
 ) -> list[Call]:
     """The calls that settle a processed batch: delete, hide by the policy, or release."""
-    arn = f"arn:aws:sqs:{queue.region}:{queue.account}:{queue.name}"
+    arn = _arn(queue)
     deletes: list[Entry] = []
     hides: list[Entry] = []
     for index, (record, what) in enumerate(zip(records, settles, strict=True)):
@@ -136,13 +136,13 @@ def settle_calls(
         elif visibility is not None:
             seconds = visibility_timeout_for(visibility, record)
             hides.append(Entry(index, "change_visibility", message_id, handle, arn, seconds))
-    chunks: tuple[tuple[Action, list[Entry]], ...] = (
-        ("delete", deletes),
-        ("change_visibility", hides),
-    )
+    return _calls("delete", queue, deletes) + _calls("change_visibility", queue, hides)
+
+
+def _calls(action: Action, queue: QueueRef, entries: Sequence[Entry]) -> list[Call]:
+    """*entries* in calls of at most :data:`MAX_ENTRIES`."""
     return [
         Call(action, queue, tuple(entries[start : start + MAX_ENTRIES]))
-        for action, entries in chunks
         for start in range(0, len(entries), MAX_ENTRIES)
     ]
 
@@ -182,12 +182,11 @@ class WorkerStats:
 
 
 class _Tracker:
-    """Which records of a batch started and which succeeded, by message id."""
+    """Which records of a batch succeeded, by message id: what a cut-off batch deletes."""
 
-    __slots__ = ("started", "succeeded")
+    __slots__ = ("succeeded",)
 
     def __init__(self) -> None:
-        self.started: set[str] = set()
         self.succeeded: set[str] = set()
 
 
@@ -199,7 +198,7 @@ def _message_id(record: Any) -> str:
 
 
 def _tracked(handler: Callable[..., Any], tracker_of: Callable[[], _Tracker]) -> Callable[..., Any]:
-    """*handler*, noting in the batch's tracker when each record starts and succeeds.
+    """*handler*, noting in the batch's tracker each record that succeeds.
 
     Keeps the handler's kind (sync or async) and whether it takes ``lambda_context``, so the
     processor runs it as it runs the handler itself.
@@ -208,10 +207,8 @@ def _tracked(handler: Callable[..., Any], tracker_of: Callable[[], _Tracker]) ->
     if is_async_callable(handler):
 
         async def tracked_async(record: Any, **context: Any) -> Any:
-            tracker, message_id = tracker_of(), _message_id(record)
-            tracker.started.add(message_id)
             result = await handler(record, **context)
-            tracker.succeeded.add(message_id)
+            tracker_of().succeeded.add(_message_id(record))
             return result
 
         if takes_context:
@@ -223,10 +220,8 @@ def _tracked(handler: Callable[..., Any], tracker_of: Callable[[], _Tracker]) ->
         return tracked_async_plain
 
     def tracked(record: Any, **context: Any) -> Any:
-        tracker, message_id = tracker_of(), _message_id(record)
-        tracker.started.add(message_id)
         result = handler(record, **context)
-        tracker.succeeded.add(message_id)
+        tracker_of().succeeded.add(_message_id(record))
         return result
 
     if takes_context:
@@ -489,17 +484,15 @@ class SQSWorker:
             self._in_flight -= count - len(messages)
             if not messages:
                 continue
+            self.stats.received += len(messages)
+            records = [lambda_record(m, _arn(queue), queue.region) for m in messages]
             if self.stopping:  # (a property: the stop came while the receive waited)
                 # Received after the stop: released at once, for another worker.
-                self.stats.received += len(messages)
-                records = [lambda_record(m, _arn(queue), queue.region) for m in messages]
                 releases: list[Settle] = ["release"] * len(records)
                 with anyio.CancelScope(shield=True):
                     await self._settle(queue, records, releases)
                 self._release_slots(len(records))
                 return
-            self.stats.received += len(messages)
-            records = [lambda_record(m, _arn(queue), queue.region) for m in messages]
             batches.start_soon(self._batch, queue, context, records, time.monotonic())
 
     # -- one batch ----------------------------------------------------------------------------
@@ -626,10 +619,7 @@ class SQSWorker:
                 Entry(i, "change_visibility", _id(r), r["receiptHandle"], arn, extension)
                 for i, r in enumerate(records)
             ]
-            calls = [
-                Call("change_visibility", queue, tuple(entries[s : s + MAX_ENTRIES]))
-                for s in range(0, len(entries), MAX_ENTRIES)
-            ]
+            calls = _calls("change_visibility", queue, entries)
             settlement = await perform(
                 self._sqs, calls, self.retry, max_concurrent_calls=self.max_concurrent_calls
             )
