@@ -17,15 +17,29 @@ _names = itertools.count()
 class Queue:
     """A fresh moto queue, and what a test does with it through boto3 (setup and checks)."""
 
-    def __init__(self, endpoint: str, *, fifo: bool = False, region: str = "us-east-1") -> None:
+    def __init__(
+        self,
+        endpoint: str,
+        *,
+        fifo: bool = False,
+        region: str = "us-east-1",
+        visibility_timeout: int | None = None,
+    ) -> None:
         self.endpoint = endpoint
         self.region = region
         self.fifo = fifo
         self.client: Any = boto3.client("sqs", endpoint_url=endpoint, region_name=region)
-        name = f"anybatch-{next(_names)}" + (".fifo" if fifo else "")
+        self.name = f"anybatch-{next(_names)}" + (".fifo" if fifo else "")
         attributes = {"FifoQueue": "true", "ContentBasedDeduplication": "true"} if fifo else {}
-        self.url: str = self.client.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
-        self.arn = f"arn:aws:sqs:{region}:{ACCOUNT}:{name}"
+        if visibility_timeout is not None:
+            attributes["VisibilityTimeout"] = str(visibility_timeout)
+        self.url: str = self.client.create_queue(QueueName=self.name, Attributes=attributes)[
+            "QueueUrl"
+        ]
+        # SQS's own ARN: its partition is the region's (arn:aws-cn:... in cn-north-1).
+        self.arn: str = self.client.get_queue_attributes(
+            QueueUrl=self.url, AttributeNames=["QueueArn"]
+        )["Attributes"]["QueueArn"]
 
     def send(self, bodies: Sequence[str], group_ids: Sequence[str] | None = None) -> None:
         """Send one message per body (FIFO: in group ``group_ids[i]``, default ``g``)."""
@@ -107,4 +121,10 @@ class Queue:
 class MakeQueue(Protocol):
     """The ``make_queue`` fixture."""
 
-    def __call__(self, *, fifo: bool = False, region: str = "us-east-1") -> Queue: ...
+    def __call__(
+        self,
+        *,
+        fifo: bool = False,
+        region: str = "us-east-1",
+        visibility_timeout: int | None = None,
+    ) -> Queue: ...

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from moto.server import ThreadedMotoServer
 
+from ._fake_sqs import FakeQueue, serve
 from ._moto import MakeQueue, Queue
 
 
@@ -96,9 +97,18 @@ def moto_endpoint() -> Iterator[str]:
 
 @pytest.fixture
 def make_queue(moto_endpoint: str) -> MakeQueue:
-    """``make_queue(fifo=False, region="us-east-1")``: a fresh queue on the moto server."""
+    """``make_queue(fifo=False, region="us-east-1", visibility_timeout=None)``: a fresh queue
+    on the moto server (``visibility_timeout``: the queue's own, SQS's 30 s by default)."""
 
-    def make(*, fifo: bool = False, region: str = "us-east-1") -> Queue:
-        return Queue(moto_endpoint, fifo=fifo, region=region)
+    def make(
+        *, fifo: bool = False, region: str = "us-east-1", visibility_timeout: int | None = None
+    ) -> Queue:
+        return Queue(moto_endpoint, fifo=fifo, region=region, visibility_timeout=visibility_timeout)
 
     return make
+
+
+@pytest.fixture
+def sqs() -> Iterator[FakeQueue]:
+    """An SQS queue in memory at ``_fake_sqs.ENDPOINT``, through respx (no network)."""
+    yield from serve(FakeQueue())
