@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from typing import Any
 
 import pytest
+from typing_extensions import assert_type
 
 from anybatch import (
     AsyncBatchProcessor,
@@ -15,6 +19,7 @@ from anybatch import (
     UnexpectedBatchTypeError,
     process_partial_response,
 )
+from anybatch.records import SQSRecord
 from anybatch.testing import dynamodb_event, kinesis_event, sqs_event
 
 
@@ -91,6 +96,71 @@ def test_unknown_event_type_is_refused() -> None:
 def test_event_type_by_name_is_accepted() -> None:
     processor = AsyncBatchProcessor("SQS")
     assert processor.event_type is EventType.SQS
+
+
+# Powertools' EventType is an Enum, and configuration becomes a type the enum's way:
+# EventType(os.environ["EVENT_TYPE"]).
+EVERY_VALUE = ["SQS", "KinesisDataStreams", "DynamoDBStreams", "Kafka", "Firehose"]
+
+
+@pytest.mark.parametrize("value", EVERY_VALUE)
+def test_event_type_called_with_a_value_is_that_source(value: str) -> None:
+    source = EventType(value)
+    assert source is getattr(EventType, value)
+    assert source.value == value
+    assert BatchProcessor(source).event_type is source
+
+
+def test_event_type_takes_every_value_of_the_incumbents_enum() -> None:
+    from aws_lambda_powertools.utilities.batch import EventType as IncumbentEventType
+
+    incumbent = [member.value for member in IncumbentEventType]
+    assert set(incumbent) <= set(EVERY_VALUE)
+    assert [EventType(value).value for value in incumbent] == incumbent
+    assert [source.value for source in EventType] == EVERY_VALUE
+
+
+def test_event_type_called_with_a_source_is_that_source() -> None:
+    by_partition = EventType.Kafka.in_partition_order()
+    assert EventType(EventType.SQS) is EventType.SQS
+    assert EventType(by_partition) is by_partition
+
+
+@pytest.mark.parametrize("value", ["RabbitMQ", "sqs", "", 1, None])
+def test_event_type_called_with_an_unknown_value_raises_value_error(value: Any) -> None:
+    with pytest.raises(ValueError, match=rf"^{value!r} is not a valid EventType; expected one of"):
+        EventType(value)
+
+
+def test_event_type_called_without_one_value_is_a_type_error() -> None:
+    with pytest.raises(TypeError, match="takes one value"):
+        EventType()
+    with pytest.raises(TypeError, match="takes one value"):
+        EventType("SQS", "Kafka")  # type: ignore[call-arg]
+
+
+def test_event_type_by_value_is_typed_as_a_source_of_any_record() -> None:
+    # Picked at run time, so its record type is Any; EventType.SQS keeps its own.
+    assert_type(EventType("SQS"), EventType[Any])
+    assert_type(BatchProcessor(EventType("SQS")), BatchProcessor[Any])
+    assert_type(BatchProcessor(EventType.SQS), BatchProcessor[SQSRecord])
+
+
+def test_event_type_by_value_imports_only_that_sources_module() -> None:
+    code = (
+        "import sys\n"
+        "from anybatch import EventType\n"
+        "EventType(sys.argv[1])\n"
+        "print(sorted(m for m in sys.modules if m.startswith('anybatch._sources.')))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, "Kafka"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONWARNINGS": "error"},
+    )
+    assert done.stdout.strip() == "['anybatch._sources._base', 'anybatch._sources.kafka']"
 
 
 def test_a_record_that_breaks_its_view_fails_alone_with_its_identifier() -> None:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any, cast
 
 from .._exceptions import InvalidEventError
-from ._base import SOURCE_MODULES, EventType, mapping
+from ._base import SOURCE_MODULES, EventType, by_value, mapping
 
 __all__ = [
     "EventType",
@@ -33,12 +33,12 @@ def _names() -> str:
 
 def source_of(event_type: object) -> EventType[Any]:
     """The source *event_type* names: an :class:`EventType`, or its name (``"SQS"``)."""
-    if isinstance(event_type, EventType):
-        return event_type  # pyright: ignore[reportUnknownVariableType]
-    if isinstance(event_type, str) and event_type in SOURCE_MODULES:
-        source: EventType[Any] = getattr(EventType, event_type)
-        return source
-    raise InvalidEventError(f"unknown event type {event_type!r}; expected one of {_names()}")
+    try:
+        return by_value(event_type)
+    except ValueError:
+        raise InvalidEventError(
+            f"unknown event type {event_type!r}; expected one of {_names()}"
+        ) from None
 
 
 def event_source(event: object) -> EventType[Any]:

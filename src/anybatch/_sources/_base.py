@@ -27,9 +27,10 @@ if TYPE_CHECKING:
     from .kinesis import KinesisSource
     from .sqs import SqsSource
 
-__all__ = ["SOURCE_MODULES", "EventType", "PathSource", "freeze", "mapping"]
+__all__ = ["SOURCE_MODULES", "EventType", "PathSource", "by_value", "freeze", "mapping"]
 
 RecordT_co = TypeVar("RecordT_co", covariant=True)
+_SourceT = TypeVar("_SourceT")
 
 
 def mapping(value: object) -> Mapping[str, Any] | None:
@@ -65,7 +66,18 @@ SOURCE_MODULES = {
 
 
 class _EventTypes(type):
-    """Makes ``EventType.<name>`` on first use; iterates as the enum it replaces did."""
+    """Makes ``EventType.<name>`` on first use; calls and iterates as the enum it replaces did."""
+
+    def __call__(cls: type[_SourceT], *args: Any, **kwargs: Any) -> _SourceT:
+        # EventType("SQS") looks a source up by its value, as the enum's call did; a source's
+        # own class is made as any class is.
+        if cls is EventType:
+            if len(args) != 1 or kwargs:
+                raise TypeError(
+                    "EventType() takes one value, the name of a source: EventType('SQS')"
+                )
+            return cast("_SourceT", by_value(args[0]))
+        return cast("_SourceT", type.__call__(cls, *args, **kwargs))
 
     def __getattr__(cls, name: str) -> Any:
         found = SOURCE_MODULES.get(name)
@@ -85,6 +97,17 @@ class _EventTypes(type):
         return len(SOURCE_MODULES)
 
 
+def by_value(value: object, /) -> EventType[Any]:
+    """The source whose value is *value* (``"SQS"``), importing only that source's module."""
+    if isinstance(value, EventType):
+        return value  # pyright: ignore[reportUnknownVariableType]
+    if isinstance(value, str) and value in SOURCE_MODULES:
+        source: EventType[Any] = getattr(EventType, value)
+        return source
+    expected = ", ".join(map(repr, SOURCE_MODULES))
+    raise ValueError(f"{value!r} is not a valid EventType; expected one of {expected}")
+
+
 class EventType(Generic[RecordT_co], metaclass=_EventTypes):
     """An event source, and the namespace of the sources anybatch reads.
 
@@ -92,7 +115,8 @@ class EventType(Generic[RecordT_co], metaclass=_EventTypes):
     ``EventType.Kafka`` and ``EventType.Firehose`` are instances: give one to a processor.
     Each brings its record type (``RecordT_co``) with it, so a processor made with
     ``EventType.Kafka`` hands its handler :class:`~anybatch.records.KafkaEventRecord` s, as a
-    type checker sees, without an overload per source. ``EventType.SQS.value`` is ``"SQS"``
+    type checker sees, without an overload per source. ``EventType.SQS.value`` is ``"SQS"``,
+    ``EventType("SQS")`` is ``EventType.SQS`` (an unknown value raises :class:`ValueError`)
     and ``list(EventType)`` lists them, as on the enum of earlier releases.
 
     A source knows everything about one kind of event and nothing of the engine: where its
@@ -107,6 +131,12 @@ class EventType(Generic[RecordT_co], metaclass=_EventTypes):
     DynamoDBStreams: ClassVar[DynamoDBSource]
     Kafka: ClassVar[KafkaSource]
     Firehose: ClassVar[FirehoseSource]
+
+    if TYPE_CHECKING:
+        # What type checkers see of EventType("SQS"), which _EventTypes.__call__ answers: a
+        # source picked at run time, so its record type is Any. Sources take no arguments
+        # (or those of their own __init__).
+        def __init__(self: EventType[Any], value: str | EventType[Any] = ..., /) -> None: ...
 
     #: What ``EventType.<name>`` is called, and the event type's ``value`` (as an enum's).
     name: str = ""
