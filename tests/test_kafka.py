@@ -162,6 +162,10 @@ def test_an_event_of_another_shape_is_refused(event: Any, message: str) -> None:
         ({"partition": "0"}, "record 1 has an unusable \\('0'\\) 'partition'"),
         ({"offset": -1}, "record 1 has an unusable \\(-1\\) 'offset'"),
         ({"offset": None}, "record 1 has no 'offset'"),
+        ({"topic": ["t"]}, "record 1 has an unusable \\(\\['t'\\]\\) 'topic'"),
+        ({"topic": {"name": "t"}}, "record 1 has an unusable \\(\\{'name': 't'\\}\\) 'topic'"),
+        ({"partition": [0]}, "record 1 has an unusable \\(\\[0\\]\\) 'partition'"),
+        ({"partition": {"id": 0}}, "record 1 has an unusable \\(\\{'id': 0\\}\\) 'partition'"),
     ],
 )
 def test_a_record_lambda_could_not_identify_is_refused_before_any_handler_runs(

@@ -299,7 +299,11 @@ class KafkaSource(EventType[KafkaEventRecord]):
     def _names(topics: list[Any], partitions: list[Any]) -> dict[tuple[Any, Any], str] | None:
         """``"<topic>-<partition>"`` of each pair, or ``None`` when one is unusable."""
         names: dict[tuple[Any, Any], str] = {}
-        for topic, partition in set(zip(topics, partitions, strict=True)):
+        try:
+            pairs = set(zip(topics, partitions, strict=True))
+        except TypeError:  # a list or an object for a topic or a partition
+            return None
+        for topic, partition in pairs:
             if not isinstance(topic, str) or not topic or not _count(partition):
                 return None
             names[topic, partition] = f"{topic}-{partition}"
