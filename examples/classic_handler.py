@@ -1,15 +1,18 @@
-"""Classic (blocking) Lambda handlers with a sync record handler: the Powertools way, unchanged.
+r"""Classic (blocking) Lambda handlers, sync record handler: Powertools' way, unchanged.
 
 Three entry points process the same SQS batch and return the same response::
 
     anybatch run examples/events/classic.json examples.classic_handler:lambda_handler
-    anybatch run examples/events/classic.json examples.classic_handler:threaded_lambda_handler
-    anybatch run examples/events/classic.json examples.classic_handler:context_manager_handler
+    anybatch run examples/events/classic.json \
+        examples.classic_handler:threaded_lambda_handler
+    anybatch run examples/events/classic.json \
+        examples.classic_handler:context_manager_handler
 
-``lambda_handler`` uses the ``@batch_processor`` decorator with ``BatchProcessor``'s default
-``concurrency=1``: the record handler runs inline in the calling thread, one record after
-another. ``threaded_lambda_handler`` runs it in up to 8 worker threads. The body that is not
-JSON and the negative amount fail; only those two messages are reported.
+``lambda_handler`` uses the ``@batch_processor`` decorator with ``BatchProcessor``'s
+default ``concurrency=1``: the record handler runs inline in the calling thread, one
+record after another. ``threaded_lambda_handler`` runs it in up to 8 worker threads. The
+body that is not JSON and the negative amount fail; only those two messages are
+reported.
 """
 
 from __future__ import annotations
@@ -46,17 +49,28 @@ def record_handler(record: SQSRecord) -> str:
 
 @batch_processor(record_handler=record_handler, processor=processor)
 def lambda_handler(event: dict[str, Any], context: Any) -> PartialItemFailureResponse:
-    """The batch is processed before this body runs; return the partial batch response."""
+    """The batch is processed before this body runs: return the partial response."""
     return processor.response()
 
 
-def threaded_lambda_handler(event: dict[str, Any], context: Any) -> PartialItemFailureResponse:
+def threaded_lambda_handler(
+    event: dict[str, Any],
+    context: Any,
+) -> PartialItemFailureResponse:
     """The same records, handled in up to 8 worker threads at once."""
-    return process_partial_response(event, record_handler, threaded_processor, context=context)
+    return process_partial_response(
+        event,
+        record_handler,
+        threaded_processor,
+        context=context,
+    )
 
 
-def context_manager_handler(event: dict[str, Any], context: Any) -> PartialItemFailureResponse:
-    """The context-manager form, for code that inspects the outcomes before returning."""
+def context_manager_handler(
+    event: dict[str, Any],
+    context: Any,
+) -> PartialItemFailureResponse:
+    """The context-manager form, for code that inspects the outcomes, then returns."""
     with processor(event["Records"], record_handler, lambda_context=context):
         processed = processor.process()
     for status, result, _record in processed:

@@ -6,11 +6,12 @@ Each order is a message group (``created`` → ``paid`` → ``shipped``). Run::
     anybatch run examples/events/fifo.json examples.fifo_handler:async_lambda_handler
     anybatch run examples/events/fifo.json examples.fifo_handler:strict_lambda_handler
 
-With ``skip_group_on_error=True`` a declined payment fails its message and skips the rest of
-that group (``order-a`` and ``order-c`` are not shipped); ``order-b`` carries on. Reported: the
-two declined payments and the two skipped shipments. ``strict_lambda_handler`` keeps the
-default ``skip_group_on_error=False``: processing stops at the first failure and every message
-from there on is reported, as Powertools' ``SqsFifoPartialProcessor`` does.
+With ``skip_group_on_error=True`` a declined payment fails its message and skips the
+rest of that group (``order-a`` and ``order-c`` are not shipped); ``order-b`` carries
+on. Reported: the two declined payments and the two skipped shipments.
+``strict_lambda_handler`` keeps the default ``skip_group_on_error=False``: processing
+stops at the first failure and every message from there on is reported, as Powertools'
+``SqsFifoPartialProcessor`` does.
 """
 
 from __future__ import annotations
@@ -68,13 +69,24 @@ def lambda_handler(event: dict[str, Any], context: Any) -> PartialItemFailureRes
 
 
 @as_lambda_handler
-async def async_lambda_handler(event: dict[str, Any], context: Any) -> PartialItemFailureResponse:
-    """Async entry point: ``as_lambda_handler`` turns it into the plain function Lambda calls."""
+async def async_lambda_handler(
+    event: dict[str, Any],
+    context: Any,
+) -> PartialItemFailureResponse:
+    """Async entry point: ``as_lambda_handler`` makes it a function Lambda can call."""
     return await async_process_partial_response(
         event, async_record_handler, async_processor, context=context
     )
 
 
-def strict_lambda_handler(event: dict[str, Any], context: Any) -> PartialItemFailureResponse:
+def strict_lambda_handler(
+    event: dict[str, Any],
+    context: Any,
+) -> PartialItemFailureResponse:
     """Stop at the first failure; report it and everything after it."""
-    return process_partial_response(event, record_handler, strict_processor, context=context)
+    return process_partial_response(
+        event,
+        record_handler,
+        strict_processor,
+        context=context,
+    )

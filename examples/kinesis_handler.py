@@ -1,13 +1,14 @@
-"""Kinesis Data Streams: readings of different devices run concurrently, each device in order.
+"""Kinesis Data Streams: readings of different devices run concurrently, each in order.
 
 The partition key is the device. Run::
 
     anybatch run examples/events/kinesis.json examples.kinesis_handler:lambda_handler
 
-A reading without a temperature and an impossible one fail: only they are reported. Every
-other reading is stored, ``sensor-1``'s later one included: each reading stands alone, so the
-default (every record runs, as Powertools documents) fits. For changes that must not be
-applied past a failed one, see ``skip_key_on_failure=True`` in ``dynamodb_handler.py``.
+A reading without a temperature and an impossible one fail: only they are reported.
+Every other reading is stored, ``sensor-1``'s later one included: each reading stands
+alone, so the default (every record runs, as Powertools documents) fits. For changes
+that must not be applied past a failed one, see ``skip_key_on_failure=True`` in
+``dynamodb_handler.py``.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from anybatch import (
 if TYPE_CHECKING:
     from anybatch.records import KinesisStreamRecord
 
-# Up to 10 partition keys at once; records with the same key one at a time, in stream order.
+# Up to 10 partition keys at once; records of one key one at a time, in stream order.
 processor = AsyncBatchProcessor(EventType.KinesisDataStreams, concurrency=10)
 
 
@@ -42,6 +43,14 @@ async def record_handler(record: KinesisStreamRecord) -> float:
 
 
 @as_lambda_handler
-async def lambda_handler(event: dict[str, Any], context: Any) -> PartialItemFailureResponse:
+async def lambda_handler(
+    event: dict[str, Any],
+    context: Any,
+) -> PartialItemFailureResponse:
     """The function's entry point."""
-    return await async_process_partial_response(event, record_handler, processor, context=context)
+    return await async_process_partial_response(
+        event,
+        record_handler,
+        processor,
+        context=context,
+    )

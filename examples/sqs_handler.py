@@ -4,7 +4,7 @@ Run it on the sample event with::
 
     anybatch run examples/events/sqs.json examples.sqs_handler:lambda_handler
 
-Records whose handler raises are reported in ``batchItemFailures``; only they are retried.
+A record whose handler raises is reported in ``batchItemFailures``: only it is retried.
 """
 
 from __future__ import annotations
@@ -37,6 +37,14 @@ async def record_handler(record: SQSRecord) -> int:
 
 
 @as_lambda_handler
-async def lambda_handler(event: dict[str, Any], context: Any) -> PartialItemFailureResponse:
+async def lambda_handler(
+    event: dict[str, Any],
+    context: Any,
+) -> PartialItemFailureResponse:
     """The function's entry point: Lambda calls it with the event and the context."""
-    return await async_process_partial_response(event, record_handler, processor, context=context)
+    return await async_process_partial_response(
+        event,
+        record_handler,
+        processor,
+        context=context,
+    )
