@@ -1,19 +1,20 @@
-"""Per-record timeouts and the invocation deadline: return a partial response, never time out.
+r"""Per-record timeouts and the invocation deadline: a partial response, not a timeout.
 
 Each job sleeps for the seconds in its body. Run it as a 2-second invocation::
 
-    anybatch run --timeout 2 examples/events/deadline.json examples.deadline_handler:lambda_handler
+    anybatch run --timeout 2 examples/events/deadline.json \
+        examples.deadline_handler:lambda_handler
 
 With ``deadline_margin=0.5`` the batch must be done 1.5 s after it starts. Two workers:
 
 * jobs 0 and 2 (0.05 s) succeed;
 * jobs 1 and 3 (60 s) are cancelled by ``record_timeout=1.0``: status ``timed_out``;
-* jobs 4 and 5 (60 s) start after them and are cancelled at the deadline: status ``deadline``;
-* jobs 6 and 7 never start, because both workers are busy until the deadline: ``deadline``.
+* jobs 4 and 5 (60 s) start next and are cancelled at the deadline: status ``deadline``;
+* jobs 6 and 7 never start, both workers being busy until the deadline: ``deadline``.
 
-The function returns after about 1.5 s, reporting jobs 1 and 3-7, instead of being killed at
-2 s (which would retry the whole batch, successes included). ``logger`` gets a summary line
-for the batch and a warning for each reported record.
+The function returns after about 1.5 s, reporting jobs 1 and 3-7, instead of being
+killed at 2 s (which would retry the whole batch, successes included). ``logger`` gets a
+summary line for the batch and a warning for each reported record.
 """
 
 from __future__ import annotations
@@ -53,6 +54,14 @@ async def record_handler(record: SQSRecord) -> str:
 
 
 @as_lambda_handler
-async def lambda_handler(event: dict[str, Any], context: Any) -> PartialItemFailureResponse:
+async def lambda_handler(
+    event: dict[str, Any],
+    context: Any,
+) -> PartialItemFailureResponse:
     """The deadline comes from ``context.get_remaining_time_in_millis()``."""
-    return await async_process_partial_response(event, record_handler, processor, context=context)
+    return await async_process_partial_response(
+        event,
+        record_handler,
+        processor,
+        context=context,
+    )
