@@ -4,10 +4,10 @@ Run it on the sample event with::
 
     anybatch run examples/events/sqs.json examples.models_order:lambda_handler
 
-``OrderRecord`` narrows the body of the SQS record model to ``Json[Order]``: the handler gets
-an ``Order``, typed. A message that is not a valid order (here, a quantity that is not
-positive) fails validation by itself, before the handler runs, and is reported for retry
-with its ``messageId``; the other records of the batch are processed as usual.
+``OrderRecord`` narrows the body of the SQS record model to ``Json[Order]``: the handler
+gets an ``Order``, typed. A message that is not a valid order (here, a quantity that is
+not positive) fails validation by itself, before the handler runs, and is reported for
+retry with its ``messageId``; the other records of the batch are processed as usual.
 """
 
 from __future__ import annotations
@@ -16,7 +16,12 @@ from typing import Any
 
 from pydantic import BaseModel, Json, PositiveInt
 
-from anybatch import BatchProcessor, EventType, PartialItemFailureResponse, process_partial_response
+from anybatch import (
+    BatchProcessor,
+    EventType,
+    PartialItemFailureResponse,
+    process_partial_response,
+)
 from anybatch.models import SqsRecordModel
 
 
