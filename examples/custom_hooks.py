@@ -1,17 +1,19 @@
 """Subclass hooks: count successes and failures as CloudWatch metrics.
 
-The recipe of Powertools' docs ("Extending BatchProcessor"), without Powertools: override
-``success_handler`` and ``failure_handler``, count, and call ``super()`` so that the record is
-still reported. The counts are written once per invocation as a CloudWatch Embedded Metric
-Format (EMF) line on stderr, which Lambda ships to CloudWatch Logs. Run::
+The recipe of Powertools' docs ("Extending BatchProcessor"), without Powertools:
+override ``success_handler`` and ``failure_handler``, count, and call ``super()`` so
+that the record is still reported. The counts are written once per invocation as a
+CloudWatch Embedded Metric Format (EMF) line on stderr, which Lambda ships to CloudWatch
+Logs. Run::
 
     anybatch run examples/events/classic.json examples.custom_hooks:lambda_handler
 
 stdout shows the response (the two bad invoices); stderr shows the EMF line with
 ``BatchRecordSuccesses`` 3 and ``BatchRecordFailures`` 2.
 
-Unlike Powertools, anybatch calls the hooks after the whole batch has run: once per record, in
-record order, never two at once, so no lock is needed even when records ran concurrently.
+Unlike Powertools, anybatch calls the hooks after the whole batch has run: once per
+record, in record order, never two at once, so no lock is needed even when records ran
+concurrently.
 """
 
 from __future__ import annotations
@@ -80,8 +82,12 @@ class MetricsProcessor(BatchProcessor["SQSRecord"]):
         metrics.add_metric("BatchRecordSuccesses")
         return super().success_handler(record, result)
 
-    def failure_handler(self, record: SQSRecord, exception: ExceptionInfo) -> FailureResponse:
-        """Called once per record that did not succeed; ``super()`` keeps it reported."""
+    def failure_handler(
+        self,
+        record: SQSRecord,
+        exception: ExceptionInfo,
+    ) -> FailureResponse:
+        """Called once per record that did not succeed: ``super()`` reports it."""
         metrics.add_metric("BatchRecordFailures")
         return super().failure_handler(record, exception)
 
@@ -98,8 +104,13 @@ def record_handler(record: SQSRecord) -> str:
 
 
 def lambda_handler(event: dict[str, Any], context: Any) -> PartialItemFailureResponse:
-    """Process the batch, then flush the metrics (also when every record failed and it raised)."""
+    """Process the batch, then flush the metrics (also when the whole batch failed)."""
     try:
-        return process_partial_response(event, record_handler, processor, context=context)
+        return process_partial_response(
+            event,
+            record_handler,
+            processor,
+            context=context,
+        )
     finally:
         metrics.flush()

@@ -1,16 +1,16 @@
-"""Build your own processor: keep the results of the records that succeeded, write them at once.
+"""Build your own processor: keep the results of the records that succeeded, store them.
 
-The extension point Powertools documents, unchanged: subclass ``BasePartialProcessor`` and
-implement ``_prepare()`` (before the batch), ``_process_record(record)`` (each record) and
-``_clean()`` (after the batch). anybatch drives ``_process_record`` with the processor's
-concurrency, ordering and deadline rules, and builds the partial batch response itself.
-Run::
+The extension point Powertools documents, unchanged: subclass ``BasePartialProcessor``
+and implement ``_prepare()`` (before the batch), ``_process_record(record)`` (each
+record) and ``_clean()`` (after the batch). anybatch drives ``_process_record`` with the
+processor's concurrency, ordering and deadline rules, and builds the partial batch
+response itself. Run::
 
     anybatch run examples/events/classic.json examples.custom_processor:lambda_handler
 
-Here the results go to a SQLite table (``RESULTS_DB``, an in-memory database by default), in
-one transaction per batch. The invoice with a negative amount and the body that is not JSON
-fail and are reported.
+Here the results go to a SQLite table (``RESULTS_DB``, an in-memory database by
+default), in one transaction per batch. The invoice with a negative amount and the body
+that is not JSON fail and are reported.
 """
 
 from __future__ import annotations
@@ -45,7 +45,8 @@ class MyPartialProcessor(BasePartialProcessor[Record]):
 
     def __init__(self, database: str) -> None:
         self.database = database
-        self.batch_response: PartialItemFailureResponse = copy.deepcopy(self.DEFAULT_RESPONSE)
+        default = self.DEFAULT_RESPONSE
+        self.batch_response: PartialItemFailureResponse = copy.deepcopy(default)
         self.results: list[Any] = []
         super().__init__()  # no event type: it comes from the batch
 
@@ -57,7 +58,7 @@ class MyPartialProcessor(BasePartialProcessor[Record]):
         self.success_messages.clear()
 
     def response(self) -> PartialItemFailureResponse:
-        """The partial batch response (anybatch builds it from every record's outcome)."""
+        """The partial batch response (anybatch builds it from the outcomes)."""
         return self.batch_response
 
     def _clean(self) -> None:
@@ -84,7 +85,10 @@ class MyPartialProcessor(BasePartialProcessor[Record]):
         self.results.append(result)
         return SuccessResponse("success", result, record)
 
-    async def _async_process_record(self, record: Record) -> SuccessResponse | FailureResponse:
+    async def _async_process_record(
+        self,
+        record: Record,
+    ) -> SuccessResponse | FailureResponse:
         raise NotImplementedError()
 
 
@@ -92,7 +96,7 @@ processor = MyPartialProcessor(os.environ.get("RESULTS_DB", ":memory:"))
 
 
 def record_handler(record: Record) -> dict[str, Any]:
-    """Read one invoice from the raw record (as Powertools hands it to a custom processor).
+    """Read one invoice from the raw record (a dict, as Powertools gives it).
 
     A body that is not JSON, or a negative amount, raises.
     """
