@@ -1,15 +1,15 @@
-"""An SQS-triggered Lambda function in legacy mode: it deletes what succeeded and raises.
+"""An SQS-triggered Lambda function in legacy mode: deletes what succeeded, then raises.
 
 Its event source mapping does not have ``ReportBatchItemFailures``, so a partial batch
-response would be ignored. When some orders fail, the messages that succeeded are deleted from
-their queue and the function raises ``SQSBatchProcessingError``: Lambda then returns only the
-failed messages to the queue. Each failed message is hidden for a time that doubles with every
-delivery (10 s, 20 s, 40 s... at most 15 minutes), so retries back off instead of hammering
-what failed.
+response would be ignored. When some orders fail, the messages that succeeded are
+deleted from their queue and the function raises ``SQSBatchProcessingError``: Lambda
+then returns only the failed messages to the queue. Each failed message is hidden for a
+time that doubles with every delivery (10 s, 20 s, 40 s... at most 15 minutes), so
+retries back off instead of hammering what failed.
 
-The queue's URL and region come from each record's ``eventSourceARN``; credentials, and the
-endpoint if ``AWS_ENDPOINT_URL_SQS`` is set, come from botocore's usual configuration.
-Needs ``pip install 'anybatch[sqs]'``.
+The queue's URL and region come from each record's ``eventSourceARN``; credentials, and
+the endpoint if ``AWS_ENDPOINT_URL_SQS`` is set, come from botocore's usual
+configuration. Needs ``pip install 'anybatch[sqs]'``.
 """
 
 from __future__ import annotations
@@ -23,11 +23,11 @@ if TYPE_CHECKING:
 
 
 def backoff(receive_count: int) -> float:
-    """Seconds to hide a failed message: 10 s on its first delivery, doubling, capped."""
+    """Seconds to hide a failed message: 10 s at first, doubling, at most 15 minutes."""
     return min(10.0 * 2.0 ** (receive_count - 1), 900.0)
 
 
-# Made once per execution environment: its SQS client is reused by every warm invocation.
+# Made once per execution environment: every warm invocation reuses its SQS client.
 processor = PartialSQSProcessor(failed_visibility_timeout=backoff)
 
 
@@ -41,5 +41,5 @@ def record_handler(record: SQSRecord) -> int:
 
 @sqs_batch_processor(record_handler=record_handler, processor=processor)
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, int]:
-    """Runs only when every order succeeded: when some fail, the decorator raises instead."""
+    """Runs only when every order succeeded: when some fail, the decorator raises."""
     return {"processed": len(event["Records"])}
