@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import base64
+import copy
 import logging
 import time
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import anyio.lowlevel
@@ -321,6 +322,78 @@ async def test_skipping_the_rest_of_a_key_is_an_opt_in() -> None:
     assert sorted(track.starts) == ["a", "c"]
     assert response == failures(("orders-0", 100), ("orders-0", 101))
     assert processor.result[1].status is Status.SKIPPED
+
+
+# Keys Lambda never sends (it sends a base64 string, or no key): each is read as one key, frozen
+# as the other sources' keys are, the same way at every concurrency and on either path.
+ODD_KEYS = pytest.mark.parametrize(
+    "key",
+    [["k"], {"id": "1", "region": "eu"}, [{"id": [1]}], {1, 2}, 7],
+    ids=["list", "object", "nested", "set", "int"],
+)
+
+
+def odd_key_event(key: object) -> dict[str, Any]:
+    """Records a and b share *key* (an object's names in another order for b); c has its own."""
+    event = kafka_event(["a", "b", "c"])
+    first, second, third = event["records"]["orders-0"]
+    first["key"] = key
+    if isinstance(key, dict):
+        second["key"] = dict(reversed(list(cast("dict[str, Any]", key).items())))
+    else:
+        second["key"] = copy.deepcopy(key)
+    third["key"] = "other"
+    return event
+
+
+def odd_key_expected(skip: bool) -> dict[str, Any]:
+    # a fails; b shares its key, so it is skipped only when asked to be.
+    return failures(("orders-0", 100), ("orders-0", 101)) if skip else failures(("orders-0", 100))
+
+
+@ODD_KEYS
+@pytest.mark.parametrize("skip", [False, True], ids=["every-record", "skip-key"])
+@pytest.mark.parametrize("concurrency", [1, 4])
+def test_a_key_of_another_type_is_one_key_at_every_concurrency(
+    key: object, skip: bool, concurrency: int
+) -> None:
+    seen: list[str | None] = []
+
+    def handler(record: KafkaEventRecord) -> None:
+        seen.append(record.value_as_text())
+        fail_on("a")(record)
+
+    processor = BatchProcessor(EventType.Kafka, concurrency=concurrency, skip_key_on_failure=skip)
+    response = process_partial_response(odd_key_event(key), handler, processor)
+    assert response == odd_key_expected(skip)
+    assert sorted(map(str, seen)) == (["a", "c"] if skip else ["a", "b", "c"])
+
+
+@pytest.mark.anyio
+@ODD_KEYS
+@pytest.mark.parametrize("skip", [False, True], ids=["every-record", "skip-key"])
+@pytest.mark.parametrize("concurrency", [1, 4])
+async def test_a_key_of_another_type_is_one_key_on_the_awaited_path(
+    key: object, skip: bool, concurrency: int
+) -> None:
+    track = Tracker(fail={"a"})
+    processor = AsyncBatchProcessor(
+        EventType.Kafka, concurrency=concurrency, skip_key_on_failure=skip
+    )
+    response = await async_process_partial_response(odd_key_event(key), track, processor)
+    assert response == odd_key_expected(skip)
+    assert sorted(track.starts) == (["a", "c"] if skip else ["a", "b", "c"])
+
+
+@pytest.mark.anyio
+@ODD_KEYS
+async def test_records_that_share_a_key_of_another_type_run_in_order(key: object) -> None:
+    track = Tracker()
+    await async_process_partial_response(
+        odd_key_event(key), track, AsyncBatchProcessor(EventType.Kafka, concurrency=10)
+    )
+    assert track.spans["a"][1] <= track.spans["b"][0]
+    assert track.overlap("a", "c")
 
 
 # --- deadline ----------------------------------------------------------------------------------

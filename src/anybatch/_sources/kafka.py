@@ -13,7 +13,7 @@ from typing import Any, Literal, cast, overload
 
 from .._exceptions import InvalidEventError
 from ..records import DictWrapper, _b64decode  # pyright: ignore[reportPrivateUsage]
-from ._base import EventType, mapping
+from ._base import EventType, freeze, mapping
 
 __all__ = ["KafkaEventRecord", "KafkaSource"]
 
@@ -339,9 +339,19 @@ class KafkaSource(EventType[KafkaEventRecord]):
         )
 
     def ordering_keys(self, records: Sequence[Mapping[str, Any]]) -> list[Hashable | None] | None:
+        # The topic and the partition are checked by identifiers(), which runs first.
         if self.order == "partition":
             return [(r.get("topic"), r.get("partition")) for r in records]
-        return [(r.get("topic"), r.get("partition"), r.get("key")) for r in records]
+        keys: list[Hashable | None] = [
+            (r.get("topic"), r.get("partition"), r.get("key")) for r in records
+        ]
+        try:
+            hash(tuple(keys))
+        except TypeError:
+            # Lambda sends a base64 string or no key; a list or an object is frozen, as the
+            # other sources' keys are, so that every concurrency reads it the same way.
+            return [(r.get("topic"), r.get("partition"), freeze(r.get("key"))) for r in records]
+        return keys
 
     def describe(self, identifier: Any) -> str:
         found = mapping(identifier)
