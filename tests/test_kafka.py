@@ -147,6 +147,8 @@ def test_the_log_names_a_record_by_partition_and_offset(caplog: pytest.LogCaptur
         ({"eventSource": "aws:kafka"}, "has no 'records' object"),
         ({"eventSource": "aws:kafka", "records": []}, "'records' that is not an object"),
         ({"eventSource": "aws:kafka", "records": {"t-0": {}}}, r"records\['t-0'\] must be a list"),
+        ({"eventSource": "aws:kafka", "records": {}}, "'records' object is empty"),
+        ({"eventSource": "aws:kafka", "records": {"t-0": []}}, "holds only empty groups"),
     ],
 )
 def test_an_event_of_another_shape_is_refused(event: Any, message: str) -> None:

@@ -266,6 +266,13 @@ class KafkaSource(EventType[KafkaEventRecord]):
                     f"got {type(group).__name__}"
                 )
             records += cast("list[Any]", group)  # type: ignore[redundant-cast]
+        if not records:
+            # Lambda never invokes a function without records: the event is not one of its.
+            what = "is empty" if not groups else "holds only empty groups"
+            raise InvalidEventError(
+                f"the event's 'records' object {what}; Lambda never sends a Kafka event without "
+                "records"
+            )
         return records
 
     def claims_event(self, event: Mapping[str, Any]) -> bool:
