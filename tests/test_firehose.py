@@ -211,6 +211,56 @@ def test_a_malformed_event_is_refused_before_any_handler_runs(change: Any, messa
     assert calls == []
 
 
+@pytest.mark.parametrize(
+    "data",
+    ["%%% not base64 %%%", "$$$$aGk=", "aGk", "aGk=aGk=", "aGk===", "aGk\n", "é"],
+    ids=[
+        "text",
+        "junk-then-base64",
+        "no-padding",
+        "inner-padding",
+        "extra-padding",
+        "newline",
+        "non-ascii",
+    ],
+)
+def test_data_that_is_not_strict_base64_is_refused_naming_the_record(data: str) -> None:
+    # Answered "Ok" as it came, it would make Firehose reject the whole response.
+    event = firehose_event([{"id": 0}, {"id": 1}])
+    event["records"][1]["data"] = data
+    calls: list[object] = []
+    with pytest.raises(InvalidEventError, match=r"record 1 \(.*\) has a 'data' that is not base64"):
+        process_partial_response(event, calls.append, BatchProcessor(EventType.Firehose))
+    assert calls == []
+
+
+@pytest.mark.anyio
+async def test_data_that_is_not_base64_is_refused_on_the_awaited_path_too() -> None:
+    event = firehose_event([{"id": 0}, {"id": 1}])
+    event["records"][0]["data"] = "%%% not base64 %%%"
+
+    async def handler(record: FirehoseRecord) -> None:
+        await anyio.lowlevel.checkpoint()
+
+    with pytest.raises(InvalidEventError, match="record 0") as raised:
+        await async_process_partial_response(
+            event, handler, AsyncBatchProcessor(EventType.Firehose)
+        )
+    assert raised.value.index == 0
+
+
+@pytest.mark.parametrize(
+    "data", ["", "aA==", "aGk=", "aGVsbG8h"], ids=["empty", "==", "=", "unpadded"]
+)
+def test_strict_base64_data_of_any_padding_is_kept_as_it_came(data: str) -> None:
+    event = firehose_event([{"id": 0}])
+    event["records"][0]["data"] = data
+    response: Any = process_partial_response(
+        event, lambda r: None, BatchProcessor(EventType.Firehose)
+    )
+    assert response["records"][0]["data"] == data
+
+
 def test_an_event_without_a_type_is_read_as_firehose() -> None:
     event = firehose_event([{"id": 0, "return": "drop"}])
     response: Any = process_partial_response(event, transform, BatchProcessor())

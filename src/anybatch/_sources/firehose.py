@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from .._exceptions import InvalidEventError, ResponseTooLargeError
 from .._schedule import FAILURE, SUCCESS
-from ..records import Base64Data, DictWrapper
+from ..records import Base64Data, DictWrapper, _b64decode  # pyright: ignore[reportPrivateUsage]
 from ._base import EventType, check_objects, mapping, records_list
 
 if TYPE_CHECKING:
@@ -212,10 +212,20 @@ class FirehoseSource(EventType[FirehoseRecord]):
                     f"record {index} {what} 'recordId', the identifier of {self} records",
                     index=index,
                 )
-            if not isinstance(record.get("data"), str):
+            data = record.get("data")
+            if not isinstance(data, str):
                 raise InvalidEventError(
                     f"record {index} ({ident}) has no base64 'data' string", index=index
                 )
+            try:
+                # Strict, as the views read it: a record answered "Ok" with its data as it
+                # came must carry base64, or Firehose rejects the whole response.
+                _b64decode(data)
+            except ValueError as exc:  # binascii.Error, or a character outside ASCII
+                raise InvalidEventError(
+                    f"record {index} ({ident}) has a 'data' that is not base64 ({exc})",
+                    index=index,
+                ) from exc
             ids.append(ident)
         if len(set(ids)) != len(ids):
             seen: set[str] = set()
