@@ -261,12 +261,28 @@ def test_emf_percentiles_of_a_large_batch() -> None:
         ({"namespace": ""}, "namespace must be a non-empty string"),
         ({"namespace": "n", "dimensions": {"Service": 3}}, "dimensions must map names"),
         ({"namespace": "n", "dimensions": {"EventSource": "x"}}, "'EventSource' is set"),
+        ({"namespace": "n", "dimensions": {"_aws": "x"}}, "'_aws' is the name of the EMF"),
+        ({"namespace": "n", "dimensions": {"RecordsFailed": "x"}}, "name of an EmfMetrics metric"),
         ({"namespace": "n", "dimensions": {f"d{i}": "v" for i in range(30)}}, "at most 30"),
     ],
 )
 def test_emf_refuses_what_cloudwatch_would(kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         EmfMetrics(**kwargs)
+
+
+def test_emf_refuses_a_dimension_named_like_any_name_of_its_document() -> None:
+    # Every top-level name of a full document (a Lambda context adds TimeLeft): a dimension of
+    # that name would overwrite the metadata, or turn a dimension's value into a number.
+    stream = io.StringIO()
+    processor = BatchProcessor(EventType.SQS, observers=[EmfMetrics("orders", stream=stream)])
+    process_partial_response(sqs_event(["ok"]), fail_bad, processor, fake_lambda_context(30))
+    document = json.loads(stream.getvalue())
+    metrics = [m["Name"] for m in document["_aws"]["CloudWatchMetrics"][0]["Metrics"]]
+    assert set(document) == {"_aws", "EventSource", *metrics}
+    for name in document:
+        with pytest.raises(ValueError, match=repr(name)):
+            EmfMetrics("orders", {name: "x"})
 
 
 # --- OpenTelemetry -----------------------------------------------------------------------

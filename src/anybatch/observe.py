@@ -63,6 +63,17 @@ _COUNT_METRICS = {
 }
 #: CloudWatch allows 30 dimensions per dimension set.
 _MAX_DIMENSIONS = 30
+#: The metrics' names: each is a top-level name of the document, as the dimensions are.
+_METRIC_NAMES = frozenset(
+    {
+        *_COUNT_METRICS.values(),
+        "HandlerDurationP50",
+        "HandlerDurationP99",
+        "HandlerDurationMax",
+        "BatchDuration",
+        "TimeLeft",
+    }
+)
 
 
 def _percentile(ordered: list[float], fraction: float) -> float:
@@ -79,7 +90,8 @@ class EmfMetrics:
     ``RecordsSkipped``), the handler's time (``HandlerDurationP50``, ``HandlerDurationP99``,
     ``HandlerDurationMax``), ``BatchDuration``, and ``TimeLeft`` before the deadline (with a
     Lambda context), all in milliseconds. Dimensions: ``EventSource`` (the event type) and
-    *dimensions*. No dependency: EMF is a JSON document.
+    *dimensions*, whose names must not be ``EventSource``, ``_aws`` or a metric's (each is a
+    top-level name of the document). No dependency: EMF is a JSON document.
 
     For batches of more than 1,000 records, p50 and p99 are those of every tenth record; the
     maximum is exact.
@@ -104,6 +116,13 @@ class EmfMetrics:
                 raise ValueError(f"dimensions must map names to strings, got {name!r}: {value!r}")
         if "EventSource" in extra:
             raise ValueError("the dimension 'EventSource' is set by EmfMetrics itself")
+        # A dimension is a top-level name of the document, as the metadata and the metrics
+        # are: one of theirs would overwrite it, or be overwritten.
+        if "_aws" in extra:
+            raise ValueError("the dimension '_aws' is the name of the EMF document's metadata")
+        for name in extra:
+            if name in _METRIC_NAMES:
+                raise ValueError(f"the dimension {name!r} has the name of an EmfMetrics metric")
         if len(extra) + 1 > _MAX_DIMENSIONS:
             raise ValueError(f"CloudWatch allows at most {_MAX_DIMENSIONS} dimensions")
         self.namespace = namespace
