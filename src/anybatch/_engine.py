@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import math
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Container, Sequence
 from time import monotonic
 from typing import Any
 
@@ -34,6 +34,7 @@ async def run_pool(
     concurrency: int | None,
     record_timeout: float | None = None,
     time_left: float | None = None,
+    running: Container[int] | None = None,
 ) -> None:
     """Run every record *schedule* lets start, at most *concurrency* at a time.
 
@@ -41,6 +42,11 @@ async def run_pool(
     record only. *record_timeout* (seconds) bounds each call; *time_left* (seconds) is the
     batch deadline: then no record starts and calls in flight are cancelled. Cancellation from
     outside and other :class:`BaseException` s propagate after every worker has stopped.
+    *running* holds the indices whose work goes on after the call returned (a worker thread
+    abandoned at its timeout): such a record keeps its ordering key held.
+
+    anyio re-delivers a cancellation at every checkpoint, so a handler that swallows one
+    ends at its next ``await``.
     """
     workers = schedule.n if concurrency is None else min(concurrency, schedule.n)
     if workers <= 0:
@@ -57,6 +63,7 @@ async def run_pool(
     free = schedule.unconstrained
     take = functools.partial(next, iter(range(schedule.n)), None) if free else schedule.next
     finish = schedule.finish
+    held = (() if running is None else running).__contains__
     wake = anyio.Event()
     waiting = 0
     cancelled = anyio.get_cancelled_exc_class()
@@ -114,7 +121,7 @@ async def run_pool(
                 kinds[index] = kind
                 values[index] = result
             else:
-                finish(index, kind, result)
+                finish(index, kind, result, kind == TIMEOUT and held(index))
                 if waiting:
                     # A key may have unblocked, a stop may have come, or nothing is left:
                     # waiting workers look again.

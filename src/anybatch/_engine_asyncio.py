@@ -13,7 +13,12 @@ anyio's asyncio backend costs a cold start about 30 ms. So on asyncio:
   to ``concurrency`` workers within a few loop turns;
 * the deadline and ``record_timeout`` are loop timers that cancel the tasks concerned; the
   engine knows its own cancellations from any other, so a ``CancelledError`` that no timer or
-  caller asked for fails only its record.
+  caller asked for fails only its record;
+* asyncio delivers a cancellation once: a handler that catches it and awaits again would keep
+  the invocation past its deadline. A task that has not ended :data:`ABANDON_AFTER` seconds
+  after the engine cancelled it is abandoned, as a worker thread is: its record keeps the
+  outcome it was cancelled for (and its ordering key stays held), the task runs on unheard,
+  and a new worker takes its slot.
 
 Nothing here imports anyio.
 """
@@ -21,15 +26,23 @@ Nothing here imports anyio.
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Container, Sequence
 from time import monotonic
 from typing import Any
 
 from ._exceptions import RecordTimeoutError
 from ._schedule import FAILURE, NOT_STARTED, RUNNING, SUCCESS, TIMEOUT, WAIT, Schedule
 
-__all__ = ["run_pool_asyncio"]
+__all__ = ["ABANDON_AFTER", "run_pool_asyncio"]
+
+#: Seconds a handler the engine cancelled (its timeout, the deadline, the caller) gets to end
+#: before its task is abandoned. Enough for cleanup that awaits (closing a connection), short
+#: beside the deadline's margin.
+ABANDON_AFTER = 0.1
+
+_log = logging.getLogger("anybatch.engine")
 
 if sys.version_info >= (3, 11):
 
@@ -52,13 +65,16 @@ async def run_pool_asyncio(
     concurrency: int | None,
     record_timeout: float | None = None,
     time_left: float | None = None,
+    running: Container[int] | None = None,
 ) -> None:
     """Run every record *schedule* lets start, at most *concurrency* at a time, on asyncio.
 
     The contract of :func:`anybatch._engine.run_pool`: an :class:`Exception` fails its record
     only; *record_timeout* bounds each call; at *time_left* seconds no record starts and
     calls in flight are cancelled; cancellation from outside and other
-    :class:`BaseException` s propagate after every worker has stopped.
+    :class:`BaseException` s propagate after every worker has stopped, or been abandoned
+    (:data:`ABANDON_AFTER`). *running* holds the indices whose work goes on after the call
+    returned (a worker thread abandoned at its timeout): such a record keeps its key held.
     """
     n = schedule.n
     limit = n if concurrency is None else min(concurrency, n)
@@ -75,10 +91,13 @@ async def run_pool_asyncio(
     timing = durations is not None
     free = schedule.unconstrained
     finish = schedule.finish
+    held = (() if running is None else running).__contains__
     take = schedule.next
     cursor = 0  # the next record of an unconstrained schedule
     tasks: list[asyncio.Task[None]] = []
     live = 0
+    slots = limit  # workers that may exist: one more for each abandoned task
+    gone: set[asyncio.Task[None]] = set()  # abandoned tasks, until they end
     done = loop.create_future()
     wake: asyncio.Future[None] | None = None  # keyed schedules: workers wait for a finish()
     waiting = 0
@@ -88,7 +107,7 @@ async def run_pool_asyncio(
 
     def spawn() -> None:
         nonlocal live
-        if stopping or len(tasks) >= limit or not more_to_start():
+        if stopping or len(tasks) >= slots or not more_to_start():
             return
         task = loop.create_task(worker())
         task.add_done_callback(ended)
@@ -105,7 +124,52 @@ async def run_pool_asyncio(
 
     def ended(task: asyncio.Task[None]) -> None:
         nonlocal live
+        if gone and task in gone:
+            gone.discard(task)  # counted out when it was abandoned
+            return
         live -= 1
+        if not live and not done.done():
+            done.set_result(None)
+
+    def abandon(task: asyncio.Task[None], why: str) -> None:
+        """Stop waiting for *task*: its handler did not end after its cancellation."""
+        nonlocal live, slots
+        gone.add(task)
+        slots += 1
+        live -= 1
+        _log.warning(
+            "a record handler did not end %.1f s after %s cancelled it; its task is abandoned "
+            "and runs on in the background (a handler that catches CancelledError must "
+            "re-raise it)",
+            ABANDON_AFTER,
+            why,
+        )
+
+    def give_up(task: asyncio.Task[None], index: int) -> None:
+        # The handler swallowed its timeout's cancellation: the record is timed out and keeps
+        # its key, the task runs on unheard, a new worker takes its slot.
+        nonlocal wake
+        if task.done() or task in gone:
+            return
+        abandon(task, "its record_timeout")
+        error = RecordTimeoutError(record_timeout or 0.0)
+        if free:
+            kinds[index], values[index] = TIMEOUT, error
+        else:
+            finish(index, TIMEOUT, error, True)
+            if waiting and wake is not None:
+                wake.set_result(None)
+                wake = None
+        spawn()
+        if not live and not done.done():
+            done.set_result(None)
+
+    def give_up_all(why: str) -> None:
+        # Tasks the deadline (or the caller) cancelled and that have not ended: their records
+        # stay RUNNING (reported as cut off by the deadline) and nobody waits for them.
+        for task in tasks:
+            if not task.done() and task not in gone:
+                abandon(task, why)
         if not live and not done.done():
             done.set_result(None)
 
@@ -118,6 +182,7 @@ async def run_pool_asyncio(
     def expire() -> None:
         schedule.stop(NOT_STARTED)
         stop_all()
+        loop.call_later(ABANDON_AFTER, give_up_all, "the deadline")
 
     def more_to_start() -> bool:
         return cursor < n if free else schedule.pending > 0
@@ -127,6 +192,8 @@ async def run_pool_asyncio(
         task = asyncio.current_task()
         assert task is not None
         fired = False
+        grace: asyncio.TimerHandle | None = None
+        current = -1
         # Locals, not closure cells. The clock is read once per record: a record starts when
         # the worker's previous one ended (or when it came back from waiting for a key). With
         # a deadline the read at the top of the loop serves both: it checks the deadline and
@@ -136,9 +203,10 @@ async def run_pool_asyncio(
         ran = -1
 
         def time_out() -> None:
-            nonlocal fired
+            nonlocal fired, grace
             fired = True
             task.cancel()
+            grace = loop.call_later(ABANDON_AFTER, give_up, task, current)
 
         while True:
             if deadline is not None:
@@ -181,10 +249,13 @@ async def run_pool_asyncio(
             # Another worker starts only if this handler really waits (see the module doc):
             # the callback runs when this task yields. One is pending at a time; when no
             # handler waits it runs once, as the last worker ends, and finds nothing to do.
-            if not starting and len(tasks) < limit:
+            if not starting and len(tasks) < slots:
                 starting = True
                 loop.call_soon(start_another)
-            timer = None if record_timeout is None else loop.call_later(record_timeout, time_out)
+            timer = None
+            if record_timeout is not None:
+                current = index
+                timer = loop.call_later(record_timeout, time_out)
             try:
                 result = await func(args[index])
                 kind = SUCCESS
@@ -202,6 +273,8 @@ async def run_pool_asyncio(
                     kind, result = FAILURE, exc
                     _forget_cancellation(task)
             except BaseException as exc:
+                if gone and task in gone:
+                    return  # abandoned: its record's outcome is settled already
                 # KeyboardInterrupt, SystemExit...: stop every worker, raise it in the caller.
                 fatal.append(exc)
                 stop_all()
@@ -209,6 +282,11 @@ async def run_pool_asyncio(
             finally:
                 if timer is not None:
                     timer.cancel()
+                    if grace is not None:
+                        grace.cancel()
+                        grace = None
+            if gone and task in gone:
+                return  # abandoned: its record's outcome is settled already
             if fired:
                 fired = False
                 _forget_cancellation(task)  # our own timeout's cancellation is spent
@@ -225,7 +303,7 @@ async def run_pool_asyncio(
                 kinds[index] = kind
                 values[index] = result
             else:
-                finish(index, kind, result)
+                finish(index, kind, result, kind == TIMEOUT and held(index))
                 if waiting and wake is not None:
                     # A key may have unblocked, a stop may have come, or nothing is left.
                     wake.set_result(None)
@@ -239,11 +317,17 @@ async def run_pool_asyncio(
         # Cancelled from outside: stop the workers and let them unwind (a caller's cancel
         # scope may cancel again meanwhile), then propagate.
         stop_all()
-        while not all(task.done() for task in tasks):
+        give_up_at = loop.time() + ABANDON_AFTER
+        while True:
+            pending = [task for task in tasks if not task.done() and task not in gone]
+            left = give_up_at - loop.time()
+            if not pending or left <= 0:
+                break
             try:
-                await asyncio.wait(tasks)
+                await asyncio.wait(pending, timeout=left)
             except asyncio.CancelledError:
                 continue
+        give_up_all("the caller")
         raise
     finally:
         if expiry is not None:

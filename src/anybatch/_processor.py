@@ -13,7 +13,7 @@ import _thread
 import functools
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextvars import ContextVar, Token
 from itertools import islice, repeat
 from types import CodeType
@@ -23,13 +23,13 @@ from ._exceptions import (
     BatchProcessingError,
     ExceptionInfo,
     HandlerTypeError,
-    MissingDependencyError,
     ProcessorStateError,
     RecordFailedError,
     RecordSkippedError,
     SQSFifoCircuitBreakerError,
     SQSFifoMessageGroupCircuitBreakerError,
 )
+from ._options import DEFAULT_DEADLINE_MARGIN, POLICY_OPTIONS, check_options
 from ._outcome import (
     BatchResult,
     FailureResponse,
@@ -48,22 +48,11 @@ if TYPE_CHECKING:
     import logging
     from types import TracebackType
 
-    from typing_extensions import Self, TypedDict, TypeVar, Unpack
+    from typing_extensions import Self, TypeVar, Unpack
+
+    from ._options import ProcessorOptions, RunOptions
 
     _Logger = logging.Logger | logging.LoggerAdapter[Any]
-
-    class ProcessorOptions(TypedDict, total=False):
-        """The knobs every processor takes as keywords (see :class:`BasePartialProcessor`)."""
-
-        concurrency: int | None
-        record_timeout: float | None
-        deadline_margin: float | None
-        stop_on_failure: bool
-        skip_key_on_failure: bool | None
-        ordered: bool
-        backend: Literal["asyncio", "trio"]
-        log_records: int
-        observers: Iterable[Any] | None
 else:  # typing_extensions costs milliseconds of import time; defaults matter to checkers only
     from typing import TypeVar as _TypeVar
 
@@ -85,10 +74,6 @@ SqsRecordT = TypeVar("SqsRecordT", default=SQSRecord)
 
 #: How many reported records the batch's summary log line names.
 _SUMMARY_FIRST = 3
-
-#: Seconds kept free before the Lambda timeout when a context is given: time to build and
-#: return the response (and to let abandoned worker threads be ignored).
-DEFAULT_DEADLINE_MARGIN = 1.0
 
 #: The interface's defaults, which the processor need not call.
 _SETTLE: object = vars(EventType)["settle"]
@@ -168,39 +153,6 @@ def asyncio_running() -> bool:
     return asyncio is not None and asyncio._get_running_loop() is not None
 
 
-def _check_backend(backend: str) -> str:
-    if backend not in ("asyncio", "trio"):
-        raise ValueError(f"backend must be 'asyncio' or 'trio', got {backend!r}")
-    if backend == "trio":
-        import importlib.util
-
-        if importlib.util.find_spec("trio") is None:
-            raise MissingDependencyError("backend='trio' needs trio: pip install 'anybatch[trio]'")
-    return backend
-
-
-def _check_seconds(name: str, value: object) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{name} must be a number of seconds or None, got {value!r}")
-    if value != value or value < 0 or (name == "record_timeout" and value == 0):
-        raise ValueError(
-            f"{name} must be {'> 0' if name == 'record_timeout' else '>= 0'}, got {value!r}"
-        )
-    return float(value)
-
-
-def _check_concurrency(value: object) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"concurrency must be a positive int or None (unbounded), got {value!r}")
-    if value < 1:
-        raise ValueError(f"concurrency must be >= 1 or None (unbounded), got {value}")
-    return value
-
-
 def _refuse_awaitables(values: list[Any], handler: object, is_async: bool) -> None:
     """Fail the batch if the handler's results are awaitables: they would count as successes.
 
@@ -230,8 +182,14 @@ def _refuse_awaitables(values: list[Any], handler: object, is_async: bool) -> No
     )
 
 
-def _in_threads(func: Callable[[Any], Any]) -> Callable[[Any], Awaitable[Any]]:
-    """Run *func* in worker threads; a call is abandoned when it is cancelled.
+def _in_threads(
+    func: Callable[[Any], Any], inputs: Sequence[Any]
+) -> tuple[Callable[[int], Awaitable[Any]], set[int]]:
+    """Run ``func(inputs[index])`` in worker threads; a call is abandoned when it is cancelled.
+
+    Returns the awaitable call, taking a record's index, and the set of the indices whose
+    thread has not ended: a thread abandoned at its timeout runs on, and the engine keeps
+    that record's ordering key held until the batch ends.
 
     The engine's worker pool already bounds how many calls are awaited at once. The threads
     get a limiter without a bound of their own: trio keeps a limiter's token until an
@@ -243,17 +201,22 @@ def _in_threads(func: Callable[[Any], Any]) -> Callable[[Any], Awaitable[Any]]:
     from anyio import CapacityLimiter, to_thread
 
     limiter = CapacityLimiter(math.inf)
+    running: set[int] = set()
 
-    def guarded(arg: Any) -> Any:
-        result = func(arg)
+    def guarded(index: int) -> Any:
+        try:
+            result = func(inputs[index])
+        finally:
+            running.discard(index)
         # trio refuses a thread's coroutine result with a TypeError; hand it back wrapped so
         # that _refuse_awaitables reports the handler instead of failing every record.
         return _Awaitable(result) if hasattr(result, "__await__") else result
 
-    def in_thread(arg: Any) -> Awaitable[Any]:
-        return to_thread.run_sync(guarded, arg, abandon_on_cancel=True, limiter=limiter)
+    def in_thread(index: int) -> Awaitable[Any]:
+        running.add(index)
+        return to_thread.run_sync(guarded, index, abandon_on_cancel=True, limiter=limiter)
 
-    return in_thread
+    return in_thread, running
 
 
 class _Awaitable:
@@ -735,16 +698,7 @@ class BasePartialProcessor(Generic[RecordT]):
         model: type[Any] | None = None,
         raise_on_entire_batch_failure: bool = True,
         logger: logging.Logger | logging.LoggerAdapter[Any] | None = None,
-        *,
-        concurrency: int | None = _UNSET,
-        record_timeout: float | None = None,
-        deadline_margin: float | None = DEFAULT_DEADLINE_MARGIN,
-        stop_on_failure: bool = False,
-        skip_key_on_failure: bool | None = None,
-        ordered: bool = True,
-        backend: Literal["asyncio", "trio"] = "asyncio",
-        log_records: int = 10,
-        observers: Iterable[Any] | None = None,
+        **options: Unpack[ProcessorOptions],
     ) -> None:
         self.model = model
         self.event_type = None
@@ -754,23 +708,10 @@ class BasePartialProcessor(Generic[RecordT]):
             self.event_type = self._fixed.source
         self.raise_on_entire_batch_failure = raise_on_entire_batch_failure
         self.logger = logger
-        self.concurrency = _check_concurrency(
-            self.default_concurrency if concurrency is _UNSET else concurrency
-        )
-        self.record_timeout = _check_seconds("record_timeout", record_timeout)
-        self.deadline_margin = _check_seconds("deadline_margin", deadline_margin)
-        self.stop_on_failure = stop_on_failure
-        if skip_key_on_failure not in (None, True, False):
-            raise TypeError(
-                f"skip_key_on_failure must be a bool or None, got {skip_key_on_failure!r}"
-            )
-        self.skip_key_on_failure = skip_key_on_failure
-        self.ordered = ordered
-        self.backend = cast("Literal['asyncio', 'trio']", _check_backend(backend))
-        if type(log_records) is not int or log_records < 0:  # not a bool, a float, a str
-            raise ValueError(f"log_records must be an int >= 0, got {log_records!r}")
-        self.log_records = log_records
-        self.observers = () if observers is None else tuple(observers)
+        # The knobs, checked in one place (anybatch._options) and set as attributes.
+        settings = check_options(options, type(self).__name__, self.default_concurrency)
+        for name, value in settings.items():
+            setattr(self, name, value)
         self._watch = _Watchers.of(self.observers)
 
     # -- the incumbent's protocol ---------------------------------------------------------
@@ -945,16 +886,18 @@ class BasePartialProcessor(Generic[RecordT]):
         else:
             from ._engine import run_pool
 
-        func = run.func
+        func, inputs, running = run.func, run.inputs, None
         if not run.is_async:
-            func = _in_threads(func)
+            func, running = _in_threads(func, inputs)
+            inputs = range(len(inputs))
         await run_pool(
             run.schedule,
             func,
-            run.inputs,
+            inputs,
             concurrency=self.concurrency,
             record_timeout=self.record_timeout,
             time_left=run.remaining(),
+            running=running,
         )
         _refuse_awaitables(run.schedule.values, run.handler, run.is_async)
 
@@ -970,7 +913,9 @@ class BasePartialProcessor(Generic[RecordT]):
         skip = self.skip_key_on_failure
         keys = None
         if self.ordered:
-            if self.concurrency != 1:
+            # A record_timeout may abandon a thread (or a task that will not end) that still
+            # runs its record: the keys then keep the rest of its key from starting beside it.
+            if self.concurrency != 1 or self.record_timeout is not None:
                 keys = source.ordering_keys(records)
                 if skip is None:
                     skip = keys is not None and source.skips_key_on_failure(records)
@@ -1369,28 +1314,25 @@ class SqsFifoPartialProcessor(BasePartialProcessor[SqsRecordT]):
         logger: logging.Logger | logging.LoggerAdapter[Any] | None = None,
         *,
         raise_on_entire_batch_failure: bool = True,
-        concurrency: int | None = _UNSET,
-        record_timeout: float | None = None,
-        deadline_margin: float | None = DEFAULT_DEADLINE_MARGIN,
-        backend: Literal["asyncio", "trio"] = "asyncio",
-        log_records: int = 10,
-        observers: Iterable[Any] | None = None,
+        **options: Unpack[RunOptions],
     ) -> None:
+        policy = [name for name in POLICY_OPTIONS if name in options]
+        if policy:
+            raise TypeError(
+                f"{type(self).__name__}() takes no {policy[0]}: a FIFO batch keeps every "
+                "message group in order, and skip_group_on_error decides what a failure "
+                "stops (False: the rest of the batch; True: the rest of its group)"
+            )
         self.skip_group_on_error = skip_group_on_error
         super().__init__(
             EventType.SQS,
             model,
             raise_on_entire_batch_failure,
             logger,
-            concurrency=concurrency,
-            record_timeout=record_timeout,
-            deadline_margin=deadline_margin,
             stop_on_failure=not skip_group_on_error,
             skip_key_on_failure=True,
             ordered=True,
-            backend=backend,
-            log_records=log_records,
-            observers=observers,
+            **options,
         )
 
 

@@ -158,8 +158,13 @@ class Schedule:
             self.max_in_flight = self.in_flight
         return index
 
-    def finish(self, index: int, kind: int, value: Any) -> bool:
-        """Record how *index* ended. Return ``True`` when a waiting record may now start."""
+    def finish(self, index: int, kind: int, value: Any, held: bool = False) -> bool:
+        """Record how *index* ended. Return ``True`` when a waiting record may now start.
+
+        *held*: the record has its outcome but its work still runs (a thread or task the
+        driver abandoned after its timeout). Its key stays held for good: no later record of
+        that key may start beside it, so they end ``SKIPPED_KEY`` and are retried in order.
+        """
         self.kinds[index] = kind
         self.values[index] = value
         self.in_flight -= 1
@@ -176,7 +181,7 @@ class Schedule:
         queue = self._queues[kid]
         if not queue:
             return False
-        if kind != SUCCESS and self.skip_key_on_failure and kid >= 0:
+        if kid >= 0 and (held or (kind != SUCCESS and self.skip_key_on_failure)):
             for later in queue:
                 self.kinds[later] = SKIPPED_KEY
             self._remaining -= len(queue)
