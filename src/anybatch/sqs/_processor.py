@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 
 from anybatch import async_batch_processor, batch_processor
 from anybatch._exceptions import (
@@ -21,7 +21,7 @@ from anybatch._exceptions import (
     SQSFifoCircuitBreakerError,
     SQSFifoMessageGroupCircuitBreakerError,
 )
-from anybatch._processor import DEFAULT_DEADLINE_MARGIN, BasePartialProcessor, SqsRecordT
+from anybatch._processor import BasePartialProcessor, SqsRecordT
 from anybatch._schedule import Schedule
 from anybatch._sources import EventType
 
@@ -44,8 +44,9 @@ if TYPE_CHECKING:
     from aiobotocore.session import AioSession  # pyright: ignore[reportMissingTypeStubs]
     from boto3.session import Session as Boto3Session  # pyright: ignore[reportMissingTypeStubs]
     from botocore.config import Config  # pyright: ignore[reportMissingTypeStubs]
-    from typing_extensions import Self
+    from typing_extensions import Self, Unpack
 
+    from anybatch._options import ProcessorOptions
     from anybatch._outcome import FailureResponse, SuccessResponse
 
 __all__ = [
@@ -59,7 +60,6 @@ __all__ = [
 
 R = TypeVar("R")
 _NO_PLAN = Plan((), ())
-_DEFAULT: Any = object()
 
 #: Seconds kept free before the Lambda timeout for what follows the SQS calls (at most).
 _SQS_MARGIN = 0.25
@@ -335,11 +335,7 @@ class PartialSQSProcessor(_SQSProcessor[SqsRecordT]):
         max_concurrent_calls: int = 10,
         model: type[SqsRecordT] | None = None,
         logger: logging.Logger | logging.LoggerAdapter[Any] | None = None,
-        concurrency: int | None = _DEFAULT,
-        record_timeout: float | None = None,
-        deadline_margin: float | None = DEFAULT_DEADLINE_MARGIN,
-        backend: Literal["asyncio", "trio"] = "asyncio",
-        observers: Iterable[Any] | None = None,
+        **options: Unpack[ProcessorOptions],
     ) -> None:
         self.suppress_exception = suppress_exception
         super().__init__(
@@ -347,11 +343,7 @@ class PartialSQSProcessor(_SQSProcessor[SqsRecordT]):
             model,
             raise_on_entire_batch_failure=False,  # legacy mode raises its own error in _clean
             logger=logger,
-            concurrency=self.default_concurrency if concurrency is _DEFAULT else concurrency,
-            record_timeout=record_timeout,
-            deadline_margin=deadline_margin,
-            backend=backend,
-            observers=observers,
+            **options,
         )
         self._setup_sqs(
             config=config,
@@ -430,27 +422,9 @@ class SqsBatchProcessor(_SQSProcessor[SqsRecordT]):
         endpoint_url: str | None = None,
         retry: RetryPolicy | None = None,
         max_concurrent_calls: int = 10,
-        concurrency: int | None = _DEFAULT,
-        record_timeout: float | None = None,
-        deadline_margin: float | None = DEFAULT_DEADLINE_MARGIN,
-        stop_on_failure: bool = False,
-        ordered: bool = True,
-        backend: Literal["asyncio", "trio"] = "asyncio",
-        observers: Iterable[Any] | None = None,
+        **options: Unpack[ProcessorOptions],
     ) -> None:
-        super().__init__(
-            EventType.SQS,
-            model,
-            raise_on_entire_batch_failure,
-            logger,
-            concurrency=self.default_concurrency if concurrency is _DEFAULT else concurrency,
-            record_timeout=record_timeout,
-            deadline_margin=deadline_margin,
-            stop_on_failure=stop_on_failure,
-            ordered=ordered,
-            backend=backend,
-            observers=observers,
-        )
+        super().__init__(EventType.SQS, model, raise_on_entire_batch_failure, logger, **options)
         self._setup_sqs(
             config=config,
             session=session,
