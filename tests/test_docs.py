@@ -154,10 +154,6 @@ COPIED_BLOCKS = [block for block in ALL_BLOCKS if block.lang in COPIED]
 #: Blocks that cannot run here until their page marks or fixes them, by page and a line of
 #: the block, with what the page needs. They are not run.
 PENDING_RUN: dict[tuple[str, str], str] = {
-    ("observability.md", "import sentry_sdk"): (
-        "imports neither BatchProcessor nor EventType, and needs sentry-sdk, which the tests "
-        "do not install (a skip marker, once the imports are there)"
-    ),
     ("worker.md", "stats = await worker.run()"): (
         "polls a real SQS queue until stopped (a skip marker)"
     ),
@@ -165,13 +161,9 @@ PENDING_RUN: dict[tuple[str, str], str] = {
 #: Blocks with lines over 88 characters until their page (or its example) is fixed. They
 #: are strict expected failures: the fix fails the test until its entry goes.
 PENDING_LINES: dict[tuple[str, str], str] = {
-    ("migrating.md", "from anybatch import AsyncBatchProcessor, EventType, Partial"): "",
-    ("migrating.md", "    return await async_process_partial_response(event, record"): "",
     ("worker.md", "One record handler for Lambda and for a long-lived worker"): (
         "examples/worker_handler.py"
     ),
-    ("README.md", "python -m pip install . && anybatch run"): "",
-    ("README.md", "raise ValueError(f\"order {order['id']} has no quantity\")  #"): "",
 }
 
 
