@@ -234,10 +234,22 @@ class SQSRecord(DictWrapper):
 
     @property
     def queue_url(self) -> str:
-        """The queue's public URL, built from ``eventSourceARN``."""
+        """The queue's public URL, built from ``eventSourceARN`` (its partition's domain)."""
         _, partition, _, region, account, name = self.event_source_arn.split(":", 5)
-        domain = "amazonaws.com.cn" if partition == "aws-cn" else "amazonaws.com"
+        domain = _PARTITION_DOMAINS.get(partition, "amazonaws.com")
         return f"https://sqs.{region}.{domain}/{account}/{name}"
+
+
+#: The DNS suffix of each AWS partition whose endpoints are not under ``amazonaws.com``
+#: (botocore's ``endpoints.json``).
+_PARTITION_DOMAINS = {
+    "aws-cn": "amazonaws.com.cn",
+    "aws-iso": "c2s.ic.gov",
+    "aws-iso-b": "sc2s.sgov.gov",
+    "aws-iso-e": "cloud.adc-e.uk",
+    "aws-iso-f": "csp.hci.ic.gov",
+    "aws-eusc": "amazonaws.eu",
+}
 
 
 # --- Kinesis ---------------------------------------------------------------------------

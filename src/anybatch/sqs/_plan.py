@@ -86,19 +86,26 @@ class QueueRef(NamedTuple):
     region: str
     account: str
     name: str
+    partition: str = "aws"
+    """``aws``, ``aws-cn``, ``aws-us-gov``...: the ARN's, kept for the ARN it gives back."""
 
     @property
     def fifo(self) -> bool:
         """Whether the queue is a FIFO queue (its name ends in ``.fifo``)."""
         return self.name.endswith(".fifo")
 
+    @property
+    def arn(self) -> str:
+        """``arn:<partition>:sqs:<region>:<account>:<name>``."""
+        return f"arn:{self.partition}:sqs:{self.region}:{self.account}:{self.name}"
+
 
 def parse_queue_arn(arn: object) -> QueueRef:
     """Read ``arn:<partition>:sqs:<region>:<account>:<name>``; raise ``ValueError`` otherwise."""
     parts = arn.split(":") if isinstance(arn, str) else []
-    if len(parts) != 6 or parts[0] != "arn" or parts[2] != "sqs" or not all(parts[3:]):
+    if len(parts) != 6 or parts[0] != "arn" or parts[2] != "sqs" or not all(parts[1:]):
         raise ValueError(f"not the ARN of an SQS queue: {arn!r}")
-    return QueueRef(parts[3], parts[4], parts[5])
+    return QueueRef(parts[3], parts[4], parts[5], parts[1])
 
 
 def queue_url(endpoint_url: str, queue: QueueRef) -> str:

@@ -124,7 +124,7 @@ def settle_calls(
     visibility: VisibilityTimeout | None,
 ) -> list[Call]:
     """The calls that settle a processed batch: delete, hide by the policy, or release."""
-    arn = _arn(queue)
+    arn = queue.arn
     deletes: list[Entry] = []
     hides: list[Entry] = []
     for index, (record, what) in enumerate(zip(records, settles, strict=True)):
@@ -485,7 +485,7 @@ class SQSWorker:
             if not messages:
                 continue
             self.stats.received += len(messages)
-            records = [lambda_record(m, _arn(queue), queue.region) for m in messages]
+            records = [lambda_record(m, queue.arn, queue.region) for m in messages]
             if self.stopping:  # (a property: the stop came while the receive waited)
                 # Received after the stop: released at once, for another worker.
                 releases: list[Settle] = ["release"] * len(records)
@@ -614,7 +614,7 @@ class SQSWorker:
             extension = min(timeout, math.floor(limit - now))
             if extension <= 0 or now + 1 >= limit:
                 return  # the maximum: let the visibility run out
-            arn = _arn(queue)
+            arn = queue.arn
             entries = [
                 Entry(i, "change_visibility", _id(r), r["receiptHandle"], arn, extension)
                 for i, r in enumerate(records)
@@ -660,10 +660,6 @@ _BATCH_TRACKER: ContextVar[_Tracker | None] = ContextVar("anybatch_worker_batch"
 
 def _id(record: Mapping[str, Any]) -> str:
     return str(record["messageId"])
-
-
-def _arn(queue: QueueRef) -> str:
-    return f"arn:aws:sqs:{queue.region}:{queue.account}:{queue.name}"
 
 
 def _region_of(queue_url: str) -> str | None:
