@@ -24,11 +24,7 @@ from typing import Any
 import anyio
 import pytest
 
-from anybatch._engine import run_pool
-from anybatch._engine_asyncio import run_pool_asyncio
-from anybatch._exceptions import RecordTimeoutError
-from anybatch._processor import _in_threads
-from anybatch._schedule import (
+from anybatch._engine import (
     CANCELLED,
     FAILURE,
     NOT_STARTED,
@@ -38,6 +34,10 @@ from anybatch._schedule import (
     Schedule,
     run_inline,
 )
+from anybatch._engine._anyio import run_pool
+from anybatch._engine._asyncio import run_pool_asyncio
+from anybatch._engine._threads import in_threads
+from anybatch._exceptions import RecordTimeoutError
 
 #: (name, runs async handlers, can time a record out)
 DRIVERS = {
@@ -176,7 +176,7 @@ def drive(
                 func: Callable[[int], Any] = handler
                 running = None
                 if driver.startswith("threads"):
-                    func, running = _in_threads(handler, indices)
+                    func, running = in_threads(handler, indices)
                 pool: Any = (
                     run_pool_asyncio if driver in ("asyncio", "threads-asyncio") else run_pool
                 )

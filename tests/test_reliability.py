@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import pytest
 
-import anybatch._processor
+import anybatch._engine
 from anybatch import (
     AsyncBatchProcessor,
     BatchProcessor,
@@ -49,7 +49,7 @@ def release() -> Iterator[threading.Event]:
 
 def run_async(way: str, main: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     if way == "anyio-asyncio":  # anyio's driver, on an asyncio loop
-        monkeypatch.setattr(anybatch._processor, "asyncio_running", lambda: False)
+        monkeypatch.setattr(anybatch._engine, "asyncio_running", lambda: False)
     return anyio.run(main, backend="trio" if way == "trio" else "asyncio")
 
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from anybatch._schedule import (
+from anybatch._engine import (
     CANCELLED,
     FAILURE,
     NOT_STARTED,
@@ -165,6 +166,27 @@ def batches(draw: st.DrawFn) -> tuple[list[str | None], set[int], int, bool, int
     return keys, fail, concurrency, stop, seed, skip
 
 
+class CountingSchedule(Schedule):
+    """A schedule that counts the records in flight: what this test checks of the engine."""
+
+    __slots__ = ("in_flight", "max_in_flight")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.in_flight = self.max_in_flight = 0
+
+    def next(self) -> int | None:
+        index = super().next()
+        if index is not None and index != WAIT:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        return index
+
+    def finish(self, index: int, kind: int, value: Any, held: bool = False) -> bool:
+        self.in_flight -= 1
+        return super().finish(index, kind, value, held)
+
+
 @settings(max_examples=300, deadline=None)
 @given(batches())
 def test_random_executions_keep_every_ordering_rule(
@@ -172,7 +194,7 @@ def test_random_executions_keep_every_ordering_rule(
 ) -> None:
     keys, fail, concurrency, stop, seed, skip = batch
     rng = random.Random(seed)
-    schedule = Schedule(len(keys), keys, stop_on_failure=stop, skip_key_on_failure=skip)
+    schedule = CountingSchedule(len(keys), keys, stop_on_failure=stop, skip_key_on_failure=skip)
     running: list[int] = []
     started: list[int] = []
     while True:

@@ -17,8 +17,8 @@ from typing import (
     overload,
 )
 
+from ._engine import CANCELLED, FAILURE, NOT_STARTED, SKIPPED_KEY, SKIPPED_STOP, SUCCESS, TIMEOUT
 from ._exceptions import DeadlineExceededError, RecordSkippedError
-from ._schedule import CANCELLED, FAILURE, NOT_STARTED, SKIPPED_KEY, SKIPPED_STOP, SUCCESS, TIMEOUT
 
 if TYPE_CHECKING:
     from types import TracebackType

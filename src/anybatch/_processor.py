@@ -13,12 +13,14 @@ import _thread
 import functools
 import sys
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar, Token
 from itertools import islice, repeat
 from types import CodeType
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, NamedTuple, cast, overload
 
+from ._engine import SUCCESS, Schedule, drive, run_inline, runs_inline
+from ._engine._threads import ThreadAwaitable
 from ._exceptions import (
     BatchProcessingError,
     ExceptionInfo,
@@ -40,7 +42,6 @@ from ._outcome import (
     outcome_exception,
     status_of,
 )
-from ._schedule import SUCCESS, Schedule, run_inline
 from ._sources import EventType, batch_source, event_source, source_of
 from .records import SQSRecord
 
@@ -147,12 +148,6 @@ def accepts_lambda_context(func: object) -> bool:
         return False
 
 
-def asyncio_running() -> bool:
-    """Whether this thread runs an asyncio loop (so the native asyncio engine applies)."""
-    asyncio = sys.modules.get("asyncio")
-    return asyncio is not None and asyncio._get_running_loop() is not None
-
-
 def _refuse_awaitables(values: list[Any], handler: object, is_async: bool) -> None:
     """Fail the batch if the handler's results are awaitables: they would count as successes.
 
@@ -163,10 +158,10 @@ def _refuse_awaitables(values: list[Any], handler: object, is_async: bool) -> No
     if values.count(None) == len(values):  # handlers that return nothing: identity checks
         return
     types = set(map(type, values))
-    if _Awaitable not in types and not any(hasattr(kind, "__await__") for kind in types):
+    if ThreadAwaitable not in types and not any(hasattr(kind, "__await__") for kind in types):
         return
     for value in values:
-        if isinstance(value, _Awaitable):
+        if isinstance(value, ThreadAwaitable):
             value = value.awaitable
         close = getattr(value, "close", None) if hasattr(value, "__await__") else None
         if close is not None:
@@ -180,52 +175,6 @@ def _refuse_awaitables(values: list[Any], handler: object, is_async: bool) -> No
         f"the record handler {handler!r} returned an awaitable although it is not declared "
         "'async def'; declare it 'async def' so that anybatch awaits it"
     )
-
-
-def _in_threads(
-    func: Callable[[Any], Any], inputs: Sequence[Any]
-) -> tuple[Callable[[int], Awaitable[Any]], set[int]]:
-    """Run ``func(inputs[index])`` in worker threads; a call is abandoned when it is cancelled.
-
-    Returns the awaitable call, taking a record's index, and the set of the indices whose
-    thread has not ended: a thread abandoned at its timeout runs on, and the engine keeps
-    that record's ordering key held until the batch ends.
-
-    The engine's worker pool already bounds how many calls are awaited at once. The threads
-    get a limiter without a bound of their own: trio keeps a limiter's token until an
-    abandoned thread really ends, so a bounded one would let a hung handler hold its slot and
-    every later record time out without ever running.
-    """
-    import math
-
-    from anyio import CapacityLimiter, to_thread
-
-    limiter = CapacityLimiter(math.inf)
-    running: set[int] = set()
-
-    def guarded(index: int) -> Any:
-        try:
-            result = func(inputs[index])
-        finally:
-            running.discard(index)
-        # trio refuses a thread's coroutine result with a TypeError; hand it back wrapped so
-        # that _refuse_awaitables reports the handler instead of failing every record.
-        return _Awaitable(result) if hasattr(result, "__await__") else result
-
-    def in_thread(index: int) -> Awaitable[Any]:
-        running.add(index)
-        return to_thread.run_sync(guarded, index, abandon_on_cancel=True, limiter=limiter)
-
-    return in_thread, running
-
-
-class _Awaitable:
-    """An awaitable a sync handler returned in a worker thread."""
-
-    __slots__ = ("awaitable",)
-
-    def __init__(self, awaitable: object) -> None:
-        self.awaitable = awaitable
 
 
 class _Reading(NamedTuple):
@@ -860,7 +809,7 @@ class BasePartialProcessor(Generic[RecordT]):
         threads otherwise; async handlers run on anybatch's long-lived event loop.
         """
         run = self._start(awaited=False)
-        if not run.is_async and self.concurrency == 1 and self.record_timeout is None:
+        if runs_inline(run.is_async, self.concurrency, self.record_timeout):
             remaining = run.remaining()
             deadline = None if remaining is None else time.monotonic() + remaining
             run_inline(run.schedule, run.func, run.inputs, deadline)
@@ -881,23 +830,14 @@ class BasePartialProcessor(Generic[RecordT]):
         return self._complete(run)
 
     async def _drive(self, run: _Run) -> None:
-        if asyncio_running():
-            from ._engine_asyncio import run_pool_asyncio as run_pool
-        else:
-            from ._engine import run_pool
-
-        func, inputs, running = run.func, run.inputs, None
-        if not run.is_async:
-            func, running = _in_threads(func, inputs)
-            inputs = range(len(inputs))
-        await run_pool(
+        await drive(
             run.schedule,
-            func,
-            inputs,
+            run.func,
+            run.inputs,
+            is_async=run.is_async,
             concurrency=self.concurrency,
             record_timeout=self.record_timeout,
             time_left=run.remaining(),
-            running=running,
         )
         _refuse_awaitables(run.schedule.values, run.handler, run.is_async)
 

@@ -12,8 +12,8 @@ import base64
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
+from .._engine import FAILURE, SUCCESS
 from .._exceptions import InvalidEventError, ResponseTooLargeError
-from .._schedule import FAILURE, SUCCESS
 from ..records import Base64Data, DictWrapper, _b64decode  # pyright: ignore[reportPrivateUsage]
 from ._base import EventType, check_objects, mapping, records_list
 

@@ -15,6 +15,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 
 from anybatch import async_batch_processor, batch_processor
+from anybatch._engine import Schedule
 from anybatch._exceptions import (
     ProcessorStateError,
     RecordSkippedError,
@@ -22,7 +23,6 @@ from anybatch._exceptions import (
     SQSFifoMessageGroupCircuitBreakerError,
 )
 from anybatch._processor import BasePartialProcessor, SqsRecordT
-from anybatch._schedule import Schedule
 from anybatch._sources import EventType
 
 from ._client import AioSQS

@@ -1,9 +1,11 @@
 """The engine's decisions, without I/O: what starts next, what is skipped, how each record ended.
 
-:class:`Schedule` is a small state machine driven by two thin drivers: the async worker pool in
-``_engine`` and :func:`run_inline` below, the blocking sequential driver that needs no event
-loop. Both ask :meth:`Schedule.next` for the next record, run it, and tell
-:meth:`Schedule.finish` how it ended; the rules live here once.
+:class:`Schedule` is a small state machine driven by thin drivers (``_inline``, ``_anyio``,
+``_asyncio``; see the package's docstring for their contract). A driver asks
+:meth:`Schedule.next` for the next record, runs it, and tells :meth:`Schedule.finish` how it
+ended; the rules live here once. An unconstrained schedule (no keys, no stop policy) has a
+fast path in its interface: :meth:`Schedule.claim_all` hands the driver every record and the
+outcome arrays to fill in record order, instead of two calls per record.
 
 Rules kept here:
 
@@ -21,9 +23,8 @@ Rules kept here:
 from __future__ import annotations
 
 import heapq
-import time
 from collections import deque
-from collections.abc import Callable, Hashable, Iterable, Sequence
+from collections.abc import Hashable, Sequence
 from typing import Any, Final
 
 __all__ = [
@@ -37,8 +38,6 @@ __all__ = [
     "TIMEOUT",
     "WAIT",
     "Schedule",
-    "run_each_inline",
-    "run_inline",
 ]
 
 # Outcome codes (plain ints: they are written once per record on the hot path).
@@ -72,9 +71,7 @@ class Schedule:
         "_stopped",
         "durations",
         "ends",
-        "in_flight",
         "kinds",
-        "max_in_flight",
         "n",
         "skip_key_on_failure",
         "stop_on_failure",
@@ -99,8 +96,6 @@ class Schedule:
         #: With :meth:`time_records`: each record's handler time and end (``clock`` seconds).
         self.durations: list[float | None] | None = None
         self.ends: list[float | None] | None = None
-        self.in_flight = 0
-        self.max_in_flight = 0
         self._stopped: int | None = None
         self._cursor = 0
         self._remaining = n
@@ -126,11 +121,6 @@ class Schedule:
                 queue.append(index)
         self._key_of = key_of  # _ready is sorted already: it was filled in index order
 
-    @property
-    def stopped(self) -> int | None:
-        """Why no record may start any more (``SKIPPED_STOP`` / ``NOT_STARTED``), or ``None``."""
-        return self._stopped
-
     def next(self) -> int | None:
         """Return the index of the record to start now, :data:`WAIT`, or ``None`` when none will.
 
@@ -153,9 +143,6 @@ class Schedule:
             return None
         self._remaining -= 1
         self.kinds[index] = RUNNING
-        self.in_flight += 1
-        if self.in_flight > self.max_in_flight:
-            self.max_in_flight = self.in_flight
         return index
 
     def finish(self, index: int, kind: int, value: Any, held: bool = False) -> bool:
@@ -167,7 +154,6 @@ class Schedule:
         """
         self.kinds[index] = kind
         self.values[index] = value
-        self.in_flight -= 1
         if kind != SUCCESS and self.stop_on_failure:
             # Nothing starts any more; the rest of the batch, this key's records included, is
             # reported as stopped (as the incumbent's FIFO processor reports it).
@@ -209,10 +195,20 @@ class Schedule:
         """Whether nothing can hold a record back: no ordering keys, no stop policy."""
         return self._key_of is None and not self.stop_on_failure and self._cursor == 0
 
-    def drained(self) -> None:
-        """Note that a driver ran every record of an unconstrained schedule by itself."""
+    def claim_all(self) -> tuple[list[int], list[Any]]:
+        """Hand every record of an unconstrained schedule to the driver: the fast path.
+
+        Nothing but the deadline can hold back or reorder such a schedule, so the driver
+        starts records in index order by itself and writes each outcome straight into the
+        returned ``(kinds, values)``: ``RUNNING`` when it starts one, its outcome code and
+        value when it ends. At the deadline it calls :meth:`stop` and starts no more; the
+        records it never reached stay pending, and :meth:`close` settles them.
+        """
+        if not self.unconstrained:
+            raise ValueError("claim_all() needs a schedule without keys or stop policy")
         self._cursor = self.n
         self._remaining = 0
+        return self.kinds, self.values
 
     def stop(self, why: int = NOT_STARTED) -> None:
         """Start no more records (the deadline has come, or the caller gave up)."""
@@ -234,113 +230,4 @@ class Schedule:
                 kinds[index] = CANCELLED
             elif kind == _PENDING:
                 kinds[index] = not_started
-        self.in_flight = 0
         return kinds, self.values
-
-
-def run_inline(
-    schedule: Schedule,
-    func: Callable[[Any], Any],
-    args: Sequence[Any],
-    deadline: float | None = None,
-    clock: Callable[[], float] = time.monotonic,
-) -> None:
-    """Drive *schedule* sequentially in this thread: the blocking path with no event loop.
-
-    Each record started runs ``func(args[index])``. An :class:`Exception` fails that record
-    only; any other :class:`BaseException` propagates. With a *deadline* (on *clock*), no
-    record starts once it has passed; the one running cannot be interrupted.
-    """
-    if schedule.unconstrained:
-        run_each_inline(schedule, func, args, deadline, clock)
-        return
-    while True:
-        if deadline is not None and clock() >= deadline:
-            schedule.stop(NOT_STARTED)
-        index = schedule.next()
-        if index is None:
-            return
-        started = clock()
-        try:
-            result = func(args[index])
-        except Exception as exc:
-            kind, result = FAILURE, exc
-        else:
-            kind = SUCCESS
-        if schedule.durations is not None:
-            _note_time(schedule, index, started, clock())
-        schedule.finish(index, kind, result)
-
-
-def run_each_inline(
-    schedule: Schedule,
-    func: Callable[[Any], Any],
-    args: Iterable[Any],
-    deadline: float | None = None,
-    clock: Callable[[], float] = time.monotonic,
-) -> None:
-    """Run ``func(arg)`` for the records of an unconstrained *schedule*, in order, inline.
-
-    Nothing but the *deadline* can stop or reorder such a schedule, so this is
-    :func:`run_inline` without two method calls per record: *args* holds one argument per
-    record, in record order.
-    """
-    if not schedule.unconstrained:
-        raise ValueError("run_each_inline needs a schedule without keys or stop policy")
-    if schedule.durations is not None:
-        _run_each_timed(schedule, func, args, deadline, clock)
-        return
-    kinds, values = schedule.kinds, schedule.values
-    for index, arg in enumerate(args):
-        if deadline is not None and clock() >= deadline:
-            schedule.stop(NOT_STARTED)
-            break
-        kinds[index] = RUNNING  # what a BaseException leaves behind, as schedule.next() would
-        try:
-            values[index] = func(arg)
-        except Exception as exc:
-            values[index] = exc
-            kinds[index] = FAILURE
-        else:
-            kinds[index] = SUCCESS
-    schedule.drained()
-
-
-def _note_time(schedule: Schedule, index: int, started: float, ended: float) -> None:
-    durations, ends = schedule.durations, schedule.ends
-    assert durations is not None
-    durations[index] = ended - started
-    if ends is not None:
-        ends[index] = ended
-
-
-def _run_each_timed(
-    schedule: Schedule,
-    func: Callable[[Any], Any],
-    args: Iterable[Any],
-    deadline: float | None,
-    clock: Callable[[], float],
-) -> None:
-    """:func:`run_each_inline` that notes each record's time: one clock read per record."""
-    kinds, values = schedule.kinds, schedule.values
-    durations, ends = schedule.durations, schedule.ends
-    assert durations is not None
-    last = clock()
-    for index, arg in enumerate(args):
-        if deadline is not None and last >= deadline:
-            schedule.stop(NOT_STARTED)
-            break
-        kinds[index] = RUNNING
-        try:
-            values[index] = func(arg)
-        except Exception as exc:
-            values[index] = exc
-            kinds[index] = FAILURE
-        else:
-            kinds[index] = SUCCESS
-        now = clock()
-        durations[index] = now - last
-        if ends is not None:
-            ends[index] = now
-        last = now
-    schedule.drained()

@@ -32,7 +32,7 @@ from collections.abc import Awaitable, Callable, Container, Sequence
 from time import monotonic
 from typing import Any
 
-from ._exceptions import RecordTimeoutError
+from .._exceptions import RecordTimeoutError
 from ._schedule import FAILURE, NOT_STARTED, RUNNING, SUCCESS, TIMEOUT, WAIT, Schedule
 
 __all__ = ["ABANDON_AFTER", "run_pool_asyncio"]
@@ -86,10 +86,10 @@ async def run_pool_asyncio(
     # its own).
     deadline = None if time_left is None else monotonic() + time_left
     expires = None if time_left is None else loop.time() + time_left
-    kinds, values = schedule.kinds, schedule.values
     durations, ends = schedule.durations, schedule.ends
     timing = durations is not None
-    free = schedule.unconstrained
+    free = schedule.unconstrained  # the fast path: see Schedule.claim_all
+    kinds, values = schedule.claim_all() if free else (schedule.kinds, schedule.values)
     finish = schedule.finish
     held = (() if running is None else running).__contains__
     take = schedule.next
@@ -334,5 +334,3 @@ async def run_pool_asyncio(
             expiry.cancel()
     if fatal:
         raise fatal[0]
-    if free:
-        schedule.drained()

@@ -17,7 +17,7 @@ from typing import Any
 
 import anyio
 
-from ._exceptions import RecordTimeoutError
+from .._exceptions import RecordTimeoutError
 from ._schedule import FAILURE, NOT_STARTED, RUNNING, SUCCESS, TIMEOUT, WAIT, Schedule
 
 if sys.version_info < (3, 11):  # pragma: no cover - exercised on 3.10 only
@@ -55,12 +55,13 @@ async def run_pool(
     effective_deadline = anyio.current_effective_deadline
     deadline = math.inf if time_left is None else current_time() + time_left
     timed = time_left is not None
-    kinds, values = schedule.kinds, schedule.values
     durations, ends = schedule.durations, schedule.ends
     # An unconstrained schedule (no keys, no stop policy) starts records in order and nothing
-    # else: the workers share one index iterator and write outcomes directly, instead of two
-    # schedule calls per record. A keyed one decides through next()/finish().
+    # else: the workers share one index iterator and write outcomes directly (the schedule's
+    # claim_all fast path), instead of two schedule calls per record. A keyed one decides
+    # through next()/finish().
     free = schedule.unconstrained
+    kinds, values = schedule.claim_all() if free else (schedule.kinds, schedule.values)
     take = functools.partial(next, iter(range(schedule.n)), None) if free else schedule.next
     finish = schedule.finish
     held = (() if running is None else running).__contains__
@@ -139,7 +140,5 @@ async def run_pool(
         raise
     if fatal:
         raise fatal[0]
-    if free:
-        schedule.drained()
     if deadline_scope.cancelled_caught:
         schedule.stop(NOT_STARTED)

@@ -1,0 +1,120 @@
+"""The inline driver: records run one after another in the calling thread, no event loop.
+
+The blocking facade's path for a sync handler at ``concurrency=1`` without ``record_timeout``
+(a record running inline cannot be interrupted, so it can have no timeout): exactly the
+incumbent's sequential loop, with the deadline checked before each record starts.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from ._schedule import FAILURE, NOT_STARTED, RUNNING, SUCCESS, Schedule
+
+__all__ = ["run_each_inline", "run_inline"]
+
+
+def run_inline(
+    schedule: Schedule,
+    func: Callable[[Any], Any],
+    args: Sequence[Any],
+    deadline: float | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> None:
+    """Drive *schedule* sequentially in this thread: the blocking path with no event loop.
+
+    Each record started runs ``func(args[index])``. An :class:`Exception` fails that record
+    only; any other :class:`BaseException` propagates. With a *deadline* (on *clock*), no
+    record starts once it has passed; the one running cannot be interrupted.
+    """
+    if schedule.unconstrained:
+        run_each_inline(schedule, func, args, deadline, clock)
+        return
+    while True:
+        if deadline is not None and clock() >= deadline:
+            schedule.stop(NOT_STARTED)
+        index = schedule.next()
+        if index is None:
+            return
+        started = clock()
+        try:
+            result = func(args[index])
+        except Exception as exc:
+            kind, result = FAILURE, exc
+        else:
+            kind = SUCCESS
+        if schedule.durations is not None:
+            _note_time(schedule, index, started, clock())
+        schedule.finish(index, kind, result)
+
+
+def run_each_inline(
+    schedule: Schedule,
+    func: Callable[[Any], Any],
+    args: Iterable[Any],
+    deadline: float | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> None:
+    """Run ``func(arg)`` for the records of an unconstrained *schedule*, in order, inline.
+
+    Nothing but the *deadline* can stop or reorder such a schedule, so this is
+    :func:`run_inline` without two method calls per record: *args* holds one argument per
+    record, in record order.
+    """
+    kinds, values = schedule.claim_all()
+    if schedule.durations is not None:
+        _run_each_timed(schedule, func, args, deadline, clock)
+        return
+    for index, arg in enumerate(args):
+        if deadline is not None and clock() >= deadline:
+            schedule.stop(NOT_STARTED)
+            break
+        kinds[index] = RUNNING  # what a BaseException leaves behind, as schedule.next() would
+        try:
+            values[index] = func(arg)
+        except Exception as exc:
+            values[index] = exc
+            kinds[index] = FAILURE
+        else:
+            kinds[index] = SUCCESS
+
+
+def _note_time(schedule: Schedule, index: int, started: float, ended: float) -> None:
+    durations, ends = schedule.durations, schedule.ends
+    assert durations is not None
+    durations[index] = ended - started
+    if ends is not None:
+        ends[index] = ended
+
+
+def _run_each_timed(
+    schedule: Schedule,
+    func: Callable[[Any], Any],
+    args: Iterable[Any],
+    deadline: float | None,
+    clock: Callable[[], float],
+) -> None:
+    """:func:`run_each_inline` that notes each record's time: one clock read per record."""
+    kinds, values = schedule.kinds, schedule.values  # claimed by run_each_inline
+    durations, ends = schedule.durations, schedule.ends
+    assert durations is not None
+    last = clock()
+    for index, arg in enumerate(args):
+        if deadline is not None and last >= deadline:
+            schedule.stop(NOT_STARTED)
+            break
+        kinds[index] = RUNNING
+        try:
+            values[index] = func(arg)
+        except Exception as exc:
+            values[index] = exc
+            kinds[index] = FAILURE
+        else:
+            kinds[index] = SUCCESS
+        now = clock()
+        durations[index] = now - last
+        if ends is not None:
+            ends[index] = now
+        last = now
