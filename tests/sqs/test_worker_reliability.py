@@ -5,17 +5,21 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import anyio
 import pytest
 
 from anybatch import BatchProcessor, EventType
 from anybatch.records import SQSRecord
 from anybatch.sqs import SQSWorker
-from anybatch.sqs._plan import QueueRef, parse_queue_arn
+from anybatch.sqs._plan import Heartbeat, QueueRef, parse_queue_arn
 from anybatch.testing import sqs_record
 
+from ._fake_sqs import HTTPX_BACKEND
+from ._fake_sqs import worker as fake_worker
 from ._running import run_until
 
 if TYPE_CHECKING:
+    from ._fake_sqs import FakeQueue
     from ._moto import MakeQueue, Queue
 
 pytestmark = pytest.mark.anyio
@@ -26,6 +30,63 @@ def worker_for(queue: Queue, handler: Any, **options: Any) -> SQSWorker:
     return SQSWorker(
         queue.url, handler, BatchProcessor(EventType.SQS), endpoint_url=queue.endpoint, **options
     )
+
+
+# -- the heartbeat ----------------------------------------------------------------------------
+
+
+def beats(heartbeat: Heartbeat, lag: float = 0.0) -> list[tuple[float, int]]:
+    """Drive *heartbeat* on a fake clock: each wake *lag* seconds late (and never early)."""
+    made: list[tuple[float, int]] = []
+    now = 0.0
+    while heartbeat.due is not None and len(made) < 10_000:
+        now = max(now, heartbeat.due) + lag
+        seconds = heartbeat.extend(now)
+        if seconds is not None:
+            made.append((round(now, 2), seconds))
+    return made
+
+
+def test_the_heartbeat_extends_when_a_third_is_left_and_stops_at_max_visibility() -> None:
+    assert beats(Heartbeat(0.0, 120, 300)) == [(80.0, 120), (160.0, 120), (240.0, 60)]
+    assert beats(Heartbeat(0.0, 4, 5)) == [(2.67, 2)]  # to the limit, then left alone
+    assert beats(Heartbeat(0.0, 30, 30)) == []  # nothing to extend
+    assert len(beats(Heartbeat(0.0, 30, 43_200))) == 2159
+
+
+@pytest.mark.parametrize(("timeout", "limit"), [(4, 5), (120, 300), (30, 43_200), (1, 2)])
+@pytest.mark.parametrize("lag", [0.0, 0.001, 0.2])
+def test_the_heartbeat_asks_once_per_extension_however_late_it_wakes(
+    timeout: int, limit: int, lag: float
+) -> None:
+    made = beats(Heartbeat(0.0, timeout, limit), lag)
+    # Each extension gains time; a third of the timeout at most is spent before the next.
+    assert len(made) <= limit / (timeout * 2 / 3) + 1
+    assert all(now + seconds <= limit for now, seconds in made)
+
+
+def test_the_heartbeat_gives_up_when_it_wakes_too_late_to_extend() -> None:
+    heartbeat = Heartbeat(0.0, 4, 5)
+    assert heartbeat.extend(4.5) is None
+    assert heartbeat.due is None
+    assert heartbeat.extend(4.6) is None
+
+
+@HTTPX_BACKEND
+async def test_a_message_near_max_visibility_is_extended_once_then_left_alone(
+    sqs: FakeQueue,
+) -> None:
+    sqs.add(["slow"])
+
+    async def slow(record: SQSRecord) -> None:
+        await anyio.sleep(4)  # past the point where a third of 4 s no longer fits before 5 s
+
+    worker = fake_worker(slow, visibility_timeout=4, max_visibility=5)
+    stats = await run_until(worker, lambda: sqs.messages[0].deleted)
+    # One extension (to the 5 s limit), then none: not one call after another.
+    assert sqs.calls.get("ChangeMessageVisibilityBatch", 0) == 1
+    assert stats.extended == 1
+    assert stats.deleted == 1
 
 
 # -- the partition ----------------------------------------------------------------------------

@@ -25,6 +25,7 @@ __all__ = [
     "Call",
     "CallState",
     "Entry",
+    "Heartbeat",
     "Plan",
     "Problem",
     "QueueRef",
@@ -167,6 +168,46 @@ def visibility_timeout_for(setting: VisibilityTimeout, record: Mapping[str, Any]
     if seconds != seconds:  # NaN
         raise ValueError(f"failed_visibility_timeout returned {seconds!r}")
     return min(max(math.ceil(seconds), 0), MAX_VISIBILITY_TIMEOUT)
+
+
+class Heartbeat:
+    """When to extend the visibility of messages being processed, and by how much.
+
+    Messages received at *received* (seconds, a monotonic clock) are hidden for *timeout*
+    seconds. Whenever a third of that is left, they are extended by *timeout* seconds from
+    then, but never past ``received + max_visibility``: the extension that reaches that limit
+    is the last, and after it the messages are left alone. So each extension is asked for once,
+    whatever the clock says when the driver wakes: late, or early.
+
+    A driver sleeps until :attr:`due`, asks :meth:`extend` for the seconds to ask SQS for now,
+    and stops when either says ``None``.
+    """
+
+    __slots__ = ("_limit", "_timeout", "_visible_until", "due")
+
+    def __init__(self, received: float, timeout: int, max_visibility: int) -> None:
+        self._timeout = timeout
+        self._limit = received + max_visibility
+        self._visible_until = received + timeout
+        self.due: float | None = self._visible_until - timeout / 3
+        """When to extend next; ``None`` once no extension is left."""
+
+    def extend(self, now: float) -> int | None:
+        """The visibility timeout to ask for at *now*, in whole seconds; ``None``: stop.
+
+        ``None`` when an extension would not reach past the visibility already given (the
+        limit is that close).
+        """
+        if self.due is None:
+            return None
+        seconds = min(self._timeout, math.floor(self._limit - now))
+        if seconds < 1 or now + seconds <= self._visible_until:
+            self.due = None
+            return None
+        self._visible_until = now + seconds
+        # Cut short by the limit: the last one. Otherwise the next when a third is left.
+        self.due = None if seconds < self._timeout else self._visible_until - self._timeout / 3
+        return seconds
 
 
 # --- what to do ----------------------------------------------------------------------------

@@ -48,6 +48,7 @@ from ._plan import (
     Action,
     Call,
     Entry,
+    Heartbeat,
     QueueRef,
     RetryPolicy,
     SQSActionFailure,
@@ -275,7 +276,8 @@ class SQSWorker:
       the queue at once, each for up to *wait_time* seconds (at most 20).
     * *visibility_timeout* (seconds, default 30) is asked for on each receive; while a batch
       runs, its messages' visibility is extended by that much whenever a third of it is left,
-      until *max_visibility* (default 12 hours, SQS's limit) since they were received.
+      up to *max_visibility* (default 12 hours, SQS's limit) since they were received: the
+      extension that reaches it is the last.
     * *failed_visibility_timeout*: seconds, or a function of the receive count (such as
       :class:`ExponentialBackoff`), that a failed message stays hidden; ``None`` (the
       default) leaves it to the queue's visibility timeout.
@@ -605,14 +607,11 @@ class SQSWorker:
         self, queue: QueueRef, records: list[dict[str, Any]], received: float
     ) -> None:
         """Extend the batch's visibility whenever a third of it is left, up to the maximum."""
-        timeout = self.visibility_timeout
-        visible_until = received + timeout
-        limit = received + self.max_visibility
-        while True:
-            await anyio.sleep(max(0.0, visible_until - timeout / 3 - time.monotonic()))
-            now = time.monotonic()
-            extension = min(timeout, math.floor(limit - now))
-            if extension <= 0 or now + 1 >= limit:
+        beat = Heartbeat(received, self.visibility_timeout, self.max_visibility)
+        while beat.due is not None:
+            await anyio.sleep(max(0.0, beat.due - time.monotonic()))
+            extension = beat.extend(time.monotonic())
+            if extension is None:
                 return  # the maximum: let the visibility run out
             arn = queue.arn
             entries = [
@@ -631,7 +630,6 @@ class SQSWorker:
                     failure.code,
                     failure.reason,
                 )
-            visible_until = now + extension
 
     def _notify(self) -> None:
         """Wake every poller waiting for room (each waits on the event current then)."""
