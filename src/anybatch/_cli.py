@@ -519,9 +519,9 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument(
         "--visibility-timeout",
         type=_count,
-        default=30,
         metavar="SECONDS",
-        help="asked for on each receive and extended while a message runs (default 30)",
+        help="asked for on each receive and extended while a message runs (default: the "
+        "queue's, read at start)",
     )
     worker.add_argument(
         "--failed-visibility-timeout",

@@ -6,17 +6,19 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import httpx
 import pytest
 
 from anybatch import BatchProcessor, EventType
 from anybatch.records import SQSRecord
-from anybatch.sqs import SQSWorker
+from anybatch.sqs import SQSWorker, SQSWorkerError
 from anybatch.sqs._plan import Heartbeat, QueueRef, parse_queue_arn
 from anybatch.testing import sqs_record
 
-from ._fake_sqs import HTTPX_BACKEND
+from ._fake_sqs import ARN, HTTPX_BACKEND
 from ._fake_sqs import worker as fake_worker
 from ._running import run_until
+from .test_worker import receive_all
 
 if TYPE_CHECKING:
     from ._fake_sqs import FakeQueue
@@ -30,6 +32,122 @@ def worker_for(queue: Queue, handler: Any, **options: Any) -> SQSWorker:
     return SQSWorker(
         queue.url, handler, BatchProcessor(EventType.SQS), endpoint_url=queue.endpoint, **options
     )
+
+
+# -- the queue's visibility timeout -----------------------------------------------------------
+
+
+async def test_a_failed_message_comes_back_after_the_queues_own_visibility_timeout(
+    make_queue: MakeQueue,
+) -> None:
+    queue = make_queue(visibility_timeout=1)
+    queue.send(["bad"])
+    receives: list[int] = []
+
+    def handler(record: SQSRecord) -> None:
+        receives.append(int(record.attributes.approximate_receive_count))
+        raise ValueError("bad")
+
+    # No visibility_timeout: the queue's 1 s, not 30 s, hides the failed message.
+    stats = await run_until(worker_for(queue, handler), lambda: len(receives) >= 2, within=10)
+    assert receives[:2] == [1, 2]
+    assert stats.deleted == 0
+
+
+async def test_the_heartbeat_keeps_to_the_queues_own_visibility_timeout(
+    make_queue: MakeQueue,
+) -> None:
+    queue = make_queue(visibility_timeout=2)
+    queue.send(["slow"])
+    peeked: list[int] = []
+    done: list[str] = []
+
+    def handler(record: SQSRecord) -> None:
+        for _ in range(4):  # 3 s: longer than the queue's visibility timeout
+            anyio.from_thread.run(anyio.sleep, 0.75)
+            peeked.append(len(receive_all(queue)))
+        done.append(record.body)
+
+    stats = await run_until(worker_for(queue, handler, wait_time=0), lambda: bool(done))
+    assert peeked == [0] * 4  # extended in time: nobody else could receive it
+    assert stats.extended >= 1
+    assert stats.deleted == 1
+
+
+async def test_visibility_timeout_overrides_the_queues(make_queue: MakeQueue) -> None:
+    queue = make_queue(visibility_timeout=1)
+    queue.send(["bad"])
+    receives: list[int] = []
+
+    def handler(record: SQSRecord) -> None:
+        receives.append(int(record.attributes.approximate_receive_count))
+        raise ValueError("bad")
+
+    worker = worker_for(queue, handler, visibility_timeout=60)
+
+    async with anyio.create_task_group() as group:
+
+        async def stop_later() -> None:
+            while not receives:  # noqa: ASYNC110 - polls a condition of the test's own
+                await anyio.sleep(0.02)
+            await anyio.sleep(2.5)  # the queue's 1 s, more than twice over
+            worker.stop()
+
+        group.start_soon(stop_later)
+        with anyio.fail_after(20):
+            await worker.run()
+    assert receives == [1]  # hidden for the 60 s asked for
+    assert queue.counts() == (0, 1)
+
+
+@HTTPX_BACKEND
+async def test_a_queue_without_a_usable_visibility_timeout_is_refused_at_start(
+    sqs: FakeQueue,
+) -> None:
+    async def handler(record: SQSRecord) -> None: ...
+
+    sqs.visibility_timeout = 0  # every receive would hand its messages out again at once
+    with pytest.raises(ValueError, match=r"visibility timeout of .*worker-faults is 0 s"):
+        await fake_worker(handler).run()
+    sqs.visibility_timeout = 600
+    with pytest.raises(ValueError, match=r"max_visibility \(300 s\)"):
+        await fake_worker(handler, max_visibility=300).run()
+    sqs.faults["GetQueueAttributes"] = [
+        lambda: httpx.Response(200, json={"Attributes": {"QueueArn": ARN}})
+    ]
+    with pytest.raises(SQSWorkerError, match="gave no VisibilityTimeout") as raised:
+        await fake_worker(handler).run()
+    assert raised.value.code == "InvalidQueueAttributes"
+    sqs.faults["GetQueueAttributes"] = [
+        lambda: httpx.Response(200, json={"Attributes": {"VisibilityTimeout": "30"}})
+    ]
+    with pytest.raises(SQSWorkerError, match="not the ARN of an SQS queue: None"):
+        await fake_worker(handler).run()
+
+
+@HTTPX_BACKEND
+async def test_a_visibility_timeout_setting_needs_no_queue_setting(sqs: FakeQueue) -> None:
+    sqs.faults["GetQueueAttributes"] = [
+        lambda: httpx.Response(200, json={"Attributes": {"QueueArn": ARN}})
+    ]
+    sqs.add(["ok"])
+
+    async def handler(record: SQSRecord) -> None: ...
+
+    worker = fake_worker(handler, visibility_timeout=5)
+    stats = await run_until(worker, lambda: sqs.messages[0].deleted)
+    assert stats.deleted == 1
+
+
+def test_max_visibility_is_checked_against_the_visibility_timeout_given() -> None:
+    async def handler(record: Any) -> None: ...
+
+    url = "https://sqs.us-east-1.amazonaws.com/123456789012/q"
+    with pytest.raises(ValueError, match=r"between visibility_timeout \(60\) and 43200"):
+        SQSWorker(url, handler, visibility_timeout=60, max_visibility=30)
+    with pytest.raises(ValueError, match="max_visibility must be > 0"):
+        SQSWorker(url, handler, max_visibility=0)
+    assert SQSWorker(url, handler).visibility_timeout is None  # the queue's, read at start
 
 
 # -- the heartbeat ----------------------------------------------------------------------------

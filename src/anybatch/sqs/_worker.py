@@ -274,13 +274,14 @@ class SQSWorker:
       they are that many.
     * *pollers* (default: enough to fill *max_in_flight* 10 at a time, at most 10) long-poll
       the queue at once, each for up to *wait_time* seconds (at most 20).
-    * *visibility_timeout* (seconds, default 30) is asked for on each receive; while a batch
-      runs, its messages' visibility is extended by that much whenever a third of it is left,
-      up to *max_visibility* (default 12 hours, SQS's limit) since they were received: the
-      extension that reaches it is the last.
+    * *visibility_timeout* (seconds; by default the queue's own, read with
+      ``GetQueueAttributes`` when :meth:`run` starts) is asked for on each receive; while a
+      batch runs, its messages' visibility is extended by that much whenever a third of it is
+      left, up to *max_visibility* (default 12 hours, SQS's limit) since they were received:
+      the extension that reaches it is the last.
     * *failed_visibility_timeout*: seconds, or a function of the receive count (such as
       :class:`ExponentialBackoff`), that a failed message stays hidden; ``None`` (the
-      default) leaves it to the queue's visibility timeout.
+      default) leaves it to the visibility timeout.
     * *drain_timeout* (seconds, default 30): after :meth:`stop`, how long batches in flight
       may run on. What has not finished then is released for another worker.
 
@@ -297,7 +298,7 @@ class SQSWorker:
         max_in_flight: int | None = None,
         pollers: int | None = None,
         wait_time: float = 20.0,
-        visibility_timeout: int = 30,
+        visibility_timeout: int | None = None,
         max_visibility: int = MAX_VISIBILITY_TIMEOUT,
         failed_visibility_timeout: VisibilityTimeout | None = None,
         drain_timeout: float = 30.0,
@@ -336,15 +337,19 @@ class SQSWorker:
         if not 0 <= wait_time <= 20:
             raise ValueError(f"wait_time must be between 0 and 20 seconds, got {wait_time!r}")
         self.wait_time = wait_time
-        self.visibility_timeout: int = _check_positive(
-            "visibility_timeout", visibility_timeout, integer=True
-        )
-        if not visibility_timeout <= max_visibility <= MAX_VISIBILITY_TIMEOUT:
-            raise ValueError(
-                f"max_visibility must be between visibility_timeout ({visibility_timeout}) and "
-                f"{MAX_VISIBILITY_TIMEOUT} seconds, got {max_visibility!r}"
+        self.visibility_timeout: int | None = None
+        """The visibility timeout asked for; ``None``: the queue's own."""
+        if visibility_timeout is not None:
+            self.visibility_timeout = _check_positive(
+                "visibility_timeout", visibility_timeout, integer=True
             )
-        self.max_visibility = max_visibility
+        self.max_visibility: int = _check_positive("max_visibility", max_visibility, integer=True)
+        least = "1" if visibility_timeout is None else f"visibility_timeout ({visibility_timeout})"
+        if not (visibility_timeout or 1) <= max_visibility <= MAX_VISIBILITY_TIMEOUT:
+            raise ValueError(
+                f"max_visibility must be between {least} and {MAX_VISIBILITY_TIMEOUT} seconds, "
+                f"got {max_visibility!r}"
+            )
         self.failed_visibility_timeout = check_visibility_timeout(failed_visibility_timeout)
         self.drain_timeout: float = _check_positive("drain_timeout", drain_timeout)
         self.region = region or _region_of(queue_url)
@@ -371,6 +376,7 @@ class SQSWorker:
         self._drained: anyio.Event | None = None
         self._drain_until = math.inf
         self._fatal: SQSWorkerError | None = None
+        self._visibility = self.visibility_timeout or 0  # the queue's, once run() read it
 
     # -- control ----------------------------------------------------------------------------
 
@@ -408,10 +414,12 @@ class SQSWorker:
         self._wake = anyio.Event()
         self._drained = anyio.Event()
         logger.info(
-            "worker started on %s: %d in flight at most, %d pollers",
+            "worker started on %s: %d in flight at most, %d pollers, visibility timeout %d s%s",
             self.queue_url,
             self.max_in_flight,
             self.pollers,
+            self._visibility,
+            "" if self.visibility_timeout else " (the queue's)",
         )
         try:
             async with anyio.create_task_group() as batches:
@@ -437,13 +445,48 @@ class SQSWorker:
         return self.stats
 
     async def _queue(self) -> QueueRef:
-        """The queue's ARN, asked of SQS (it also checks that the queue exists)."""
+        """The queue's ARN and visibility timeout, asked of SQS (which checks that it exists)."""
         try:
-            attributes = await self._sqs.queue_attributes(self.queue_url, self.region, ["QueueArn"])
-        except SQSCallError as exc:
-            await self._sqs.aclose()
-            raise SQSWorkerError(exc.problem.code, exc.problem.message) from None
-        return parse_queue_arn(attributes["QueueArn"])
+            attributes = await self._sqs.queue_attributes(
+                self.queue_url, self.region, ["QueueArn", "VisibilityTimeout"]
+            )
+            queue, self._visibility = self._settings_of(attributes)
+        except BaseException as exc:
+            with anyio.CancelScope(shield=True):
+                await self._sqs.aclose()
+            if isinstance(exc, SQSCallError):
+                raise SQSWorkerError(exc.problem.code, exc.problem.message) from None
+            raise
+        return queue
+
+    def _settings_of(self, attributes: Mapping[str, str]) -> tuple[QueueRef, int]:
+        """The queue, and the visibility timeout to ask for: the setting, or the queue's."""
+        url = self.queue_url
+        try:
+            queue = parse_queue_arn(attributes.get("QueueArn"))
+        except ValueError as exc:
+            raise SQSWorkerError(
+                "InvalidQueueAttributes", f"GetQueueAttributes of {url}: {exc}"
+            ) from None
+        if self.visibility_timeout is not None:
+            return queue, self.visibility_timeout
+        text = attributes.get("VisibilityTimeout")
+        try:
+            seconds = int(str(text))
+        except ValueError:
+            raise SQSWorkerError(
+                "InvalidQueueAttributes",
+                f"GetQueueAttributes of {url} gave no VisibilityTimeout ({text!r}): give the "
+                "worker's visibility_timeout (--visibility-timeout)",
+            ) from None
+        if not 0 < seconds <= self.max_visibility:
+            # 0: each receive's messages could be received again at once, mid-flight.
+            raise ValueError(
+                f"the visibility timeout of {url} is {seconds} s: the worker needs one between "
+                f"1 s and max_visibility ({self.max_visibility} s); give the worker's "
+                "visibility_timeout (--visibility-timeout), or change the queue's"
+            )
+        return queue, seconds
 
     async def _poll(self, queue: QueueRef, context: Any, batches: anyio.abc.TaskGroup) -> None:
         failures = 0
@@ -464,7 +507,7 @@ class SQSWorker:
                     self.region,
                     max_messages=count,
                     wait_time=self.wait_time,
-                    visibility_timeout=self.visibility_timeout,
+                    visibility_timeout=self._visibility,
                 )
             except SQSCallError as exc:
                 self._in_flight -= count
@@ -607,7 +650,7 @@ class SQSWorker:
         self, queue: QueueRef, records: list[dict[str, Any]], received: float
     ) -> None:
         """Extend the batch's visibility whenever a third of it is left, up to the maximum."""
-        beat = Heartbeat(received, self.visibility_timeout, self.max_visibility)
+        beat = Heartbeat(received, self._visibility, self.max_visibility)
         while beat.due is not None:
             await anyio.sleep(max(0.0, beat.due - time.monotonic()))
             extension = beat.extend(time.monotonic())
