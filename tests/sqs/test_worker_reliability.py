@@ -3,6 +3,7 @@ visibility policy that raises, and the queue's partition in every record."""
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -13,6 +14,7 @@ from anybatch import BatchProcessor, EventType
 from anybatch.records import SQSRecord
 from anybatch.sqs import SQSWorker, SQSWorkerError
 from anybatch.sqs._plan import Heartbeat, QueueRef, parse_queue_arn
+from anybatch.sqs._worker import settle_calls
 from anybatch.testing import sqs_record
 
 from ._fake_sqs import ARN, HTTPX_BACKEND
@@ -205,6 +207,59 @@ async def test_a_message_near_max_visibility_is_extended_once_then_left_alone(
     assert sqs.calls.get("ChangeMessageVisibilityBatch", 0) == 1
     assert stats.extended == 1
     assert stats.deleted == 1
+
+
+# -- a failed_visibility_timeout that raises ---------------------------------------------------
+
+
+async def test_a_visibility_policy_that_raises_is_logged_and_the_worker_goes_on(
+    make_queue: MakeQueue, caplog: pytest.LogCaptureFixture
+) -> None:
+    queue = make_queue()
+    queue.send(["ok-1", "bad", "ok-2"])
+    seen: list[str] = []
+
+    def handler(record: SQSRecord) -> None:
+        seen.append(record.body)
+        if record.body == "bad":
+            raise ValueError("bad")
+
+    def policy(receive_count: int) -> float:
+        return 1 / 0
+
+    worker = worker_for(queue, handler, failed_visibility_timeout=policy)
+    with caplog.at_level(logging.WARNING, logger="anybatch.worker"):
+        async with anyio.create_task_group() as group:
+
+            async def send_later() -> None:
+                while worker.stats.failed < 1:  # noqa: ASYNC110 - the test's own condition
+                    await anyio.sleep(0.01)
+                await anyio.to_thread.run_sync(queue.send, ["later"])
+
+            group.start_soon(send_later)
+            stats = await run_until(worker, lambda: worker.stats.deleted >= 3)
+    assert sorted(seen) == ["bad", "later", "ok-1", "ok-2"]
+    assert (stats.deleted, stats.failed, stats.visibility_not_changed) == (3, 1, 1)
+    assert queue.counts() == (0, 1)  # the failed message: hidden for the queue's visibility
+    assert "failed_visibility_timeout" in caplog.text
+    assert "ZeroDivisionError" in caplog.text
+
+
+def test_a_visibility_policy_that_raises_costs_only_its_own_message_hiding() -> None:
+    queue = parse_queue_arn("arn:aws:sqs:us-east-1:123456789012:q")
+    records = [sqs_record(body, message_id=body) for body in ("ok", "bad", "released")]
+
+    def policy(receive_count: int) -> float:
+        raise RuntimeError("policy bug")
+
+    calls, errors = settle_calls(queue, records, ["delete", "fail", "release"], policy)
+    assert [(call.action, [e.message_id for e in call.entries]) for call in calls] == [
+        ("delete", ["ok"]),
+        ("change_visibility", ["released"]),
+    ]
+    assert [(e.message_id, str(e.error)) for e in errors] == [("bad", "policy bug")]
+    _, nan = settle_calls(queue, records, ["delete", "fail", "release"], lambda n: float("nan"))
+    assert [type(e.error) for e in nan] == [ValueError]
 
 
 # -- the partition ----------------------------------------------------------------------------

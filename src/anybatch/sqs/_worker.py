@@ -26,7 +26,7 @@ import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, cast
 
 import anyio
 
@@ -64,7 +64,7 @@ if TYPE_CHECKING:
 
     from ._client import AioSQS
 
-__all__ = ["SQSWorker", "WorkerStats", "lambda_record", "settle_calls"]
+__all__ = ["PolicyError", "SQSWorker", "Settling", "WorkerStats", "lambda_record", "settle_calls"]
 
 logger = logging.getLogger("anybatch.worker")
 
@@ -118,16 +118,36 @@ def lambda_record(message: Mapping[str, Any], queue_arn: str, region: str) -> di
     }
 
 
+class PolicyError(NamedTuple):
+    """A failed message whose ``failed_visibility_timeout`` raised: left to its visibility."""
+
+    message_id: str
+    error: Exception
+
+
+class Settling(NamedTuple):
+    """What settles a processed batch: the calls to make, and the policy's errors."""
+
+    calls: tuple[Call, ...]
+    policy_errors: tuple[PolicyError, ...] = ()
+
+
 def settle_calls(
     queue: QueueRef,
     records: Sequence[Mapping[str, Any]],
     settles: Sequence[Settle],
     visibility: VisibilityTimeout | None,
-) -> list[Call]:
-    """The calls that settle a processed batch: delete, hide by the policy, or release."""
+) -> Settling:
+    """The calls that settle a processed batch: delete, hide by the policy, or release.
+
+    A *visibility* function that raises (a bug of its own, or a value that is no number of
+    seconds) costs its message nothing but the hiding: it is left to the visibility timeout
+    it has, and the error is reported. The rest of the batch settles as usual.
+    """
     arn = queue.arn
     deletes: list[Entry] = []
     hides: list[Entry] = []
+    errors: list[PolicyError] = []
     for index, (record, what) in enumerate(zip(records, settles, strict=True)):
         message_id, handle = str(record["messageId"]), str(record["receiptHandle"])
         if what == "delete":
@@ -135,9 +155,14 @@ def settle_calls(
         elif what == "release":
             hides.append(Entry(index, "change_visibility", message_id, handle, arn, 0))
         elif visibility is not None:
-            seconds = visibility_timeout_for(visibility, record)
+            try:
+                seconds = visibility_timeout_for(visibility, record)
+            except Exception as exc:  # the user's function: any error is its own
+                errors.append(PolicyError(message_id, exc))
+                continue
             hides.append(Entry(index, "change_visibility", message_id, handle, arn, seconds))
-    return _calls("delete", queue, deletes) + _calls("change_visibility", queue, hides)
+    calls = _calls("delete", queue, deletes) + _calls("change_visibility", queue, hides)
+    return Settling(tuple(calls), tuple(errors))
 
 
 def _calls(action: Action, queue: QueueRef, entries: Sequence[Entry]) -> list[Call]:
@@ -281,7 +306,8 @@ class SQSWorker:
       the extension that reaches it is the last.
     * *failed_visibility_timeout*: seconds, or a function of the receive count (such as
       :class:`ExponentialBackoff`), that a failed message stays hidden; ``None`` (the
-      default) leaves it to the visibility timeout.
+      default) leaves it to the visibility timeout. A function that raises (or returns no
+      number) is logged, and its message left to the visibility timeout.
     * *drain_timeout* (seconds, default 30): after :meth:`stop`, how long batches in flight
       may run on. What has not finished then is released for another worker.
 
@@ -622,7 +648,17 @@ class SQSWorker:
         stats.succeeded += settles.count("delete")
         stats.failed += settles.count("fail")
         stats.released += settles.count("release")
-        calls = settle_calls(queue, records, settles, self.failed_visibility_timeout)
+        calls, policy_errors = settle_calls(queue, records, settles, self.failed_visibility_timeout)
+        for policy_error in policy_errors:
+            stats.visibility_not_changed += 1
+            logger.error(
+                "failed_visibility_timeout raised for message %s (%s: %s); it is left to its "
+                "visibility timeout",
+                policy_error.message_id,
+                type(policy_error.error).__name__,
+                policy_error.error,
+                exc_info=policy_error.error,
+            )
         if not calls:
             return
         settlement = await perform(
