@@ -16,6 +16,7 @@ import inspect
 import json
 import os
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Sequence
@@ -236,8 +237,8 @@ def _check_backend(backend: str) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from . import _processor  # pyright: ignore[reportPrivateUsage] - the package's own
     from ._exceptions import InvalidEventError
+    from ._invocation import observing_results
     from ._portal import run_blocking
     from .testing import fake_lambda_context
 
@@ -253,24 +254,22 @@ def _run(args: argparse.Namespace) -> int:
         return 1
     context = fake_lambda_context(args.timeout, function_name=args.function_name)
     tally = _Tally()
-    _processor.batch_observer = tally
     started = time.perf_counter()
     try:
-        result = handler(event, context)
-        if hasattr(result, "__await__"):
+        with observing_results(tally):  # counts the outcomes of the batches the handler runs
+            result = handler(event, context)
+            if hasattr(result, "__await__"):
 
-            async def _await() -> Any:
-                return await result
+                async def _await() -> Any:
+                    return await result
 
-            result = run_blocking(args.backend, _await)
+                result = run_blocking(args.backend, _await)
     except InvalidEventError as exc:
         print(f"anybatch: {exc}", file=sys.stderr)
         return 1
     except Exception as exc:
         print(_user_traceback(exc), end="", file=sys.stderr)
         return 1
-    finally:
-        _processor.batch_observer = None
     elapsed = time.perf_counter() - started
     print(json.dumps(result, indent=args.indent or None, default=str))
     if not args.quiet:
@@ -337,15 +336,51 @@ def _worker(args: argparse.Namespace) -> int:
             loop.add_signal_handler(number, on_signal, number)
         return await worker.run()
 
+    threads = set(threading.enumerate())  # the module's own, if it started any, are its own
     try:
-        stats = asyncio.run(run())
+        asyncio.run(run())  # its summary is the worker's last log line
     except Exception as exc:
         print(f"anybatch: the worker stopped: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
-    del stats  # its summary is the worker's last log line
-    if signals[0] < 0:
-        return 128 - signals[0]  # stopped at once by a second signal: 128 + its number
-    return 0
+        code = 1
+    else:
+        # 128 + N: stopped at once by a second signal N.
+        code = 128 - signals[0] if signals[0] < 0 else 0
+    _exit_if_handlers_linger(code, threads)
+    return code
+
+
+def _exit_if_handlers_linger(code: int, threads: set[threading.Thread]) -> None:
+    """End the process now if threads started while the worker ran are still running.
+
+    Those run sync handlers that the drain (or a second signal) gave up on: their messages
+    were released for another worker, or are left to their visibility timeout, so nothing
+    they do can still be settled. But they are anyio's worker threads, which are not daemon
+    threads, and the interpreter waits for every such thread before it exits: a handler
+    blocked for minutes would keep the process alive past the platform's grace period (and
+    SIGKILL), while another worker already runs its message. Making handlers run in daemon
+    threads instead would need a thread pool of the worker's own, and would still miss a
+    thread a handler starts itself; leaving with ``os._exit`` covers every thread, whatever
+    it is doing. It skips ``atexit`` hooks, so output and logs are flushed first, and it is
+    used only when some thread is still alive: idle worker threads, which end as soon as
+    the event loop has closed, get a second to do so.
+    """
+    deadline = time.monotonic() + 1.0
+    for thread in threading.enumerate():
+        if thread not in threads and not thread.daemon:
+            thread.join(max(0.0, deadline - time.monotonic()))
+    alive = [t for t in threading.enumerate() if t not in threads and not t.daemon]
+    if not alive:
+        return
+    import logging
+
+    logging.getLogger("anybatch.worker").warning(
+        "%d threads (handlers the stop gave up on) still running: exiting without waiting for them",
+        len(alive),
+    )
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _worker_processor(args: argparse.Namespace, handler: Any) -> Any:

@@ -7,10 +7,12 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 from ._exceptions import HandlerTypeError
-from ._processor import BasePartialProcessor, is_async_callable
+from ._handlers import is_async_callable
+from ._invocation import Invocation
 
 if TYPE_CHECKING:
     from ._outcome import PartialItemFailureResponse
+    from ._processor import BasePartialProcessor
 
 __all__ = [
     "as_lambda_handler",
@@ -31,28 +33,6 @@ class ContextRecordHandler(Protocol[RecordT_contra]):
     def __call__(self, record: RecordT_contra, /, *, lambda_context: Any) -> object: ...
 
 
-_BASE_RESPONSE: object = vars(BasePartialProcessor)["response"]
-
-
-def _open(
-    processor: BasePartialProcessor[Any], batch: Any, records: Any, handler: Any, context: Any
-) -> None:
-    """``processor(records, handler, lambda_context=context).__enter__()`` on *batch*."""
-    processor._set_batch(batch, records, handler, context)  # pyright: ignore[reportPrivateUsage]
-    processor._begin(batch)  # pyright: ignore[reportPrivateUsage]
-    batch.collect = False  # the response only: process() builds no list
-    processor._prepare()  # pyright: ignore[reportPrivateUsage]
-
-
-def _response(processor: BasePartialProcessor[Any], batch: Any) -> PartialItemFailureResponse:
-    """``processor.response()``, read straight from the batch unless a subclass overrides it."""
-    method: object = type(processor).response
-    if method is _BASE_RESPONSE:
-        response: PartialItemFailureResponse = batch.batch_response
-        return response
-    return processor.response()
-
-
 def process_partial_response(
     event: Any,
     record_handler: Callable[[RecordT], object] | ContextRecordHandler[RecordT],
@@ -66,19 +46,9 @@ def process_partial_response(
     ``raise_on_entire_batch_failure=False``), and :class:`~anybatch.InvalidEventError` for
     an event that cannot be read.
     """
-    records = processor._records_of(event)  # pyright: ignore[reportPrivateUsage]
-    token, batch = processor._bind()  # pyright: ignore[reportPrivateUsage] - per invocation
-    try:
-        _open(processor, batch, records, record_handler, context)
-        try:
-            processor.process()
-        except BaseException:
-            processor._end(batch, ok=False)  # pyright: ignore[reportPrivateUsage]
-            raise
-        processor._end(batch, ok=True)  # pyright: ignore[reportPrivateUsage]
-        return _response(processor, batch)
-    finally:
-        processor._unbind(token, batch)  # pyright: ignore[reportPrivateUsage]
+    with Invocation(processor, event, record_handler, context) as invocation:
+        invocation.process()
+        return invocation.response()
 
 
 async def async_process_partial_response(
@@ -91,15 +61,9 @@ async def async_process_partial_response(
 
     The awaitable twin of :func:`process_partial_response`.
     """
-    records = processor._records_of(event)  # pyright: ignore[reportPrivateUsage]
-    token, batch = processor._bind()  # pyright: ignore[reportPrivateUsage] - per invocation
-    try:
-        with processor(records, record_handler, lambda_context=context):
-            batch.collect = False  # the response only: async_process() builds no list
-            await processor.async_process()
-        return _response(processor, batch)
-    finally:
-        processor._unbind(token, batch)  # pyright: ignore[reportPrivateUsage]
+    with Invocation(processor, event, record_handler, context) as invocation:
+        await invocation.async_process()
+        return invocation.response()
 
 
 def batch_processor(
@@ -122,15 +86,10 @@ def batch_processor(
 
         @functools.wraps(handler)
         def wrapper(event: Any, context: Any, *args: Any, **kwargs: Any) -> R:
-            records = processor._records_of(event)  # pyright: ignore[reportPrivateUsage]
-            token, batch = processor._bind()  # pyright: ignore[reportPrivateUsage]
-            try:
-                with processor(records, record_handler, lambda_context=context):
-                    batch.collect = False
-                    processor.process()
+            with Invocation(processor, event, record_handler, context) as invocation:
+                invocation.process()
+                # Still bound: processor.response() inside the handler is this batch's.
                 return handler(event, context, *args, **kwargs)
-            finally:
-                processor._unbind(token, batch)  # pyright: ignore[reportPrivateUsage]
 
         return wrapper
 
@@ -158,15 +117,10 @@ def async_batch_processor(
 
         @functools.wraps(handler)
         async def wrapper(event: Any, context: Any, *args: Any, **kwargs: Any) -> R:
-            records = processor._records_of(event)  # pyright: ignore[reportPrivateUsage]
-            token, batch = processor._bind()  # pyright: ignore[reportPrivateUsage]
-            try:
-                with processor(records, record_handler, lambda_context=context):
-                    batch.collect = False
-                    await processor.async_process()
+            with Invocation(processor, event, record_handler, context) as invocation:
+                await invocation.async_process()
+                # Still bound: processor.response() inside the handler is this batch's.
                 return await handler(event, context, *args, **kwargs)
-            finally:
-                processor._unbind(token, batch)  # pyright: ignore[reportPrivateUsage]
 
         return wrapper
 

@@ -29,8 +29,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol, TextIO, cast
 
+from ._events import BatchStarted
 from ._outcome import Status as _Status
-from ._processor import BatchStarted
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Link, TracerProvider

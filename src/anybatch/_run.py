@@ -1,0 +1,513 @@
+"""One batch's run: start it, drive it on the engine, complete it into typed outcomes.
+
+A processor hands the run what it needs of it (:class:`Hooks`): its settings, its
+``success_handler`` / ``failure_handler``, its ``_make_schedule`` and, for custom processors,
+its ``_process_record`` / ``_async_process_record``. :func:`start` reads the batch (views or
+models, identifiers, the schedule), :func:`process` and :func:`async_process` drive it,
+:func:`complete` turns the engine's outcome codes into a :class:`~._outcome.BatchResult`,
+the hooks' entries, the response, the observers' calls and the log of reported records.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable, Mapping, Sequence
+from contextvars import ContextVar
+from itertools import repeat
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple, Protocol, cast
+
+from ._engine import SUCCESS, Schedule, drive, run_inline, runs_inline
+from ._events import BatchStarted
+from ._exceptions import ProcessorStateError, RecordFailedError
+from ._handlers import refuse_awaitables
+from ._invocation import batch_of, tell_result
+from ._outcome import BatchResult, outcome_exception
+from ._report import log_reported
+from ._sources import EventType, batch_source, source_of
+
+if TYPE_CHECKING:
+    import logging
+
+    from ._exceptions import ExceptionInfo, RecordSkippedError
+    from ._invocation import _Batch  # pyright: ignore[reportPrivateUsage]
+    from ._outcome import FailureResponse, SuccessResponse
+    from ._watch import Watchers
+
+__all__ = [
+    "Hooks",
+    "Reading",
+    "Run",
+    "async_process",
+    "complete",
+    "default_schedule",
+    "process",
+    "reading_of",
+    "start",
+]
+
+#: The interface's defaults, which the run need not call.
+_SETTLE: object = vars(EventType)["settle"]
+_RESPOND: object = vars(EventType)["response"]
+
+
+class Hooks(Protocol):
+    """What one batch's run needs of its processor."""
+
+    model: type[Any] | None
+    concurrency: int | None
+    record_timeout: float | None
+    deadline_margin: float | None
+    backend: Literal["asyncio", "trio"]
+    logger: logging.Logger | logging.LoggerAdapter[Any] | None
+    log_records: int
+    stop_skip_error: ClassVar[type[RecordSkippedError]]
+    key_skip_error: ClassVar[type[RecordSkippedError]]
+    _fixed: Reading | None
+    _watch: Watchers | None
+    _previous_models: list[Any] | None
+    _default_hooks: ClassVar[bool]
+    _custom_sync: ClassVar[bool]
+    _custom_async: ClassVar[bool]
+
+    def success_handler(self, record: Any, result: Any) -> SuccessResponse: ...
+    def failure_handler(self, record: Any, exception: ExceptionInfo) -> FailureResponse: ...
+    def _make_schedule(self, records: Sequence[Mapping[str, Any]]) -> Schedule: ...
+    def _handler_kind(self, handler: Callable[..., Any]) -> tuple[bool, bool]: ...
+    def _process_record(self, record: Any) -> SuccessResponse | FailureResponse: ...
+    async def _async_process_record(self, record: Any) -> SuccessResponse | FailureResponse: ...
+
+
+class Reading(NamedTuple):
+    """How records of one event type are read: their source, view and handler argument."""
+
+    source: EventType[Any]
+    view: Callable[[Mapping[str, Any]], Any]
+    convert: Callable[[Mapping[str, Any]], Any]
+
+    @property
+    def converts(self) -> bool:
+        """Whether a model makes each handler argument (it may refuse a record)."""
+        return self.convert is not self.view
+
+
+#: Each event type's reading, with or without a model.
+_READINGS: dict[tuple[EventType[Any], type[Any] | None], Reading] = {}
+
+
+def reading_of(event_type: object, model: type[Any] | None) -> Reading:
+    """The :class:`Reading` of *event_type* with *model*; checks that the model fits."""
+    source = source_of(event_type)
+    key = (source, model)
+    try:
+        reading = _READINGS.get(key)
+    except TypeError:  # not a class at all: converter_for says what is wrong with it
+        reading = None
+    if reading is None:
+        view = source.view
+        convert = view
+        if model is not None:
+            from .models import converter_for  # imports pydantic: only when a model is used
+
+            convert = converter_for(source, model)
+        reading = _READINGS[key] = Reading(source, view, convert)
+    return reading
+
+
+#: The exceptions ``failure_handler`` was given while a custom ``_process_record`` ran.
+REPORTED: ContextVar[list[BaseException] | None] = ContextVar("anybatch_reported", default=None)
+
+
+def _is_success_entry(entry: object) -> bool:
+    return (
+        isinstance(entry, tuple)
+        and len(cast("tuple[object, ...]", entry)) > 0
+        and (cast("tuple[object, ...]", entry)[0] == "success")
+    )
+
+
+class Run:
+    """Everything about the batch being processed.
+
+    The drivers call ``func(inputs[index])`` for each record they start: *inputs* are the
+    record views (built up front: a view cannot fail), or the indices when a model converts
+    each record inside its own failure boundary. ``args`` holds what the handler received,
+    for the hooks and the results.
+    """
+
+    __slots__ = (
+        "args",
+        "batch",
+        "entries",
+        "func",
+        "handler",
+        "ids",
+        "inputs",
+        "is_async",
+        "n",
+        "reading",
+        "records",
+        "schedule",
+        "started",
+        "started_at",
+        "time_left",
+    )
+
+    def __init__(
+        self,
+        records: Sequence[Mapping[str, Any]],
+        ids: Sequence[Any],
+        schedule: Schedule,
+        handler: Callable[[Any], Any],
+        is_async: bool,
+        time_left: float | None,
+        reading: Reading,
+        batch: _Batch,
+    ) -> None:
+        self.reading = reading
+        self.batch = batch
+        self.started_at = 0.0  # time.time() when the batch started (with observers)
+        #: What a custom _process_record returned for each record (custom processors only).
+        self.entries: list[Any] | None = None
+        self.records = records
+        self.ids = ids
+        self.n = len(records)
+        self.schedule = schedule
+        self.handler = handler
+        self.is_async = is_async
+        self.time_left = time_left
+        self.started = time.monotonic()
+        self.args: list[Any] = [None] * self.n
+        self.func: Callable[[Any], Any] = handler
+        self.inputs: Sequence[Any] = self.args
+
+    def convert_each(
+        self, convert: Callable[[Mapping[str, Any]], Any], previous: list[Any] | None = None
+    ) -> None:
+        """Make the handler's argument of each record as it starts, with *convert*.
+
+        *previous* holds the previous batch's models: the one at a record's index is let go
+        just before the record's own model is made, which then reuses its memory. Letting
+        them all go at once and allocating afresh costs a model processor about half again
+        its time on large batches (page faults and cold caches).
+        """
+        records, args, handler = self.records, self.args, self.handler
+        if not previous:
+
+            def func(index: int) -> Any:
+                arg = args[index] = convert(records[index])
+                return handler(arg)
+
+        else:
+            previous.extend([None] * (self.n - len(previous)))
+
+            def func(index: int) -> Any:
+                previous[index] = None
+                arg = args[index] = convert(records[index])
+                return handler(arg)
+
+        self.func = func
+        self.inputs = range(self.n)
+
+    def process_each(self, method: Callable[[Any], Any]) -> None:
+        """Let a custom processor's ``_process_record`` (or its async twin) run each record.
+
+        Its entry is the record's result; a ``"fail"`` entry fails the record with the
+        exception given to ``failure_handler`` (or a :class:`RecordFailedError` when an
+        override of ``failure_handler`` kept it to itself).
+        """
+        records = self.records
+        entries: list[Any] = [None] * self.n
+        self.entries = entries
+
+        def settle(index: int, entry: Any, reported: list[BaseException]) -> Any:
+            entries[index] = entry
+            if _is_success_entry(entry):
+                return entry
+            exc = reported[-1] if reported else None
+            if not isinstance(exc, Exception):
+                raise RecordFailedError(entry)
+            raise exc
+
+        def run_sync(index: int) -> Any:
+            reported: list[BaseException] = []
+            token = REPORTED.set(reported)
+            try:
+                entry = method(records[index])
+            finally:
+                REPORTED.reset(token)
+            return settle(index, entry, reported)
+
+        async def run_async(index: int) -> Any:
+            reported: list[BaseException] = []
+            token = REPORTED.set(reported)
+            try:
+                entry = await method(records[index])
+            finally:
+                REPORTED.reset(token)
+            return settle(index, entry, reported)
+
+        func: Callable[[int], Any] = run_async if self.is_async else run_sync
+        self.func = func
+        self.inputs = range(self.n)
+
+    def remaining(self) -> float | None:
+        if self.time_left is None:
+            return None
+        return self.time_left - (time.monotonic() - self.started)
+
+
+def reading_for(processor: Hooks, records: Sequence[Mapping[str, Any]]) -> Reading:
+    """How to read *records*: the processor's event type, or the one the batch names."""
+    fixed = processor._fixed  # pyright: ignore[reportPrivateUsage]
+    if fixed is not None:
+        return fixed
+    return reading_of(batch_source(records), processor.model)
+
+
+def time_left(margin: float | None, context: Any) -> float | None:
+    """Seconds before the batch's deadline: the context's remaining time less *margin*."""
+    if context is None or margin is None:
+        return None
+    remaining_ms = getattr(context, "get_remaining_time_in_millis", None)
+    if remaining_ms is None:
+        return None
+    return float(remaining_ms()) / 1000.0 - margin
+
+
+def default_schedule(
+    processor: Any, source: EventType[Any], records: Sequence[Mapping[str, Any]]
+) -> Schedule:
+    """The default ``_make_schedule``: the source's ordering keys and the processor's policy.
+
+    Every record runs; records that share an ordering key run one at a time, in order. A
+    failure skips the rest of its key only where the source asks for it (an SQS FIFO batch) or
+    ``skip_key_on_failure=True`` does.
+    """
+    skip = processor.skip_key_on_failure
+    keys = None
+    if processor.ordered:
+        # A record_timeout may abandon a thread (or a task that will not end) that still
+        # runs its record: the keys then keep the rest of its key from starting beside it.
+        if processor.concurrency != 1 or processor.record_timeout is not None:
+            keys = source.ordering_keys(records)
+            if skip is None:
+                skip = keys is not None and source.skips_key_on_failure(records)
+        else:
+            # One record at a time, in batch order, keeps every key's order by itself:
+            # keys matter only when a failure skips the rest of its key.
+            if skip is None:
+                skip = source.skips_key_on_failure(records)
+            if skip:
+                keys = source.ordering_keys(records)
+    return Schedule(
+        len(records),
+        keys,
+        stop_on_failure=processor.stop_on_failure,
+        skip_key_on_failure=bool(skip) and keys is not None,
+    )
+
+
+def start(processor: Hooks, *, awaited: bool) -> Run:
+    """Read the current batch of *processor* into a :class:`Run`, ready to drive."""
+    batch = batch_of(processor)  # type: ignore[arg-type]
+    if not batch.busy:
+        raise ProcessorStateError(
+            "process() runs inside the processor's context manager: "
+            "with processor(records, record_handler, lambda_context=context): "
+            "processor.process()"
+        )
+    if batch.run is not None:
+        raise ProcessorStateError("this batch was processed already; prepare the next one")
+    records = batch.records
+    reading = reading_for(processor, records)
+    ids = reading.source.identifiers(records)
+    schedule = processor._make_schedule(records)  # pyright: ignore[reportPrivateUsage]
+    handler = cast("Callable[..., Any]", batch.handler)
+    context = batch.lambda_context
+    cls = type(processor)
+    custom = cls._custom_sync or cls._custom_async  # pyright: ignore[reportPrivateUsage]
+    if custom:
+        # The subclass's _process_record / _async_process_record handles each record.
+        is_async = cls._custom_async and (awaited or not cls._custom_sync)  # pyright: ignore[reportPrivateUsage]
+    else:
+        is_async, takes_context = processor._handler_kind(handler)  # pyright: ignore[reportPrivateUsage]
+        if context is not None and takes_context:
+            handler = functools.partial(handler, lambda_context=context)
+    left = time_left(processor.deadline_margin, context)
+    run = batch.run = Run(records, ids, schedule, handler, is_async, left, reading, batch)
+    watch = processor._watch  # pyright: ignore[reportPrivateUsage]
+    if watch is not None:
+        if watch.durations:
+            schedule.time_records(ends=watch.ends)
+        run.started_at = time.time()
+        watch.started(BatchStarted(reading.source.name, run.n, run.time_left, records))
+    if custom:
+        method = processor._async_process_record if is_async else processor._process_record  # pyright: ignore[reportPrivateUsage]
+        run.process_each(method)
+    elif not reading.converts:
+        run.args = run.inputs = list(map(reading.view, records))
+    else:  # a model may refuse a record: that is the record's failure, not the batch's
+        # The previous batch's models go as this one's are made (see Run.convert_each);
+        # taken, so that an invocation running at the same time makes its own.
+        previous = processor._previous_models  # pyright: ignore[reportPrivateUsage]
+        processor._previous_models = None  # pyright: ignore[reportPrivateUsage]
+        run.convert_each(reading.convert, previous)
+    return run
+
+
+def process(processor: Hooks) -> list[SuccessResponse | FailureResponse]:
+    """Process the current batch, blocking: inline when it can be, else on a loop."""
+    run = start(processor, awaited=False)
+    if runs_inline(run.is_async, processor.concurrency, processor.record_timeout):
+        remaining = run.remaining()
+        deadline = None if remaining is None else time.monotonic() + remaining
+        run_inline(run.schedule, run.func, run.inputs, deadline)
+        refuse_awaitables(run.schedule.values, run.handler, False)
+    else:
+        from ._portal import run_blocking
+
+        run_blocking(processor.backend, _drive, processor, run)
+    return complete(processor, run)
+
+
+async def async_process(processor: Hooks) -> list[SuccessResponse | FailureResponse]:
+    """Process the current batch on the running event loop."""
+    run = start(processor, awaited=True)
+    await _drive(processor, run)
+    return complete(processor, run)
+
+
+async def _drive(processor: Hooks, run: Run) -> None:
+    await drive(
+        run.schedule,
+        run.func,
+        run.inputs,
+        is_async=run.is_async,
+        concurrency=processor.concurrency,
+        record_timeout=processor.record_timeout,
+        time_left=run.remaining(),
+    )
+    refuse_awaitables(run.schedule.values, run.handler, run.is_async)
+
+
+def complete(processor: Hooks, run: Run) -> list[SuccessResponse | FailureResponse]:
+    """Turn the run's outcomes into the result, the hooks' entries and the response."""
+    batch = run.batch
+    kinds, values = run.schedule.close()
+    source = run.reading.source
+    settled = None
+    if type(source).settle is not _SETTLE:
+        # The source reads what the handlers returned (and may fail a record for it)
+        # before any hook or observer sees the outcomes.
+        settled = source.settle(run.records, kinds, values)
+    args = run.args
+    errors: dict[int, BaseException] = {}
+    processed: list[SuccessResponse | FailureResponse] = []
+    if run.entries is not None:
+        processed = _complete_custom(processor, run, kinds, values, errors)
+    elif kinds.count(SUCCESS) == len(kinds) and type(processor)._default_hooks:  # pyright: ignore[reportPrivateUsage]
+        # Everything succeeded and nobody listens to the hooks: no per-record calls.
+        batch.success_messages = list(args)
+        if batch.collect:
+            # SuccessResponse("success", value, record) each, without a Python frame apiece.
+            from ._outcome import SuccessResponse
+
+            new: Callable[[type[SuccessResponse], tuple[str, Any, Any]], SuccessResponse]
+            new = cast("Any", tuple).__new__
+            processed = list(
+                map(new, repeat(SuccessResponse), zip(repeat("success"), values, args))
+            )
+    else:
+        processed = _call_hooks(processor, run, kinds, values, errors)
+    respond = None if type(source).response is _RESPOND else source.response
+    result = batch.result = BatchResult(run.ids, kinds, values, args, errors, respond)
+    result.settled = settled
+    # From the outcomes, not from fail_messages: a failure_handler override that does not
+    # call super() must not make failed records go unreported. Built now, so that
+    # response() is right inside the block too, and after a block that raised.
+    batch.batch_response = result.response()
+    watch = processor._watch  # pyright: ignore[reportPrivateUsage]
+    if watch is not None:
+        schedule = run.schedule
+        result.durations, result.ends = schedule.durations, schedule.ends
+        result.event_type = source.name
+        result.source, result.raw_records = source, run.records
+        result.started_at, result.started = run.started_at, run.started
+        result.duration = time.monotonic() - run.started
+        result.time_left = run.remaining()
+        watch.finished(result)
+    if run.reading.converts:
+        # A copy: a result kept by the user stays whole.
+        processor._previous_models = list(args)  # pyright: ignore[reportPrivateUsage]
+    tell_result(result)
+    return processed
+
+
+def _complete_custom(
+    processor: Hooks,
+    run: Run,
+    kinds: list[int],
+    values: list[Any],
+    errors: dict[int, BaseException],
+) -> list[SuccessResponse | FailureResponse]:
+    """What a custom ``_process_record`` returned for each record, in record order.
+
+    A record it returned nothing for (never started, cut short, or ``_process_record``
+    raised) gets its ``failure_handler`` call here, so every record has one entry.
+    """
+    entries = cast("list[SuccessResponse | FailureResponse | None]", run.entries)
+    records: Sequence[Any] = run.records
+    stop_error, key_error = processor.stop_skip_error, processor.key_skip_error
+    processed: list[SuccessResponse | FailureResponse] = []
+    for index, kind in enumerate(kinds):
+        run.args[index] = records[index]
+        entry = entries[index]
+        if kind != SUCCESS:
+            exc = errors[index] = outcome_exception(kind, values[index], stop_error, key_error)
+            if entry is None or entry[0] == "success":
+                entry = processor.failure_handler(
+                    records[index], (type(exc), exc, exc.__traceback__)
+                )
+        assert entry is not None  # a success always has its entry
+        processed.append(entry)
+    _log(processor, run, kinds, errors)
+    return processed
+
+
+def _call_hooks(
+    processor: Hooks,
+    run: Run,
+    kinds: list[int],
+    values: list[Any],
+    errors: dict[int, BaseException],
+) -> list[SuccessResponse | FailureResponse]:
+    """Call ``success_handler`` / ``failure_handler`` for each record, in record order."""
+    records, args = run.records, run.args
+    view = run.reading.view
+    stop_error, key_error = processor.stop_skip_error, processor.key_skip_error
+    success_handler, failure_handler = processor.success_handler, processor.failure_handler
+    processed: list[SuccessResponse | FailureResponse] = []
+    for index, kind in enumerate(kinds):
+        record = args[index]
+        if record is None:  # not converted: never started, or its model refused it
+            record = args[index] = view(records[index])
+        if kind == SUCCESS:
+            processed.append(success_handler(record, values[index]))
+            continue
+        exc = outcome_exception(kind, values[index], stop_error, key_error)
+        errors[index] = exc
+        processed.append(failure_handler(record, (type(exc), exc, exc.__traceback__)))
+    _log(processor, run, kinds, errors)
+    return processed
+
+
+def _log(processor: Hooks, run: Run, kinds: list[int], errors: dict[int, BaseException]) -> None:
+    log_reported(
+        processor.logger,
+        processor.log_records,
+        run.ids,
+        run.reading.source.describe,
+        kinds,
+        errors,
+    )
