@@ -42,13 +42,22 @@ def start_worker(
     queue: Queue, tmp_path: Path, *options: str, delay: float = 0.0, concurrency: int = 20
 ) -> subprocess.Popen[str]:
     (tmp_path / "worker_app.py").write_text(APP)
-    env = {
-        **os.environ,
-        "OUT": str(tmp_path),
-        "DELAY": str(delay),
-        "CONCURRENCY": str(concurrency),
-        "PYTHONPATH": str(tmp_path),
-    }
+    env = {"DELAY": str(delay), "CONCURRENCY": str(concurrency)}
+    return run_worker(
+        queue,
+        tmp_path,
+        "worker_app:record_handler",
+        "--processor",
+        "worker_app:processor",
+        *options,
+        env=env,
+    )
+
+
+def run_worker(
+    queue: Queue, tmp_path: Path, handler: str, *options: str, env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
+    """``anybatch worker QUEUE HANDLER`` on the moto queue, run in *tmp_path*."""
     return subprocess.Popen(
         [
             sys.executable,
@@ -56,9 +65,7 @@ def start_worker(
             "anybatch",
             "worker",
             queue.url,
-            "worker_app:record_handler",
-            "--processor",
-            "worker_app:processor",
+            handler,
             "--endpoint-url",
             queue.endpoint,
             "--wait-time",
@@ -66,7 +73,7 @@ def start_worker(
             *options,
         ],
         cwd=tmp_path,
-        env=env,
+        env={**os.environ, "OUT": str(tmp_path), "PYTHONPATH": str(tmp_path), **(env or {})},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -194,3 +201,47 @@ def test_a_queue_that_does_not_exist_is_one_line_and_exit_status_1(
     assert worker.returncode == 1
     assert "the worker stopped" in err
     assert "Traceback" not in err
+
+
+BLOCKING_APP = """
+import os
+import time
+
+OUT = os.environ["OUT"]
+
+
+def record_handler(record):
+    with open(os.path.join(OUT, f"started-{os.getpid()}"), "a") as file:
+        file.write(record.body + "\\n")
+    time.sleep(60)  # blocked, far past the drain
+"""
+
+
+def test_a_sync_handler_blocked_past_the_drain_does_not_keep_the_process_alive(
+    make_queue: MakeQueue, tmp_path: Path
+) -> None:
+    queue = make_queue()
+    queue.send(["a", "b", "c"])
+    (tmp_path / "blocking_app.py").write_text(BLOCKING_APP)
+    worker = run_worker(
+        queue,
+        tmp_path,
+        "blocking_app:record_handler",
+        "--drain-timeout",
+        "1",
+        "--visibility-timeout",
+        "120",
+    )
+    try:
+        wait_for(lambda: len(lines(tmp_path, "started")) == 3, 30, "the records to start")
+        worker.send_signal(signal.SIGTERM)
+        # Bound: max(wait time, drain timeout) = 1 s, and time to exit; the handlers sleep 60 s.
+        _, err = worker.communicate(timeout=15)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.communicate()
+    assert worker.returncode == 0, err
+    assert "3 released" in err  # the last log line is written out before the process ends
+    assert "still running: exiting without waiting for them" in err
+    assert queue.counts() == (3, 0), err  # released at once for another worker

@@ -4,6 +4,8 @@ visibility policy that raises, and the queue's partition in every record."""
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -317,3 +319,29 @@ async def test_the_records_carry_the_queues_partition(
     assert record.queue_url == f"https://sqs.{region}.{domain}/123456789012/{queue.name}"
     assert record.aws_region == region
     assert stats.deleted == 1
+
+
+# -- a blocked sync handler --------------------------------------------------------------------
+
+
+async def test_run_returns_after_the_drain_while_a_sync_handler_is_still_blocked(
+    make_queue: MakeQueue,
+) -> None:
+    queue = make_queue()
+    queue.send(["stuck"])
+    started = threading.Event()
+    release = threading.Event()
+
+    def handler(record: SQSRecord) -> None:
+        started.set()
+        release.wait(30)  # blocked past the drain (set at the end, so the thread ends)
+
+    worker = worker_for(queue, handler, drain_timeout=0.5)
+    try:
+        began = time.monotonic()
+        stats = await run_until(worker, started.is_set)
+        assert time.monotonic() - began < 10
+    finally:
+        release.set()
+    assert (stats.released, stats.deleted) == (1, 0)
+    assert queue.counts() == (1, 0)  # released for another worker
