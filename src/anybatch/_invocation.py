@@ -19,15 +19,35 @@ import _thread
 from collections.abc import Callable, Generator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from types import TracebackType
 
     from ._exceptions import ExceptionInfo
     from ._outcome import BatchResult, PartialItemFailureResponse
-    from ._processor import BasePartialProcessor
-    from ._run import Run
+
+
+class ProcessorLike(Protocol):
+    """What an invocation needs of a processor (``anybatch.BasePartialProcessor`` has it)."""
+
+    __dict__: dict[str, Any]
+
+    def _records_of(self, event: object) -> list[Any]: ...
+    def _set_batch(
+        self,
+        batch: _Batch,
+        records: Sequence[Mapping[str, Any]],
+        handler: Callable[..., Any],
+        lambda_context: Any,
+    ) -> None: ...
+    def _begin(self, batch: _Batch) -> None: ...
+    def _prepare(self) -> None: ...
+    def _end(self, batch: _Batch, ok: bool) -> None: ...
+    def _response_of(self, batch: _Batch) -> PartialItemFailureResponse: ...
+    def process(self) -> Any: ...
+    async def async_process(self) -> Any: ...
+
 
 __all__ = ["Invocation", "batch_of", "observing_results", "state"]
 
@@ -65,7 +85,7 @@ class _Batch:
         self.fail_messages: list[Any] = []
         self.exceptions: list[ExceptionInfo] = []
         self.batch_response: PartialItemFailureResponse = {"batchItemFailures": []}
-        self.run: Run | None = None
+        self.run: Any = None  # the batch's Run (anybatch._run), once processing starts
         self.result: BatchResult[Any] | None = None
         #: Inside the processor's ``with`` block.
         self.busy = False
@@ -79,7 +99,7 @@ class _Batch:
 
 
 #: The batch states the invocations bound in this context: (processor, its state, outer).
-_Bound = tuple["BasePartialProcessor[Any]", _Batch, Any]
+_Bound = tuple["ProcessorLike", _Batch, Any]
 _BOUND: ContextVar[_Bound | None] = ContextVar("anybatch_batches", default=None)
 #: How many invocations run on a state of their own (bound in _BOUND) right now.
 _bound_anywhere = 0
@@ -91,7 +111,7 @@ _RESULTS: ContextVar[Callable[[BatchResult[Any]], None] | None] = ContextVar(
 )
 
 
-def own_batch(processor: BasePartialProcessor[Any]) -> _Batch:
+def own_batch(processor: ProcessorLike) -> _Batch:
     """The processor's own batch state (the context-manager protocol's), made on first use."""
     shared: _Batch | None = processor.__dict__.get("_shared")
     if shared is None:
@@ -99,7 +119,7 @@ def own_batch(processor: BasePartialProcessor[Any]) -> _Batch:
     return shared
 
 
-def batch_of(processor: BasePartialProcessor[Any]) -> _Batch:
+def batch_of(processor: ProcessorLike) -> _Batch:
     """The batch state of the current invocation: bound by an invocation, else the own one."""
     if _bound_anywhere:  # only while some invocation runs on a state of its own
         bound = _BOUND.get()
@@ -114,7 +134,7 @@ def batch_of(processor: BasePartialProcessor[Any]) -> _Batch:
     return shared
 
 
-def bind(processor: BasePartialProcessor[Any]) -> tuple[Token[_Bound | None] | None, _Batch]:
+def bind(processor: ProcessorLike) -> tuple[Token[_Bound | None] | None, _Batch]:
     """Take batch state for an invocation.
 
     The processor's own state when it is free (the usual case: one invocation at a time);
@@ -146,10 +166,10 @@ def unbind(token: Token[_Bound | None] | None, batch: _Batch) -> None:
 def state(name: str, doc: str | None) -> Any:
     """A processor attribute that lives in the batch state of the current invocation."""
 
-    def get(self: BasePartialProcessor[Any]) -> Any:
+    def get(self: ProcessorLike) -> Any:
         return getattr(batch_of(self), name)
 
-    def set_(self: BasePartialProcessor[Any], value: Any) -> None:
+    def set_(self: ProcessorLike, value: Any) -> None:
         setattr(batch_of(self), name, value)
 
     return property(get, set_, doc=doc)
@@ -193,7 +213,7 @@ class Invocation:
 
     def __init__(
         self,
-        processor: BasePartialProcessor[Any],
+        processor: ProcessorLike,
         event: Any,
         handler: Callable[..., Any],
         context: Any = None,
