@@ -21,6 +21,8 @@ from contextlib import contextmanager
 from contextvars import ContextVar, Token
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ._engine import SUCCESS
+
 if TYPE_CHECKING:
     from types import TracebackType
 
@@ -275,6 +277,23 @@ class Invocation:
     def result(self) -> BatchResult[Any] | None:
         """Every record's outcome, once the batch has run (even if ending it raised)."""
         return None if self.batch is None else self.batch.result
+
+    def succeeded(self) -> list[int]:
+        """The indices of the records that have succeeded so far.
+
+        After processing, the successes of the result; while processing, or after it was
+        cancelled (a worker's drain ran out), those whose handler had returned by then.
+        """
+        batch = self.batch
+        if batch is None:
+            return []
+        if batch.result is not None:
+            return [outcome.index for outcome in batch.result if outcome.ok]
+        run = batch.run
+        if run is None:
+            return []
+        kinds: list[int] = run.schedule.kinds
+        return [index for index, kind in enumerate(kinds) if kind == SUCCESS]
 
     def response(self) -> PartialItemFailureResponse:
         """``processor.response()``: read from the batch unless a subclass overrides it."""
