@@ -229,11 +229,13 @@ class _Tally:
 
 
 def _check_backend(backend: str) -> None:
-    if backend == "trio":
-        import importlib.util
+    from ._exceptions import MissingDependencyError
+    from ._options import check_backend
 
-        if importlib.util.find_spec("trio") is None:
-            raise UsageError("--backend trio needs trio: pip install 'anybatch[trio]'")
+    try:
+        check_backend(backend)  # the processors' own check, said as the command's usage error
+    except MissingDependencyError:
+        raise UsageError("--backend trio needs trio: pip install 'anybatch[trio]'") from None
 
 
 def _run(args: argparse.Namespace) -> int:

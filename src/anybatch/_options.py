@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Final, Literal, TypedDict, cast
+from typing import Any, Final, Literal, TypedDict, TypeGuard, cast
 
 from ._exceptions import MissingDependencyError
 
@@ -69,7 +69,7 @@ DEFAULTS: Final[Mapping[str, Any]] = {
 }
 
 
-def is_int(value: object) -> bool:
+def is_int(value: object) -> TypeGuard[int]:
     """Whether *value* is an int and not a bool (``True`` is an ``int`` to Python)."""
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -92,7 +92,7 @@ def _seconds(name: str, value: object, *, zero: bool) -> float | None:
         return None
     if not (is_int(value) or isinstance(value, float)):
         raise TypeError(f"{name} must be a number of seconds or None, got {value!r}")
-    seconds = float(value)  # type: ignore[arg-type]
+    seconds = float(value)
     if math.isnan(seconds) or seconds < 0 or (seconds == 0 and not zero):
         raise ValueError(f"{name} must be {'>= 0' if zero else '> 0'}, got {value!r}")
     return seconds
@@ -103,9 +103,9 @@ def _concurrency(value: object) -> int | None:
         return None
     if not is_int(value):
         raise TypeError(f"concurrency must be a positive int or None (unbounded), got {value!r}")
-    if value < 1:  # type: ignore[operator]
+    if value < 1:
         raise ValueError(f"concurrency must be >= 1 or None (unbounded), got {value}")
-    return value  # type: ignore[return-value]
+    return value
 
 
 def _flag(name: str, value: object, *, none: bool = False) -> bool | None:
@@ -118,9 +118,9 @@ def _flag(name: str, value: object, *, none: bool = False) -> bool | None:
 
 
 def _log_records(value: object) -> int:
-    if not is_int(value) or value < 0:  # type: ignore[operator]
+    if not is_int(value) or value < 0:
         raise ValueError(f"log_records must be an int >= 0, got {value!r}")
-    return value  # type: ignore[return-value]
+    return value
 
 
 def _observers(value: object) -> tuple[Any, ...]:

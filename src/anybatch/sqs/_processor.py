@@ -22,6 +22,7 @@ from anybatch._exceptions import (
     SQSFifoCircuitBreakerError,
     SQSFifoMessageGroupCircuitBreakerError,
 )
+from anybatch._options import is_int
 from anybatch._processor import BasePartialProcessor, SqsRecordT
 from anybatch._sources import EventType
 
@@ -78,7 +79,7 @@ def _is_boto3_session(value: object) -> bool:
 
 
 def _check_calls(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
+    if not is_int(value):
         raise TypeError(f"max_concurrent_calls must be a positive int, got {value!r}")
     if value < 1:
         raise ValueError(f"max_concurrent_calls must be >= 1, got {value}")
