@@ -67,7 +67,7 @@ class Handler(BaseHTTPRequestHandler):
                     deleted[0] += len(entries)
             answer = {"Successful": [{"Id": e["Id"]} for e in entries], "Failed": []}
         elif action == "GetQueueAttributes":
-            answer = {"Attributes": {"QueueArn": ARN}}
+            answer = {"Attributes": {"QueueArn": ARN, "VisibilityTimeout": "30"}}
         else:
             answer = {}
         data = json.dumps(answer).encode()
