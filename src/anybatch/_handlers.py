@@ -12,7 +12,6 @@ import functools
 from types import CodeType
 from typing import Any
 
-from ._engine._threads import ThreadAwaitable
 from ._exceptions import HandlerTypeError
 
 __all__ = [
@@ -99,6 +98,8 @@ def refuse_awaitables(values: list[Any], handler: object, is_async: bool) -> Non
     """
     if values.count(None) == len(values):  # handlers that return nothing: identity checks
         return
+    from ._engine._threads import ThreadAwaitable  # a sync handler's result, from its thread
+
     types = set(map(type, values))
     if ThreadAwaitable not in types and not any(hasattr(kind, "__await__") for kind in types):
         return

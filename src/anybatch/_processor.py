@@ -37,7 +37,6 @@ from ._outcome import (
 )
 from ._run import Reading, reading_of
 from ._sources import EventType, event_source
-from ._watch import Watchers
 from .records import SQSRecord
 
 if TYPE_CHECKING:
@@ -51,6 +50,7 @@ if TYPE_CHECKING:
     from ._invocation import _Batch  # pyright: ignore[reportPrivateUsage]
     from ._options import ProcessorOptions, RunOptions
     from ._run import Run
+    from ._watch import Watchers
 
     _Logger = logging.Logger | logging.LoggerAdapter[Any]
 else:  # typing_extensions costs milliseconds of import time; defaults matter to checkers only
@@ -199,7 +199,10 @@ class BasePartialProcessor(Generic[RecordT]):
         settings = check_options(options, type(self).__name__, self.default_concurrency)
         for name, value in settings.items():
             setattr(self, name, value)
-        self._watch = Watchers.of(self.observers)
+        if self.observers:
+            from ._watch import Watchers  # with observers only: import cost is cold start
+
+            self._watch = Watchers.of(self.observers)
 
     # -- the incumbent's protocol ---------------------------------------------------------
 

@@ -18,12 +18,10 @@ from itertools import repeat
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple, Protocol, cast
 
 from ._engine import SUCCESS, Schedule, drive, run_inline, runs_inline
-from ._events import BatchStarted
 from ._exceptions import ProcessorStateError, RecordFailedError
 from ._handlers import refuse_awaitables
 from ._invocation import batch_of, tell_result
 from ._outcome import BatchResult, outcome_exception
-from ._report import log_reported
 from ._sources import EventType, batch_source, source_of
 
 if TYPE_CHECKING:
@@ -341,6 +339,8 @@ def start(processor: Hooks, *, awaited: bool) -> Run:
         if watch.durations:
             schedule.time_records(ends=watch.ends)
         run.started_at = time.time()
+        from ._events import BatchStarted  # with observers only: import cost is cold start
+
         watch.started(BatchStarted(reading.source.name, run.n, run.time_left, records))
     if custom:
         method = processor._async_process_record if is_async else processor._process_record  # pyright: ignore[reportPrivateUsage]
@@ -503,6 +503,10 @@ def _call_hooks(
 
 
 def _log(processor: Hooks, run: Run, kinds: list[int], errors: dict[int, BaseException]) -> None:
+    if processor.logger is None or not errors:
+        return
+    from ._report import log_reported  # with a logger and a report only
+
     log_reported(
         processor.logger,
         processor.log_records,
