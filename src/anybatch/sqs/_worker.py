@@ -24,20 +24,16 @@ import logging
 import math
 import random
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, cast
 
 import anyio
 
 from anybatch._exceptions import BatchProcessingError
+from anybatch._invocation import Invocation
 from anybatch._outcome import Status
-from anybatch._processor import (
-    AsyncBatchProcessor,
-    BasePartialProcessor,
-    accepts_lambda_context,
-    is_async_callable,
-)
+from anybatch._processor import AsyncBatchProcessor, BasePartialProcessor
 from anybatch._sources import EventType
 
 from ._deleter import SQSCallError, perform
@@ -62,6 +58,8 @@ if TYPE_CHECKING:
     from aiobotocore.session import AioSession  # pyright: ignore[reportMissingTypeStubs]
     from botocore.config import Config  # pyright: ignore[reportMissingTypeStubs]
 
+    from anybatch._outcome import BatchResult
+
     from ._client import AioSQS
 
 __all__ = ["PolicyError", "SQSWorker", "Settling", "WorkerStats", "lambda_record", "settle_calls"]
@@ -81,6 +79,17 @@ _SETTLES: dict[Status, Settle] = {
     Status.DEADLINE: "release",
     Status.SKIPPED: "release",
 }
+
+
+def settles_of(result: BatchResult[Any]) -> list[Settle]:
+    """What to do with each message of a processed batch, from its outcome."""
+    return [_SETTLES[outcome.status] for outcome in result]
+
+
+def settles_after(count: int, succeeded: Collection[int], rest: Settle) -> list[Settle]:
+    """A batch that did not run to its end: delete what *succeeded* (indices), *rest* the rest."""
+    done = set(succeeded)
+    return ["delete" if index in done else rest for index in range(count)]
 
 
 def lambda_record(message: Mapping[str, Any], queue_arn: str, region: str) -> dict[str, Any]:
@@ -205,58 +214,6 @@ class WorkerStats:
                 f"{first.message_id}: {first.code}: {first.reason})"
             )
         return line
-
-
-class _Tracker:
-    """Which records of a batch succeeded, by message id: what a cut-off batch deletes."""
-
-    __slots__ = ("succeeded",)
-
-    def __init__(self) -> None:
-        self.succeeded: set[str] = set()
-
-
-def _message_id(record: Any) -> str:
-    raw = getattr(record, "raw_event", None)
-    if isinstance(raw, Mapping):
-        return str(cast("Mapping[str, Any]", raw).get("messageId"))
-    return str(getattr(record, "messageId", ""))
-
-
-def _tracked(handler: Callable[..., Any], tracker_of: Callable[[], _Tracker]) -> Callable[..., Any]:
-    """*handler*, noting in the batch's tracker each record that succeeds.
-
-    Keeps the handler's kind (sync or async) and whether it takes ``lambda_context``, so the
-    processor runs it as it runs the handler itself.
-    """
-    takes_context = accepts_lambda_context(handler)
-    if is_async_callable(handler):
-
-        async def tracked_async(record: Any, **context: Any) -> Any:
-            result = await handler(record, **context)
-            tracker_of().succeeded.add(_message_id(record))
-            return result
-
-        if takes_context:
-            return tracked_async
-
-        async def tracked_async_plain(record: Any) -> Any:
-            return await tracked_async(record)
-
-        return tracked_async_plain
-
-    def tracked(record: Any, **context: Any) -> Any:
-        result = handler(record, **context)
-        tracker_of().succeeded.add(_message_id(record))
-        return result
-
-    if takes_context:
-        return tracked
-
-    def tracked_plain(record: Any) -> Any:
-        return tracked(record)
-
-    return tracked_plain
 
 
 class _WorkerContext:
@@ -391,8 +348,6 @@ class SQSWorker:
             max_pool_connections=max(max_concurrent_calls, self.pollers) + 2,
         )
         self.stats = WorkerStats()
-        self._handler = _tracked(record_handler, self._current_tracker)
-        self._trackers: dict[int, _Tracker] = {}
         self._stopping = False
         self._stop_now = False
         self._wake: anyio.Event | None = None
@@ -568,40 +523,26 @@ class SQSWorker:
 
     # -- one batch ----------------------------------------------------------------------------
 
-    @staticmethod
-    def _current_tracker() -> _Tracker:
-        # Context variables follow a batch into the processor's tasks, and into the worker
-        # threads anyio runs sync handlers in.
-        found = _BATCH_TRACKER.get()
-        if found is None:
-            raise RuntimeError("a record ran outside any batch of this worker")
-        return found
-
     async def _batch(
         self, queue: QueueRef, context: Any, records: list[dict[str, Any]], received: float
     ) -> None:
-        tracker = _Tracker()
-        token = _BATCH_TRACKER.set(tracker)
+        cut: list[Settle] = []  # what to do should the drain cut the batch off
         settles: list[Settle] | None = None
         try:
             async with anyio.create_task_group() as group:
                 group.start_soon(self._heartbeat, queue, records, received)
                 try:
-                    settles = await self._process(records, tracker, context)
+                    settles = await self._process(records, context, cut)
                 finally:
                     group.cancel_scope.cancel()
         except anyio.get_cancelled_exc_class():
             if self._stop_now:
                 raise  # a second signal: nothing is settled, visibility runs out instead
             # The drain ran out: what succeeded is deleted, the rest released.
-            drained: list[Settle] = [
-                "delete" if _id(r) in tracker.succeeded else "release" for r in records
-            ]
+            drained: list[Settle] = cut or ["release"] * len(records)
             with anyio.CancelScope(shield=True):
                 await self._settle(queue, records, drained)
             raise
-        finally:
-            _BATCH_TRACKER.reset(token)
         if settles is None:
             self._release_slots(len(records))
             return
@@ -615,31 +556,43 @@ class SQSWorker:
             self._check_drained()
 
     async def _process(
-        self, records: list[dict[str, Any]], tracker: _Tracker, context: Any
+        self, records: list[dict[str, Any]], context: Any, cut: list[Settle]
     ) -> list[Settle]:
         """What to do with each message, from its outcome in the processor.
 
-        The batch runs as an invocation of its own (the batches in flight share the processor).
+        The batch runs as an invocation of its own (the batches in flight share the
+        processor). Cancelled (the drain ran out), it leaves in *cut* what to do with each
+        message: those that succeeded by then are deleted, the rest released.
         """
         self.stats.batches += 1
-        processor = self.processor
-        token, batch = processor._bind()  # pyright: ignore[reportPrivateUsage]
+        count = len(records)
+        succeeded: list[int] = []
         try:
-            try:
-                with processor(records, self._handler, lambda_context=context):
-                    batch.collect = False
-                    await processor.async_process()
-            except BatchProcessingError:
-                pass  # every record's handler ran and failed: the outcomes say so
-            statuses = [outcome.status for outcome in processor.result]
+            invocation = Invocation(
+                self.processor, {"Records": records}, self.record_handler, context
+            )
+            # Read inside the block: once it is left, the processor's state may be the next
+            # batch's.
+            with invocation:
+                try:
+                    await invocation.async_process()
+                except BatchProcessingError:
+                    pass  # every record's handler ran and failed: the outcomes say so
+                except anyio.get_cancelled_exc_class():
+                    cut[:] = settles_after(count, invocation.succeeded(), "release")
+                    raise
+                except Exception:
+                    succeeded = invocation.succeeded()
+                    raise
+                result = invocation.result
+            if result is None:
+                raise RuntimeError("the processor ended the batch without a result")
         except Exception:
             # Not a record's failure (a processor override that raised...): nothing of the
             # batch is deleted that did not succeed, and the worker carries on.
-            logger.exception("a batch of %d messages could not be processed", len(records))
-            return ["delete" if _id(r) in tracker.succeeded else "fail" for r in records]
-        finally:
-            processor._unbind(token, batch)  # pyright: ignore[reportPrivateUsage]
-        return [_SETTLES[status] for status in statuses]
+            logger.exception("a batch of %d messages could not be processed", count)
+            return settles_after(count, succeeded, "fail")
+        return settles_of(result)
 
     async def _settle(
         self, queue: QueueRef, records: list[dict[str, Any]], settles: Sequence[Settle]
@@ -726,13 +679,6 @@ class SQSWorker:
         idle = self._in_flight <= 0 and self._settling <= 0
         if self._stopping and idle and self._drained is not None:
             self._drained.set()
-
-
-from contextvars import ContextVar  # noqa: E402 - next to its only use
-
-#: The tracker of the batch a handler call belongs to (context variables follow a batch's
-#: tasks and the worker threads anyio starts for it).
-_BATCH_TRACKER: ContextVar[_Tracker | None] = ContextVar("anybatch_worker_batch", default=None)
 
 
 def _id(record: Mapping[str, Any]) -> str:
