@@ -14,7 +14,7 @@ import pytest
 from anybatch import AsyncBatchProcessor, BatchProcessor, EventType
 from anybatch.records import SQSRecord
 from anybatch.sqs import ExponentialBackoff, SQSWorker
-from anybatch.sqs._worker import lambda_record
+from anybatch.sqs._records import lambda_record
 
 from ._running import run_until
 

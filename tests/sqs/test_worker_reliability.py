@@ -16,7 +16,7 @@ from anybatch import BatchProcessor, EventType
 from anybatch.records import SQSRecord
 from anybatch.sqs import SQSWorker, SQSWorkerError
 from anybatch.sqs._plan import Heartbeat, QueueRef, parse_queue_arn
-from anybatch.sqs._worker import settle_calls
+from anybatch.sqs._settle import settle_calls
 from anybatch.testing import sqs_record
 
 from ._fake_sqs import ARN, HTTPX_BACKEND

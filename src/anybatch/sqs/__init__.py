@@ -22,6 +22,7 @@ if _util.find_spec("aiobotocore") is None:
         "anybatch.sqs needs aiobotocore, which is not installed: pip install 'anybatch[sqs]'"
     )
 
+from ._backoff import ExponentialBackoff
 from ._errors import SQSBatchProcessingError, SQSWorkerError
 from ._plan import (
     RetryPolicy,
@@ -37,7 +38,8 @@ from ._processor import (
     async_sqs_batch_processor,
     sqs_batch_processor,
 )
-from ._worker import ExponentialBackoff, SQSWorker, WorkerStats
+from ._stats import WorkerStats
+from ._worker import SQSWorker
 
 __all__ = [
     "AsyncPartialSQSProcessor",

@@ -15,221 +15,52 @@ in flight. Then, through the same I/O adapter and retries as the legacy mode:
 
 Whatever happens, every message received is deleted only after its handler succeeded, or
 becomes visible again: released, failed, or when its visibility expires.
+
+This module holds the worker and its receive loop; what a message becomes is ``_records``'s,
+how a batch settles ``_settle``'s, the extensions ``_heartbeat``'s.
 """
 
 from __future__ import annotations
 
-import base64
 import logging
 import math
 import random
 import time
-from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple, cast
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, cast
 
 import anyio
 
 from anybatch._exceptions import BatchProcessingError
 from anybatch._invocation import Invocation
-from anybatch._outcome import Status
 from anybatch._processor import AsyncBatchProcessor, BasePartialProcessor
 from anybatch._sources import EventType
 
-from ._deleter import SQSCallError, perform
+from ._deleter import SQSCallError
 from ._errors import SQSWorkerError
+from ._heartbeat import heartbeat
 from ._plan import (
     MAX_ENTRIES,
     MAX_VISIBILITY_TIMEOUT,
-    Action,
-    Call,
-    Entry,
-    Heartbeat,
     QueueRef,
     RetryPolicy,
-    SQSActionFailure,
     VisibilityTimeout,
     check_visibility_timeout,
     parse_queue_arn,
-    visibility_timeout_for,
 )
+from ._records import WorkerContext, lambda_record
+from ._settle import Caller, Settle, settle, settles_after, settles_of
+from ._stats import WorkerStats
 
 if TYPE_CHECKING:
     from aiobotocore.session import AioSession  # pyright: ignore[reportMissingTypeStubs]
     from botocore.config import Config  # pyright: ignore[reportMissingTypeStubs]
 
-    from anybatch._outcome import BatchResult
-
     from ._client import AioSQS
 
-__all__ = ["PolicyError", "SQSWorker", "Settling", "WorkerStats", "lambda_record", "settle_calls"]
+__all__ = ["SQSWorker"]
 
 logger = logging.getLogger("anybatch.worker")
-
-#: What happens to a message once its batch has run.
-Settle = Literal["delete", "fail", "release"]
-
-#: A success is deleted; a failure (its handler raised or timed out, its model refused it)
-#: waits for its visibility; a record that never ran (the rest of a failed FIFO group) is
-#: released at once, to come back in its order.
-_SETTLES: dict[Status, Settle] = {
-    Status.SUCCESS: "delete",
-    Status.FAILED: "fail",
-    Status.TIMED_OUT: "fail",
-    Status.DEADLINE: "release",
-    Status.SKIPPED: "release",
-}
-
-
-def settles_of(result: BatchResult[Any]) -> list[Settle]:
-    """What to do with each message of a processed batch, from its outcome."""
-    return [_SETTLES[outcome.status] for outcome in result]
-
-
-def settles_after(count: int, succeeded: Collection[int], rest: Settle) -> list[Settle]:
-    """A batch that did not run to its end: delete what *succeeded* (indices), *rest* the rest."""
-    done = set(succeeded)
-    return ["delete" if index in done else rest for index in range(count)]
-
-
-def lambda_record(message: Mapping[str, Any], queue_arn: str, region: str) -> dict[str, Any]:
-    """One received SQS message in the shape of a Lambda event's SQS record.
-
-    The system attributes are Lambda's (strings), the message attributes Lambda's
-    (``stringValue``, ``binaryValue`` in base64, ``dataType``...), so that a handler cannot
-    tell a worker's record from Lambda's.
-    """
-    attributes: dict[str, Any] = {}
-    for name, value in cast("Mapping[str, Any]", message.get("MessageAttributes") or {}).items():
-        binary = value.get("BinaryValue")
-        binaries: list[bytes] = list(value.get("BinaryListValues") or [])
-        attributes[name] = {
-            "stringValue": value.get("StringValue"),
-            "binaryValue": None if binary is None else base64.b64encode(binary).decode(),
-            "stringListValues": list(value.get("StringListValues") or []),
-            "binaryListValues": [base64.b64encode(b).decode() for b in binaries],
-            "dataType": value.get("DataType"),
-        }
-    return {
-        "messageId": message["MessageId"],
-        "receiptHandle": message["ReceiptHandle"],
-        "body": message.get("Body", ""),
-        "attributes": {
-            str(k): str(v)
-            for k, v in cast("Mapping[str, Any]", message.get("Attributes") or {}).items()
-        },
-        "messageAttributes": attributes,
-        "md5OfBody": message.get("MD5OfBody", ""),
-        "md5OfMessageAttributes": message.get("MD5OfMessageAttributes"),
-        "eventSource": "aws:sqs",
-        "eventSourceARN": queue_arn,
-        "awsRegion": region,
-    }
-
-
-class PolicyError(NamedTuple):
-    """A failed message whose ``failed_visibility_timeout`` raised: left to its visibility."""
-
-    message_id: str
-    error: Exception
-
-
-class Settling(NamedTuple):
-    """What settles a processed batch: the calls to make, and the policy's errors."""
-
-    calls: tuple[Call, ...]
-    policy_errors: tuple[PolicyError, ...] = ()
-
-
-def settle_calls(
-    queue: QueueRef,
-    records: Sequence[Mapping[str, Any]],
-    settles: Sequence[Settle],
-    visibility: VisibilityTimeout | None,
-) -> Settling:
-    """The calls that settle a processed batch: delete, hide by the policy, or release.
-
-    A *visibility* function that raises (a bug of its own, or a value that is no number of
-    seconds) costs its message nothing but the hiding: it is left to the visibility timeout
-    it has, and the error is reported. The rest of the batch settles as usual.
-    """
-    arn = queue.arn
-    deletes: list[Entry] = []
-    hides: list[Entry] = []
-    errors: list[PolicyError] = []
-    for index, (record, what) in enumerate(zip(records, settles, strict=True)):
-        message_id, handle = str(record["messageId"]), str(record["receiptHandle"])
-        if what == "delete":
-            deletes.append(Entry(index, "delete", message_id, handle, arn))
-        elif what == "release":
-            hides.append(Entry(index, "change_visibility", message_id, handle, arn, 0))
-        elif visibility is not None:
-            try:
-                seconds = visibility_timeout_for(visibility, record)
-            except Exception as exc:  # the user's function: any error is its own
-                errors.append(PolicyError(message_id, exc))
-                continue
-            hides.append(Entry(index, "change_visibility", message_id, handle, arn, seconds))
-    calls = _calls("delete", queue, deletes) + _calls("change_visibility", queue, hides)
-    return Settling(tuple(calls), tuple(errors))
-
-
-def _calls(action: Action, queue: QueueRef, entries: Sequence[Entry]) -> list[Call]:
-    """*entries* in calls of at most :data:`MAX_ENTRIES`."""
-    return [
-        Call(action, queue, tuple(entries[start : start + MAX_ENTRIES]))
-        for start in range(0, len(entries), MAX_ENTRIES)
-    ]
-
-
-@dataclass
-class WorkerStats:
-    """What a worker did, counted by message."""
-
-    received: int = 0
-    succeeded: int = 0
-    failed: int = 0
-    released: int = 0
-    deleted: int = 0
-    not_deleted: int = 0
-    visibility_changed: int = 0
-    visibility_not_changed: int = 0
-    extended: int = 0
-    receive_errors: int = 0
-    batches: int = 0
-    failures: list[SQSActionFailure] = field(default_factory=list[SQSActionFailure])
-
-    def summary(self) -> str:
-        """One line: what was received and what became of it."""
-        line = (
-            f"{self.received} received in {self.batches} batches: {self.succeeded} succeeded "
-            f"({self.deleted} deleted, {self.not_deleted} not), {self.failed} failed, "
-            f"{self.released} released; {self.visibility_changed} visibility changes, "
-            f"{self.extended} extensions, {self.receive_errors} receive errors"
-        )
-        if self.failures:
-            first = self.failures[0]
-            line += (
-                f"; {len(self.failures)} SQS calls refused (first: {first.action} of "
-                f"{first.message_id}: {first.code}: {first.reason})"
-            )
-        return line
-
-
-class _WorkerContext:
-    """The Lambda context a worker's batches get: no deadline, the worker's names."""
-
-    def __init__(self, queue: QueueRef) -> None:
-        self.function_name = f"anybatch-worker-{queue.name}"
-        self.function_version = "$LATEST"
-        self.invoked_function_arn = ""
-        self.memory_limit_in_mb = 0
-        self.aws_request_id = ""
-        self.log_group_name = ""
-        self.log_stream_name = ""
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 2**31 - 1  # a worker's batch has no Lambda timeout: the stop drains it instead
 
 
 def _check_positive(name: str, value: object, *, integer: bool = False) -> Any:
@@ -348,6 +179,7 @@ class SQSWorker:
             max_pool_connections=max(max_concurrent_calls, self.pollers) + 2,
         )
         self.stats = WorkerStats()
+        self._caller = Caller(self._sqs, self.retry, max_concurrent_calls)
         self._stopping = False
         self._stop_now = False
         self._wake: anyio.Event | None = None
@@ -391,7 +223,7 @@ class SQSWorker:
     async def run(self) -> WorkerStats:
         """Consume the queue until :meth:`stop`; return what was done."""
         queue = await self._queue()
-        context = _WorkerContext(queue)
+        context = WorkerContext(queue)
         self._wake = anyio.Event()
         self._drained = anyio.Event()
         logger.info(
@@ -597,71 +429,22 @@ class SQSWorker:
     async def _settle(
         self, queue: QueueRef, records: list[dict[str, Any]], settles: Sequence[Settle]
     ) -> None:
-        stats = self.stats
-        stats.succeeded += settles.count("delete")
-        stats.failed += settles.count("fail")
-        stats.released += settles.count("release")
-        calls, policy_errors = settle_calls(queue, records, settles, self.failed_visibility_timeout)
-        for policy_error in policy_errors:
-            stats.visibility_not_changed += 1
-            logger.error(
-                "failed_visibility_timeout raised for message %s (%s: %s); it is left to its "
-                "visibility timeout",
-                policy_error.message_id,
-                type(policy_error.error).__name__,
-                policy_error.error,
-                exc_info=policy_error.error,
-            )
-        if not calls:
-            return
-        settlement = await perform(
-            self._sqs, calls, self.retry, max_concurrent_calls=self.max_concurrent_calls
+        await settle(
+            self._caller, queue, records, settles, self.failed_visibility_timeout, self.stats
         )
-        for entry in settlement.done:
-            if entry.action == "delete":
-                stats.deleted += 1
-            else:
-                stats.visibility_changed += 1
-        for failure in settlement.failures:
-            stats.failures.append(failure)
-            if failure.action == "delete":
-                stats.not_deleted += 1
-                logger.warning(
-                    "message %s succeeded but was not deleted (%s: %s); it will be delivered again",
-                    failure.message_id,
-                    failure.code,
-                    failure.reason,
-                )
-            else:
-                stats.visibility_not_changed += 1
 
     async def _heartbeat(
         self, queue: QueueRef, records: list[dict[str, Any]], received: float
     ) -> None:
-        """Extend the batch's visibility whenever a third of it is left, up to the maximum."""
-        beat = Heartbeat(received, self._visibility, self.max_visibility)
-        while beat.due is not None:
-            await anyio.sleep(max(0.0, beat.due - time.monotonic()))
-            extension = beat.extend(time.monotonic())
-            if extension is None:
-                return  # the maximum: let the visibility run out
-            arn = queue.arn
-            entries = [
-                Entry(i, "change_visibility", _id(r), r["receiptHandle"], arn, extension)
-                for i, r in enumerate(records)
-            ]
-            calls = _calls("change_visibility", queue, entries)
-            settlement = await perform(
-                self._sqs, calls, self.retry, max_concurrent_calls=self.max_concurrent_calls
-            )
-            self.stats.extended += len(settlement.done)
-            for failure in settlement.failures:
-                logger.warning(
-                    "the visibility of message %s could not be extended (%s: %s)",
-                    failure.message_id,
-                    failure.code,
-                    failure.reason,
-                )
+        await heartbeat(
+            self._caller,
+            queue,
+            records,
+            received=received,
+            visibility=self._visibility,
+            max_visibility=self.max_visibility,
+            stats=self.stats,
+        )
 
     def _notify(self) -> None:
         """Wake every poller waiting for room (each waits on the event current then)."""
@@ -681,10 +464,6 @@ class SQSWorker:
             self._drained.set()
 
 
-def _id(record: Mapping[str, Any]) -> str:
-    return str(record["messageId"])
-
-
 def _region_of(queue_url: str) -> str | None:
     """``us-east-1`` of ``https://sqs.us-east-1.amazonaws.com/...``; ``None`` otherwise."""
     host = queue_url.split("//", 1)[-1].split("/", 1)[0]
@@ -692,42 +471,3 @@ def _region_of(queue_url: str) -> str | None:
     if len(parts) >= 3 and parts[0] == "sqs":
         return parts[1]
     return None
-
-
-class ExponentialBackoff:
-    """A visibility timeout that grows with each receive of a failed message.
-
-    ``ExponentialBackoff(base=2, cap=900)`` hides a message ``base * 2 ** (receives - 1)``
-    seconds after its first, second, third... failure, at most *cap* seconds, with jitter:
-    a random time between half of that and all of it, so that messages that failed together
-    do not come back together. Give it to ``failed_visibility_timeout=`` of an
-    :class:`SQSWorker` or of the SQS processors.
-    """
-
-    def __init__(
-        self,
-        base: float = 2.0,
-        cap: float = 900.0,
-        *,
-        jitter: bool = True,
-        rand: Callable[[], float] = random.random,
-    ) -> None:
-        if not 0 < base <= cap <= MAX_VISIBILITY_TIMEOUT:
-            raise ValueError(
-                f"ExponentialBackoff needs 0 < base <= cap <= {MAX_VISIBILITY_TIMEOUT}, "
-                f"got base={base!r}, cap={cap!r}"
-            )
-        self.base = base
-        self.cap = cap
-        self.jitter = jitter
-        self._rand = rand
-
-    def __call__(self, receive_count: int) -> float:
-        exponent = min(max(receive_count, 1) - 1, 30)
-        seconds = min(self.cap, self.base * 2.0**exponent)
-        if self.jitter:
-            seconds = seconds / 2 + self._rand() * seconds / 2
-        return seconds
-
-    def __repr__(self) -> str:
-        return f"ExponentialBackoff(base={self.base!r}, cap={self.cap!r}, jitter={self.jitter!r})"

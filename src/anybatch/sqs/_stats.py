@@ -1,0 +1,43 @@
+"""What a worker did, counted by message: :class:`WorkerStats`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ._plan import SQSActionFailure
+
+__all__ = ["WorkerStats"]
+
+
+@dataclass
+class WorkerStats:
+    """What a worker did, counted by message."""
+
+    received: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    released: int = 0
+    deleted: int = 0
+    not_deleted: int = 0
+    visibility_changed: int = 0
+    visibility_not_changed: int = 0
+    extended: int = 0
+    receive_errors: int = 0
+    batches: int = 0
+    failures: list[SQSActionFailure] = field(default_factory=list[SQSActionFailure])
+
+    def summary(self) -> str:
+        """One line: what was received and what became of it."""
+        line = (
+            f"{self.received} received in {self.batches} batches: {self.succeeded} succeeded "
+            f"({self.deleted} deleted, {self.not_deleted} not), {self.failed} failed, "
+            f"{self.released} released; {self.visibility_changed} visibility changes, "
+            f"{self.extended} extensions, {self.receive_errors} receive errors"
+        )
+        if self.failures:
+            first = self.failures[0]
+            line += (
+                f"; {len(self.failures)} SQS calls refused (first: {first.action} of "
+                f"{first.message_id}: {first.code}: {first.reason})"
+            )
+        return line
