@@ -26,7 +26,7 @@ from ._exceptions import (
     SQSFifoMessageGroupCircuitBreakerError,
 )
 from ._handlers import accepts_lambda_context, is_async_callable, refuse_generator_function
-from ._invocation import batch_of, bind, state, unbind
+from ._invocation import batch_of, state
 from ._options import DEFAULT_DEADLINE_MARGIN, POLICY_OPTIONS, check_options
 from ._outcome import (
     BatchResult,
@@ -41,7 +41,6 @@ from .records import SQSRecord
 
 if TYPE_CHECKING:
     import logging
-    from contextvars import Token
     from types import TracebackType
 
     from typing_extensions import Self, TypeVar, Unpack
@@ -170,14 +169,6 @@ class BasePartialProcessor(Generic[RecordT]):
     def _batch(self) -> _Batch:
         """The batch state of this invocation: bound by an entry point, else the shared one."""
         return batch_of(self)
-
-    def _bind(self) -> tuple[Token[Any] | None, _Batch]:
-        """Take batch state for an invocation (see ``anybatch._invocation.bind``)."""
-        return bind(self)
-
-    def _unbind(self, token: Token[Any] | None, batch: _Batch) -> None:
-        """End what :meth:`_bind` began."""
-        unbind(token, batch)
 
     def __init__(
         self,
