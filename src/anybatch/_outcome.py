@@ -26,7 +26,6 @@ if TYPE_CHECKING:
     from typing_extensions import NotRequired
 
     from ._exceptions import ExceptionInfo
-    from ._sources import EventType
 
 __all__ = [
     "BatchResult",
@@ -318,8 +317,9 @@ class BatchResult(Sequence[RecordOutcome[RecordT]], Generic[RecordT]):
         #: seconds it took, and how many were left before the deadline when it ended
         #: (``None`` without a Lambda context).
         self.event_type: str = ""
-        #: With observers: the batch's source (an ``EventType``) and its raw records.
-        self.source: EventType[Any] | None = None
+        #: With observers: the batch's source (an ``EventType``: typed ``Any`` here, as
+        #: outcomes know no source) and its raw records.
+        self.source: Any = None
         self.raw_records: Sequence[Mapping[str, Any]] | None = None
         self.started_at = 0.0
         self.started = 0.0  # the same instant, on time.monotonic
