@@ -13,24 +13,24 @@ usable identifier must never reach the response.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
-from operator import itemgetter, methodcaller
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, cast
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from .._exceptions import InvalidEventError
 
 if TYPE_CHECKING:
     from .._outcome import BatchResult
-    from .dynamodb import DynamoDBSource
-    from .firehose import FirehoseSource
-    from .kafka import KafkaSource
-    from .kinesis import KinesisSource
-    from .sqs import SqsSource
 
-__all__ = ["SOURCE_MODULES", "EventType", "PathSource", "by_value", "freeze", "mapping"]
+__all__ = [
+    "RecordT_co",
+    "Source",
+    "check_objects",
+    "freeze",
+    "mapping",
+    "records_list",
+]
 
 RecordT_co = TypeVar("RecordT_co", covariant=True)
-_SourceT = TypeVar("_SourceT")
 
 
 def mapping(value: object) -> Mapping[str, Any] | None:
@@ -54,89 +54,16 @@ def freeze(value: object) -> Hashable:
     return value
 
 
-#: Each source's module and class: a source's module is imported when it is first used, so
-#: that a function reading SQS pays no import time for Kafka or Firehose.
-SOURCE_MODULES = {
-    "SQS": ("sqs", "SqsSource"),
-    "KinesisDataStreams": ("kinesis", "KinesisSource"),
-    "DynamoDBStreams": ("dynamodb", "DynamoDBSource"),
-    "Kafka": ("kafka", "KafkaSource"),
-    "Firehose": ("firehose", "FirehoseSource"),
-}
-
-
-class _EventTypes(type):
-    """Makes ``EventType.<name>`` on first use; calls and iterates as the enum it replaces did."""
-
-    def __call__(cls: type[_SourceT], *args: Any, **kwargs: Any) -> _SourceT:
-        # EventType("SQS") looks a source up by its value, as the enum's call did; a source's
-        # own class is made as any class is.
-        if cls is EventType:
-            if len(args) != 1 or kwargs:
-                raise TypeError(
-                    "EventType() takes one value, the name of a source: EventType('SQS')"
-                )
-            return cast("_SourceT", by_value(args[0]))
-        return cast("_SourceT", type.__call__(cls, *args, **kwargs))
-
-    def __getattr__(cls, name: str) -> Any:
-        found = SOURCE_MODULES.get(name)
-        if found is None or cls is not EventType:
-            raise AttributeError(f"type object {cls.__name__!r} has no attribute {name!r}")
-        import importlib
-
-        module, class_name = found
-        source = getattr(importlib.import_module(f"{__package__}.{module}"), class_name)()
-        setattr(cls, name, source)
-        return source
-
-    def __iter__(cls) -> Iterator[EventType[Any]]:
-        return iter([getattr(cls, name) for name in SOURCE_MODULES])
-
-    def __len__(cls) -> int:
-        return len(SOURCE_MODULES)
-
-
-def by_value(value: object, /) -> EventType[Any]:
-    """The source whose value is *value* (``"SQS"``), importing only that source's module."""
-    if isinstance(value, EventType):
-        return value  # pyright: ignore[reportUnknownVariableType]
-    if isinstance(value, str) and value in SOURCE_MODULES:
-        source: EventType[Any] = getattr(EventType, value)
-        return source
-    expected = ", ".join(map(repr, SOURCE_MODULES))
-    raise ValueError(f"{value!r} is not a valid EventType; expected one of {expected}")
-
-
-class EventType(Generic[RecordT_co], metaclass=_EventTypes):
-    """An event source, and the namespace of the sources anybatch reads.
-
-    ``EventType.SQS``, ``EventType.KinesisDataStreams``, ``EventType.DynamoDBStreams``,
-    ``EventType.Kafka`` and ``EventType.Firehose`` are instances: give one to a processor.
-    Each brings its record type (``RecordT_co``) with it, so a processor made with
-    ``EventType.Kafka`` hands its handler :class:`~anybatch.records.KafkaEventRecord` s, as a
-    type checker sees, without an overload per source. ``EventType.SQS.value`` is ``"SQS"``,
-    ``EventType("SQS")`` is ``EventType.SQS`` (an unknown value raises :class:`ValueError`)
-    and ``list(EventType)`` lists them, as on the enum of earlier releases.
+class Source(Generic[RecordT_co]):
+    """The interface of an event source: what the engine, the run and the facades call.
 
     A source knows everything about one kind of event and nothing of the engine: where its
     records are, what identifies and orders each one, its record view and pydantic envelope,
-    and how outcomes become its response. Subclasses implement :meth:`identifiers` and
-    override what differs from the defaults (records in ``event["Records"]``, no ordering, a
-    ``batchItemFailures`` response).
+    and how outcomes become its response. Every source is an
+    :class:`~anybatch.EventType` (the registry of the sources, which subclasses this);
+    subclasses implement :meth:`identifiers` and override what differs from the defaults
+    (records in ``event["Records"]``, no ordering, a ``batchItemFailures`` response).
     """
-
-    SQS: ClassVar[SqsSource]
-    KinesisDataStreams: ClassVar[KinesisSource]
-    DynamoDBStreams: ClassVar[DynamoDBSource]
-    Kafka: ClassVar[KafkaSource]
-    Firehose: ClassVar[FirehoseSource]
-
-    if TYPE_CHECKING:
-        # What type checkers see of EventType("SQS"), which _EventTypes.__call__ answers: a
-        # source picked at run time, so its record type is Any. Sources take no arguments
-        # (or those of their own __init__).
-        def __init__(self: EventType[Any], value: str | EventType[Any] = ..., /) -> None: ...
 
     #: What ``EventType.<name>`` is called, and the event type's ``value`` (as an enum's).
     name: str = ""
@@ -242,7 +169,7 @@ class EventType(Generic[RecordT_co], metaclass=_EventTypes):
         return None
 
 
-def records_list(event: object, key: str, source: EventType[Any]) -> list[Any]:
+def records_list(event: object, key: str, source: Source[Any]) -> list[Any]:
     """``event[key]``, checking that the event is an object with that list."""
     found = mapping(event)
     if found is None:
@@ -258,106 +185,6 @@ def records_list(event: object, key: str, source: EventType[Any]) -> list[Any]:
     if not isinstance(records, list):
         raise InvalidEventError(f"the event's {key!r} must be a list, got {type(records).__name__}")
     return cast("list[Any]", records)  # type: ignore[redundant-cast]
-
-
-class PathSource(EventType[RecordT_co]):
-    """A source whose identifier and ordering key are at fixed places in each record.
-
-    The identifier is a string at a path; the ordering key is a field of one of the record's
-    objects (SQS, Kinesis, DynamoDB).
-    """
-
-    #: The path of the identifier (``("kinesis", "sequenceNumber")``).
-    id_path: tuple[str, ...] = ()
-    #: The object and the field of the ordering key (``("kinesis", "partitionKey")``).
-    key_path: tuple[str, str] = ("", "")
-
-    # The fast_* methods read well-formed records in one tight pass and raise KeyError,
-    # TypeError or AttributeError on anything else; the callers then take the record-by-record
-    # path that explains what is wrong.
-
-    def fast_identifiers(self, records: Sequence[Any]) -> list[Any]:
-        """Every record's identifier, for well-formed records (raises on malformed ones)."""
-        values: Iterable[Any] = records
-        for part in self.id_path:
-            values = map(itemgetter(part), values)
-        return list(values)
-
-    def identifier(self, record: Mapping[str, Any]) -> Any:
-        """The raw identifier of *record*, or ``None`` when it has none."""
-        value: object = record
-        for part in self.id_path:
-            found = mapping(value)
-            if found is None:
-                return None
-            value = found.get(part)
-        return value
-
-    def identifiers(self, records: object) -> list[Any]:
-        # One C-level pass over a well-formed batch; the record-by-record check runs only to
-        # find what is wrong.
-        if type(records) is list:
-            try:
-                ids = self.fast_identifiers(cast("list[Any]", records))  # type: ignore[redundant-cast]
-            except (KeyError, TypeError, AttributeError, IndexError):
-                pass
-            else:
-                if set(map(type, ids)) <= {str} and "" not in ids:
-                    return ids
-        checked = check_objects(cast("object", records))  # type: ignore[redundant-cast]
-        ident = self.identifier
-        for index, record in enumerate(checked):
-            value = ident(record)
-            if not isinstance(value, str) or not value:
-                raise InvalidEventError(self.missing_identifier(record, index, value), index=index)
-        return [ident(record) for record in checked]
-
-    def missing_identifier(self, record: Mapping[str, Any], index: int, value: object) -> str:
-        """What is wrong with record *index*, whose identifier is *value*."""
-        what = "has no" if value is None else f"has an unusable ({value!r})"
-        message = f"record {index} {what} {self.id_field!r}, the identifier of {self}"
-        event_source = record.get("eventSource") or record.get("EventSource")
-        if isinstance(event_source, str) and event_source not in self.event_sources:
-            message += (
-                f"; its eventSource is {event_source!r}: is the processor's event type right?"
-            )
-        return message
-
-    def raw_keys(self, records: Sequence[Mapping[str, Any]]) -> list[Any]:
-        """Every record's raw ordering key, for well-formed records (raises on others)."""
-        outer, name = self.key_path
-        return list(map(methodcaller("get", name), map(itemgetter(outer), records)))
-
-    def ordering_key(self, record: Mapping[str, Any]) -> Hashable | None:
-        """The ordering key of one record (``None``: the record is not ordered)."""
-        outer, name = self.key_path
-        inner = mapping(record.get(outer))
-        value: object = None if inner is None else inner.get(name)
-        if value is None or value == "":
-            return None
-        return freeze(value)
-
-    def ordered_without_keys(self, records: Sequence[Mapping[str, Any]]) -> bool:
-        """Whether a batch in which no record has a key may still be ordered.
-
-        Such a batch is ordered by :meth:`ordering_key`'s fallback. By default it is not.
-        """
-        return False
-
-    def ordering_keys(self, records: Sequence[Mapping[str, Any]]) -> list[Hashable | None] | None:
-        try:
-            keys = self.raw_keys(records)
-        except (KeyError, TypeError, AttributeError):
-            keys = None
-        if keys is not None:
-            if keys.count(None) == len(keys):
-                if not self.ordered_without_keys(records):
-                    return None
-            elif set(map(type, keys)) <= {str, type(None)} and "" not in keys:
-                return keys
-        key = self.ordering_key
-        slow = [key(record) for record in records]
-        return None if slow.count(None) == len(slow) else slow
 
 
 def check_objects(records: object) -> Sequence[Mapping[str, Any]]:

@@ -6,7 +6,8 @@ from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
 from ..records import DynamoDBRecord
-from ._base import PathSource, freeze
+from ._base import freeze
+from ._path import PathSource
 
 __all__ = ["DynamoDBSource"]
 

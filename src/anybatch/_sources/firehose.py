@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any, cast
 from .._engine import FAILURE, SUCCESS
 from .._exceptions import InvalidEventError, ResponseTooLargeError
 from ..records import Base64Data, DictWrapper, _b64decode  # pyright: ignore[reportPrivateUsage]
-from ._base import EventType, check_objects, mapping, records_list
+from . import EventType
+from ._base import check_objects, mapping, records_list
 
 if TYPE_CHECKING:
     from .._outcome import BatchResult

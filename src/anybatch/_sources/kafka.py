@@ -13,7 +13,8 @@ from typing import Any, Literal, cast, overload
 
 from .._exceptions import InvalidEventError
 from ..records import DictWrapper, _b64decode  # pyright: ignore[reportPrivateUsage]
-from ._base import EventType, freeze, mapping
+from . import EventType
+from ._base import freeze, mapping
 
 __all__ = ["KafkaEventRecord", "KafkaSource"]
 

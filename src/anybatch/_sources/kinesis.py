@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..records import KinesisStreamRecord
-from ._base import PathSource
+from ._path import PathSource
 
 __all__ = ["KinesisSource"]
 

@@ -7,7 +7,8 @@ from operator import itemgetter
 from typing import Any
 
 from ..records import SQSRecord
-from ._base import PathSource, mapping
+from ._base import mapping
+from ._path import PathSource
 
 __all__ = ["SqsSource"]
 
