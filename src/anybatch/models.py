@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast, get_args, get_ori
 
 from ._exceptions import MissingDependencyError, ModelMismatchError
 from ._sources import EventType, all_sources, source_of
-from .records import deserialize_dynamodb
+from ._view import deserialize_dynamodb
 
 try:
     import pydantic

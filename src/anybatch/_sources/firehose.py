@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from .._engine import FAILURE, SUCCESS
 from .._exceptions import InvalidEventError, ResponseTooLargeError
-from ..records import Base64Data, DictWrapper, _b64decode  # pyright: ignore[reportPrivateUsage]
+from .._view import Base64Data, DictWrapper, strict_b64decode
 from . import EventType
 from ._base import check_objects, mapping, records_list
 
@@ -221,7 +221,7 @@ class FirehoseSource(EventType[FirehoseRecord]):
             try:
                 # Strict, as the views read it: a record answered "Ok" with its data as it
                 # came must carry base64, or Firehose rejects the whole response.
-                _b64decode(data)
+                strict_b64decode(data)
             except ValueError as exc:  # binascii.Error, or a character outside ASCII
                 raise InvalidEventError(
                     f"record {index} ({ident}) has a 'data' that is not base64 ({exc})",

@@ -12,7 +12,7 @@ from operator import itemgetter
 from typing import Any, Literal, cast, overload
 
 from .._exceptions import InvalidEventError
-from ..records import DictWrapper, _b64decode  # pyright: ignore[reportPrivateUsage]
+from .._view import DictWrapper, strict_b64decode
 from . import EventType
 from ._base import freeze, mapping
 
@@ -82,7 +82,7 @@ class KafkaEventRecord(DictWrapper):
     def key_as_bytes(self) -> bytes | None:
         """The key, base64-decoded."""
         key = self._data.get("key")
-        return None if key is None else _b64decode(key)
+        return None if key is None else strict_b64decode(key)
 
     def key_as_text(self) -> str | None:
         """The key decoded as UTF-8 text."""
@@ -92,7 +92,7 @@ class KafkaEventRecord(DictWrapper):
     def value_as_bytes(self) -> bytes | None:
         """The value, base64-decoded."""
         value = self._data.get("value")
-        return None if value is None else _b64decode(value)
+        return None if value is None else strict_b64decode(value)
 
     def value_as_text(self) -> str | None:
         """The value decoded as UTF-8 text."""

@@ -2,10 +2,57 @@
 
 from __future__ import annotations
 
-from ..records import KinesisStreamRecord
+from .._view import Base64Data, StreamRecord
 from ._path import PathSource
 
-__all__ = ["KinesisSource"]
+__all__ = ["KinesisSource", "KinesisStreamRecord", "KinesisStreamRecordPayload"]
+
+
+class KinesisStreamRecordPayload(Base64Data):
+    """The ``kinesis`` part of a Kinesis record."""
+
+    __slots__ = ()
+
+    @property
+    def approximate_arrival_timestamp(self) -> float:
+        """When the record reached the stream, in epoch seconds."""
+        return float(self._data["approximateArrivalTimestamp"])
+
+    @property
+    def data(self) -> str:
+        """The payload, base64-encoded as Lambda delivers it."""
+        return str(self._data["data"])
+
+    @property
+    def kinesis_schema_version(self) -> str:
+        """The schema version of the record."""
+        return str(self._data["kinesisSchemaVersion"])
+
+    @property
+    def partition_key(self) -> str:
+        """The partition key: records with the same key are kept in order."""
+        return str(self._data["partitionKey"])
+
+    @property
+    def sequence_number(self) -> str:
+        """The sequence number: the ``itemIdentifier`` reported when the record fails."""
+        return str(self._data["sequenceNumber"])
+
+
+class KinesisStreamRecord(StreamRecord):
+    """One record of a Kinesis Data Streams event."""
+
+    __slots__ = ()
+
+    @property
+    def invoke_identity_arn(self) -> str:
+        """The role Lambda read the stream with."""
+        return str(self._data["invokeIdentityArn"])
+
+    @property
+    def kinesis(self) -> KinesisStreamRecordPayload:
+        """The record's payload and its stream metadata."""
+        return KinesisStreamRecordPayload(self._data["kinesis"])
 
 
 class KinesisSource(PathSource[KinesisStreamRecord]):

@@ -1,20 +1,205 @@
-"""Amazon SQS: ``{"Records": [...]}``, identified by ``messageId``, ordered by message group."""
+"""Amazon SQS: ``{"Records": [...]}``, identified by ``messageId``, ordered by message group.
+
+The record views (:class:`SQSRecord` and its parts) and the source itself.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Hashable, Iterator, Mapping, Sequence
 from operator import itemgetter
 from typing import Any
 
-from ..records import SQSRecord
+from .._view import DictWrapper
 from ._base import mapping
 from ._path import PathSource
 
-__all__ = ["SqsSource"]
+__all__ = [
+    "SQSMessageAttribute",
+    "SQSMessageAttributes",
+    "SQSRecord",
+    "SQSRecordAttributes",
+    "SqsSource",
+]
+
+# --- the views -----------------------------------------------------------------------------
+
+
+class SQSRecordAttributes(DictWrapper):
+    """The ``attributes`` of an SQS record."""
+
+    __slots__ = ()
+
+    @property
+    def approximate_receive_count(self) -> str:
+        """How many times the message was received (a number, as SQS sends it: a string)."""
+        return str(self._data["ApproximateReceiveCount"])
+
+    @property
+    def approximate_first_receive_timestamp(self) -> str:
+        """When the message was first received, in epoch milliseconds."""
+        return str(self._data["ApproximateFirstReceiveTimestamp"])
+
+    @property
+    def sent_timestamp(self) -> str:
+        """When the message was sent, in epoch milliseconds."""
+        return str(self._data["SentTimestamp"])
+
+    @property
+    def sender_id(self) -> str:
+        """The IAM user or role that sent the message."""
+        return str(self._data["SenderId"])
+
+    @property
+    def aws_trace_header(self) -> str | None:
+        """The X-Ray trace header, when there is one."""
+        return self._data.get("AWSTraceHeader")
+
+    @property
+    def sequence_number(self) -> str | None:
+        """FIFO queues: the message's sequence number."""
+        return self._data.get("SequenceNumber")
+
+    @property
+    def message_group_id(self) -> str | None:
+        """FIFO queues: the message group; messages of a group are processed in order."""
+        return self._data.get("MessageGroupId")
+
+    @property
+    def message_deduplication_id(self) -> str | None:
+        """FIFO queues: the deduplication id."""
+        return self._data.get("MessageDeduplicationId")
+
+    @property
+    def dead_letter_queue_source_arn(self) -> str | None:
+        """For a message moved to a dead-letter queue: the ARN of its source queue."""
+        return self._data.get("DeadLetterQueueSourceArn")
+
+
+class SQSMessageAttribute(DictWrapper):
+    """One user-defined message attribute."""
+
+    __slots__ = ()
+
+    @property
+    def string_value(self) -> str | None:
+        """The value of a ``String`` or ``Number`` attribute."""
+        return self._data.get("stringValue")
+
+    @property
+    def binary_value(self) -> str | None:
+        """The base64 value of a ``Binary`` attribute."""
+        return self._data.get("binaryValue")
+
+    @property
+    def data_type(self) -> str:
+        """``String``, ``Number`` or ``Binary`` (with an optional custom suffix)."""
+        return str(self._data["dataType"])
+
+
+class SQSMessageAttributes(Mapping[str, SQSMessageAttribute]):
+    """The user-defined message attributes, by name."""
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: Mapping[str, Any]) -> None:
+        self._data = data
+
+    def __getitem__(self, key: str) -> SQSMessageAttribute:
+        return SQSMessageAttribute(self._data[key])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+class SQSRecord(DictWrapper):
+    """One message of an SQS event."""
+
+    __slots__ = ("_json",)
+
+    @property
+    def message_id(self) -> str:
+        """The message id: the ``itemIdentifier`` reported when the record fails."""
+        return str(self._data["messageId"])
+
+    @property
+    def receipt_handle(self) -> str:
+        """The handle that deletes or changes the visibility of this receipt of the message."""
+        return str(self._data["receiptHandle"])
+
+    @property
+    def body(self) -> str:
+        """The message body, as sent."""
+        return str(self._data["body"])
+
+    @property
+    def json_body(self) -> Any:
+        """The body parsed as JSON (parsed once, on first access)."""
+        try:
+            return self._json
+        except AttributeError:
+            import json
+
+            self._json: Any = json.loads(self._data["body"])
+            return self._json
+
+    @property
+    def attributes(self) -> SQSRecordAttributes:
+        """The system attributes (receive count, timestamps, FIFO group...)."""
+        return SQSRecordAttributes(self._data.get("attributes") or {})
+
+    @property
+    def message_attributes(self) -> SQSMessageAttributes:
+        """The user-defined message attributes."""
+        return SQSMessageAttributes(self._data.get("messageAttributes") or {})
+
+    @property
+    def md5_of_body(self) -> str:
+        """The MD5 digest of the body."""
+        return str(self._data["md5OfBody"])
+
+    @property
+    def event_source(self) -> str:
+        """Always ``aws:sqs``."""
+        return str(self._data["eventSource"])
+
+    @property
+    def event_source_arn(self) -> str:
+        """The ARN of the queue the message came from."""
+        return str(self._data["eventSourceARN"])
+
+    @property
+    def aws_region(self) -> str:
+        """The region of the queue."""
+        return str(self._data["awsRegion"])
+
+    @property
+    def queue_url(self) -> str:
+        """The queue's public URL, built from ``eventSourceARN`` (its partition's domain)."""
+        _, partition, _, region, account, name = self.event_source_arn.split(":", 5)
+        domain = _PARTITION_DOMAINS.get(partition, "amazonaws.com")
+        return f"https://sqs.{region}.{domain}/{account}/{name}"
+
+
+#: The DNS suffix of each AWS partition whose endpoints are not under ``amazonaws.com``
+#: (botocore's ``endpoints.json``).
+_PARTITION_DOMAINS = {
+    "aws-cn": "amazonaws.com.cn",
+    "aws-iso": "c2s.ic.gov",
+    "aws-iso-b": "sc2s.sgov.gov",
+    "aws-iso-e": "cloud.adc-e.uk",
+    "aws-iso-f": "csp.hci.ic.gov",
+    "aws-eusc": "amazonaws.eu",
+}
 
 
 def _fifo(arn: object) -> bool:
     return isinstance(arn, str) and arn.endswith(".fifo")
+
+
+# --- the source ----------------------------------------------------------------------------
 
 
 class SqsSource(PathSource[SQSRecord]):
