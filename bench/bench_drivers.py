@@ -53,8 +53,11 @@ def main() -> None:
     code = "import time; t=time.perf_counter(); import anyio._backends._asyncio; "
     code += "print(time.perf_counter()-t)"
     imports = sorted(
-        float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                             check=True).stdout)
+        float(
+            subprocess.run(
+                [sys.executable, "-c", code], capture_output=True, text=True, check=True
+            ).stdout
+        )
         for _ in range(5)
     )
     print("records  native asyncio  anyio on asyncio  anyio / native")
