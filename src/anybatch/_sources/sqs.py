@@ -1,7 +1,6 @@
 """Amazon SQS: ``{"Records": [...]}``, identified by ``messageId``, ordered by message group.
 
-The record views (:class:`SQSRecord` and its parts), the rule that tells a FIFO queue's batch
-(:func:`is_fifo_batch`) and the source itself.
+The record views (:class:`SQSRecord` and its parts) and the source itself.
 """
 
 from __future__ import annotations
@@ -20,7 +19,6 @@ __all__ = [
     "SQSRecord",
     "SQSRecordAttributes",
     "SqsSource",
-    "is_fifo_batch",
 ]
 
 # --- the views -----------------------------------------------------------------------------
@@ -197,43 +195,8 @@ _PARTITION_DOMAINS = {
 }
 
 
-# --- FIFO ----------------------------------------------------------------------------------
-
-
-def _is_fifo_arn(arn: object) -> bool:
+def _fifo(arn: object) -> bool:
     return isinstance(arn, str) and arn.endswith(".fifo")
-
-
-def _is_fifo_record(record: object) -> bool:
-    found = mapping(record)
-    if found is None:
-        return False
-    arn = found.get("eventSourceARN")
-    if isinstance(arn, str):
-        return arn.endswith(".fifo")
-    # No queue to read (a hand-made event): its MessageGroupId is all there is to go on, and
-    # FIFO is the safe guess. A message run after an earlier one of its group failed cannot
-    # be undone; a message skipped is only received again.
-    attributes = mapping(found.get("attributes"))
-    return attributes is not None and bool(attributes.get("MessageGroupId"))
-
-
-def is_fifo_batch(records: Sequence[Mapping[str, Any]]) -> bool:
-    """Whether *records* come from a FIFO queue, where a failure stops the rest of its group.
-
-    The queue tells: a FIFO queue's name ends with ``.fifo``, and Lambda names the queue of
-    every record in its ``eventSourceARN``. A ``MessageGroupId`` alone does not: the messages
-    of a fair queue (a standard queue) carry one too, and a standard queue runs every record.
-    Only a record without an ``eventSourceARN`` (made by hand) is read by its
-    ``MessageGroupId``.
-    """
-    try:
-        arns: set[object] = set(map(itemgetter("eventSourceARN"), records))
-    except (KeyError, TypeError):  # a record without an ARN (or not an object)
-        return any(map(_is_fifo_record, records))
-    if all(isinstance(arn, str) for arn in arns):
-        return any(map(_is_fifo_arn, arns))
-    return any(map(_is_fifo_record, records))
 
 
 # --- the source ----------------------------------------------------------------------------
@@ -242,10 +205,9 @@ def is_fifo_batch(records: Sequence[Mapping[str, Any]]) -> bool:
 class SqsSource(PathSource[SQSRecord]):
     """SQS standard and FIFO queues.
 
-    The message group is the ordering key. A batch from a FIFO queue (:func:`is_fifo_batch`)
-    skips the rest of a failed group (a FIFO message handled after an earlier one of its group
-    failed is out of order, and that cannot be undone). Standard queues run every record, fair
-    queues too: their message groups order the records but a failure skips nothing.
+    A FIFO queue's message group is the ordering key; a batch from a FIFO queue skips the
+    rest of a failed group (a FIFO message handled after an earlier one of its group failed is
+    out of order, and that cannot be undone). Standard queues run every record.
     """
 
     name = "SQS"
@@ -279,15 +241,19 @@ class SqsSource(PathSource[SQSRecord]):
         # A record from a FIFO queue without a MessageGroupId (never sent by Lambda, but
         # hand-made events have them): keep the whole queue in order rather than guess.
         arn = record.get("eventSourceARN")
-        return ("queue", arn) if _is_fifo_arn(arn) else None
+        return ("queue", arn) if _fifo(arn) else None
 
     def ordered_without_keys(self, records: Sequence[Mapping[str, Any]]) -> bool:
         # No MessageGroupId anywhere: ordered only if a queue is FIFO (hand-made events).
-        return is_fifo_batch(records)
+        return self.skips_key_on_failure(records)
 
     def skips_key_on_failure(self, records: Sequence[Mapping[str, Any]]) -> bool:
-        # Standard queues, fair ones included, run every record (what the incumbent documents).
-        return is_fifo_batch(records)
+        # Streams and standard queues run every record (what the incumbent documents).
+        try:
+            arns: set[object] = set(map(itemgetter("eventSourceARN"), records))
+        except (KeyError, TypeError):
+            arns = {record.get("eventSourceARN") for record in records}
+        return any(map(_fifo, arns))
 
     def trace_headers(self, record: Mapping[str, Any]) -> Mapping[str, str]:
         attributes = mapping(record.get("messageAttributes"))

@@ -18,10 +18,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple, TypeAlias, cast
 
-# The one rule that tells a FIFO queue's batch is the SQS source's; the legacy processors
-# follow it too.
-from anybatch._sources.sqs import is_fifo_batch
-
 __all__ = [
     "MAX_ENTRIES",
     "MAX_VISIBILITY_TIMEOUT",
@@ -123,6 +119,15 @@ def _attribute(record: Mapping[str, Any], name: str) -> object:
     if isinstance(attributes, Mapping):
         return cast("Mapping[str, object]", attributes).get(name)
     return None
+
+
+def is_fifo_batch(records: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether a batch comes from a FIFO queue: a ``.fifo`` ARN or a ``MessageGroupId``."""
+    for record in records:
+        arn = record.get("eventSourceARN")
+        if (isinstance(arn, str) and arn.endswith(".fifo")) or _attribute(record, "MessageGroupId"):
+            return True
+    return False
 
 
 # --- visibility ----------------------------------------------------------------------------
