@@ -37,7 +37,6 @@ from ._outcome import (
 )
 from ._run import Reading, reading_of
 from ._sources import EventType, event_source
-from .records import SQSRecord
 
 if TYPE_CHECKING:
     import logging
@@ -50,6 +49,7 @@ if TYPE_CHECKING:
     from ._options import ProcessorOptions, RunOptions
     from ._run import Run
     from ._watch import Watchers
+    from .records import SQSRecord
 
     _Logger = logging.Logger | logging.LoggerAdapter[Any]
 else:  # typing_extensions costs milliseconds of import time; defaults matter to checkers only
@@ -71,7 +71,10 @@ __all__ = [
 ]
 
 RecordT = TypeVar("RecordT")
-SqsRecordT = TypeVar("SqsRecordT", default=SQSRecord)
+if TYPE_CHECKING:
+    SqsRecordT = TypeVar("SqsRecordT", default=SQSRecord)
+else:  # the SQS views are imported when a batch is read, not with anybatch
+    SqsRecordT = TypeVar("SqsRecordT")
 
 
 def _method(cls: type[Any], name: str) -> object:
