@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from itertools import compress
 from typing import (
     TYPE_CHECKING,
@@ -276,14 +276,14 @@ class BatchResult(Sequence[RecordOutcome[RecordT]], Generic[RecordT]):
         "_kinds",
         "_outcomes",
         "_records",
-        "_respond",
+        "_response",
         "_values",
         "duration",
         "durations",
+        "encoded",
         "ends",
         "event_type",
         "raw_records",
-        "settled",
         "source",
         "started",
         "started_at",
@@ -297,17 +297,18 @@ class BatchResult(Sequence[RecordOutcome[RecordT]], Generic[RecordT]):
         values: Sequence[Any],
         records: Sequence[RecordT],
         errors: Mapping[int, BaseException],
-        respond: Callable[[BatchResult[Any]], Any] | None = None,
     ) -> None:
         self._identifiers = identifiers
         self._kinds = kinds
         self._values = values
         self._records = records
         self._errors = errors
-        #: How the event source turns the outcomes into its response (``batchItemFailures``
-        #: when none is given), and what it noted of them first (see ``EventType.settle``).
-        self._respond = respond
-        self.settled: Any = None
+        #: The event source's own response (a Firehose batch's), set once by the run; the
+        #: partial batch response when ``None``.
+        self._response: Any = None
+        #: What the response carries for each record that succeeded, when the source's
+        #: response carries what the handlers returned (Firehose); ``None`` otherwise.
+        self.encoded: Sequence[Any] | None = None
         self._outcomes: tuple[RecordOutcome[RecordT], ...] | None = None
         #: With observers: each record's handler seconds (``None``: never started), and
         #: when it ended (``time.monotonic``); ``None`` without observers.
@@ -423,11 +424,15 @@ class BatchResult(Sequence[RecordOutcome[RecordT]], Generic[RecordT]):
         By default the partial batch response that reports every record that did not
         succeed; a Firehose batch's answers every record.
         """
-        if self._respond is not None:
+        if self._response is not None:
             # A Firehose batch's FirehoseResponse: typed as the partial batch response, the
             # one type every other source (and every processor override) returns.
-            return cast("PartialItemFailureResponse", self._respond(self))
+            return cast("PartialItemFailureResponse", self._response)
         return self.item_failures()
+
+    def set_response(self, response: Any) -> None:
+        """Keep the event source's own response for this batch (the run sets it once)."""
+        self._response = response
 
     def item_failures(self) -> PartialItemFailureResponse:
         """``{"batchItemFailures": [...]}``: every record that did not succeed."""

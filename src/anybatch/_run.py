@@ -17,7 +17,7 @@ from contextvars import ContextVar
 from itertools import repeat
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple, Protocol, cast
 
-from ._engine import SUCCESS, Schedule, drive, run_inline, runs_inline
+from ._engine import FAILURE, SUCCESS, Schedule, drive, run_inline, runs_inline
 from ._exceptions import ProcessorStateError, RecordFailedError
 from ._handlers import refuse_awaitables
 from ._invocation import batch_of, tell_result
@@ -43,10 +43,6 @@ __all__ = [
     "reading_of",
     "start",
 ]
-
-#: The interface's defaults, which the run need not call.
-_SETTLE: object = vars(EventType)["settle"]
-_RESPOND: object = vars(EventType)["response"]
 
 
 class Hooks(Protocol):
@@ -396,11 +392,7 @@ def complete(processor: Hooks, run: Run) -> list[SuccessResponse | FailureRespon
     batch = run.batch
     kinds, values = run.schedule.close()
     source = run.reading.source
-    settled = None
-    if type(source).settle is not _SETTLE:
-        # The source reads what the handlers returned (and may fail a record for it)
-        # before any hook or observer sees the outcomes.
-        settled = source.settle(run.records, kinds, values)
+    encoded = _encode(source, run.records, kinds, values) if source.encodes else None
     args = run.args
     errors: dict[int, BaseException] = {}
     processed: list[SuccessResponse | FailureResponse] = []
@@ -420,19 +412,20 @@ def complete(processor: Hooks, run: Run) -> list[SuccessResponse | FailureRespon
             )
     else:
         processed = _call_hooks(processor, run, kinds, values, errors)
-    respond = None if type(source).response is _RESPOND else source.response
-    result = batch.result = BatchResult(run.ids, kinds, values, args, errors, respond)
-    result.settled = settled
+    result = batch.result = BatchResult(run.ids, kinds, values, args, errors)
+    result.encoded = encoded
+    result.source, result.raw_records = source, run.records
     # From the outcomes, not from fail_messages: a failure_handler override that does not
     # call super() must not make failed records go unreported. Built now, so that
     # response() is right inside the block too, and after a block that raised.
+    if source.responds:
+        result.set_response(source.response(result))
     batch.batch_response = result.response()
     watch = processor._watch  # pyright: ignore[reportPrivateUsage]
     if watch is not None:
         schedule = run.schedule
         result.durations, result.ends = schedule.durations, schedule.ends
         result.event_type = source.name
-        result.source, result.raw_records = source, run.records
         result.started_at, result.started = run.started_at, run.started
         result.duration = time.monotonic() - run.started
         result.time_left = run.remaining()
@@ -442,6 +435,28 @@ def complete(processor: Hooks, run: Run) -> list[SuccessResponse | FailureRespon
         processor._previous_models = list(args)  # pyright: ignore[reportPrivateUsage]
     tell_result(result)
     return processed
+
+
+def _encode(
+    source: EventType[Any],
+    records: Sequence[Mapping[str, Any]],
+    kinds: list[int],
+    values: list[Any],
+) -> list[Any]:
+    """What the response carries for each record that succeeded (``None`` for the others).
+
+    A value the source cannot encode fails its record with the source's error, before any
+    hook or observer sees the outcomes.
+    """
+    encoded: list[Any] = [None] * len(kinds)
+    encode = source.encode
+    for index, kind in enumerate(kinds):
+        if kind == SUCCESS:
+            try:
+                encoded[index] = encode(records[index], values[index])
+            except Exception as exc:
+                kinds[index], values[index] = FAILURE, exc
+    return encoded
 
 
 def _complete_custom(

@@ -115,11 +115,6 @@ class EventType(Source[RecordT_co], metaclass=_EventTypes):
         # (or those of their own __init__).
         def __init__(self: EventType[Any], value: str | EventType[Any] = ..., /) -> None: ...
 
-    # The interface's defaults, in this class's namespace too: callers that tell a source's
-    # own settle or response from the defaults read them as vars(EventType)[...].
-    settle = Source[Any].settle
-    response = Source[Any].response
-
 
 def all_sources() -> list[EventType[Any]]:
     """Every source anybatch reads (importing each one's module)."""

@@ -14,7 +14,7 @@ usable identifier must never reach the response.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, cast
 
 from .._exceptions import InvalidEventError
 
@@ -139,20 +139,24 @@ class Source(Generic[RecordT_co]):
 
     # -- the response ---------------------------------------------------------------------
 
-    def settle(
-        self, records: Sequence[Mapping[str, Any]], kinds: list[int], values: list[Any]
-    ) -> Any:
-        """Called once every record has its outcome, before any hook or observer sees it.
+    #: Whether the response carries what each handler returned (Firehose): the run then
+    #: asks :meth:`encode` for every record that succeeded, before any hook or observer
+    #: sees the outcomes, and hands the answers to :meth:`response` as ``result.encoded``.
+    encodes: ClassVar[bool] = False
 
-        A source whose response carries what the handlers returned reads (and checks) it
-        here: it may turn a success into a failure (``kinds[i]``, ``values[i]``) when the
-        returned value cannot go into the response. What it returns is ``result.settled``.
-        By default nothing (and the processor does not call it).
+    def encode(self, record: Mapping[str, Any], value: Any) -> Any:
+        """What the response carries for *record*, whose handler returned *value*.
+
+        Raises an :class:`Exception` when *value* cannot go into the response: the record
+        then fails with it, as if its handler had raised. Called only when :attr:`encodes`.
         """
-        return None
+        raise NotImplementedError
+
+    #: Whether :meth:`response` is the source's own (else the partial batch response).
+    responds: ClassVar[bool] = False
 
     def response(self, result: BatchResult[Any]) -> Any:
-        """What the Lambda function returns for *result*.
+        """What the Lambda function returns for *result*, when :attr:`responds`.
 
         By default a partial batch response that lists every record that did not succeed.
         """

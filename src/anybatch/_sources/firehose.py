@@ -9,10 +9,9 @@ the transformed payload; see :class:`~anybatch.records.FirehoseResult` for what 
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, cast
 
-from .._engine import FAILURE, SUCCESS
 from .._exceptions import InvalidEventError, ResponseTooLargeError
 from .._view import Base64Data, DictWrapper, strict_b64decode
 from . import EventType
@@ -240,31 +239,30 @@ class FirehoseSource(EventType[FirehoseRecord]):
                 seen.add(ident)
         return ids
 
-    def settle(
-        self, records: Sequence[Mapping[str, Any]], kinds: list[int], values: list[Any]
-    ) -> list[tuple[str, str, Mapping[str, str] | None]]:
-        """Encode what each record's handler returned.
+    encodes = True
+    responds = True
 
-        A value that cannot be encoded fails its record (``ProcessingFailed``), as if the
-        handler had raised.
+    def encode(
+        self, record: Mapping[str, Any], value: Any
+    ) -> tuple[str, str, Mapping[str, str] | None]:
+        """The answer for a record whose handler returned *value*: result, data, keys.
+
+        A value that cannot be encoded raises (``TypeError``, ``ValueError``): the record
+        then fails (``ProcessingFailed``), as if the handler had raised.
         """
-        entries: list[tuple[str, str, Mapping[str, str] | None]] = []
-        for index, record in enumerate(records):
-            original = cast("str", record["data"])
-            if kinds[index] == SUCCESS:
-                try:
-                    entries.append(encode_result(values[index], original))
-                    continue
-                except (TypeError, ValueError) as exc:
-                    kinds[index], values[index] = FAILURE, exc
-            entries.append(("ProcessingFailed", original, None))
-        return entries
+        return encode_result(value, cast("str", record["data"]))
 
     def response(self, result: BatchResult[Any]) -> dict[str, Any]:
-        entries = cast("list[tuple[str, str, Mapping[str, str] | None]]", result.settled)
+        encoded = result.encoded
+        raw = result.raw_records
         answers: list[dict[str, Any]] = []
         size = 16
-        for ident, (outcome, data, keys) in zip(result.identifiers, entries, strict=True):
+        for index, ident in enumerate(result.identifiers):
+            entry = None if encoded is None else encoded[index]
+            if entry is None:  # the record did not succeed: its data goes back as it came
+                original = "" if raw is None else cast("str", raw[index]["data"])
+                entry = ("ProcessingFailed", original, None)
+            outcome, data, keys = entry
             answer: dict[str, Any] = {"recordId": ident, "result": outcome, "data": data}
             if keys is not None:
                 answer["metadata"] = {"partitionKeys": dict(keys)}
