@@ -974,9 +974,9 @@ def test_without_pydantic_the_models_say_which_extra_to_install() -> None:
     assert len(lines) == 3, lines
     models, model_arg, without = lines
     assert models.startswith("models: ")
-    assert "pip install anybatch[pydantic]" in models
+    assert "pip install 'anybatch[pydantic]'" in models
     assert model_arg.startswith("model=: MissingDependencyError ")
-    assert "pip install anybatch[pydantic]" in model_arg
+    assert "pip install 'anybatch[pydantic]'" in model_arg
     assert without == "without model=: {'batchItemFailures': []}"
 
 

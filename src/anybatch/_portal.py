@@ -90,7 +90,7 @@ _uvloop: bool | None = None  # None: as the environment says
 
 
 def use_uvloop(enabled: bool = True) -> None:
-    """Run the event loops anybatch makes from now on on uvloop (``pip install anybatch[uvloop]``).
+    """Run the event loops anybatch makes from now on on uvloop (``anybatch[uvloop]`` extra).
 
     Those are the loop of ``as_lambda_handler`` and of the blocking entry points (on the main
     thread), and the loop thread (elsewhere). Loops made already keep running as they are, so

@@ -27,7 +27,7 @@ as ``dynamodb``). Type checkers see these fields (and ``kinesis``/``dynamodb``) 
 the base models, because a checker refuses a subclass that narrows a ``str`` field to a model;
 at runtime the base models validate them as ``str``, ``bytes`` and ``dict``.
 
-Needs pydantic v2: ``pip install anybatch[pydantic]``. Importing this module without it raises
+Needs pydantic v2: ``pip install 'anybatch[pydantic]'``. Importing this module without it raises
 :class:`~anybatch.MissingDependencyError`.
 """
 
@@ -49,13 +49,14 @@ try:
     from pydantic import BaseModel, field_validator
 except ImportError as exc:  # not installed, or blocked by a None entry in sys.modules
     raise MissingDependencyError(
-        "anybatch.models needs pydantic v2, which is not installed: pip install anybatch[pydantic]"
+        "anybatch.models needs pydantic v2, which is not installed: "
+        "pip install 'anybatch[pydantic]'"
     ) from exc
 
 if not pydantic.VERSION.startswith("2."):  # pragma: no cover - pydantic v1 environments only
     raise MissingDependencyError(
         f"anybatch.models needs pydantic v2, found {pydantic.VERSION}: "
-        "pip install anybatch[pydantic]"
+        "pip install 'anybatch[pydantic]'"
     )
 
 __all__ = [
