@@ -5,6 +5,9 @@ only when it is accessed, so building a view costs one small object. Views are r
 :class:`~collections.abc.Mapping` s of the raw record too (``record["messageId"]``,
 ``record.get(...)``), and ``raw_event`` is the dict itself. Names follow the incumbent's data
 classes, so handlers written for them keep working.
+
+The S3 and SNS views are what ``SQSRecord.decoded_nested_s3_event`` and
+``decoded_nested_sns_event`` return for an S3 notification or an SNS message in a body.
 """
 
 # Each source's views live with the source; this module only names them, and imports a
@@ -16,6 +19,20 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ._sources._nested import (
+        S3Bucket,
+        S3Event,
+        S3EventRecord,
+        S3EventRecordGlacierEventData,
+        S3EventRecordGlacierRestoreEventData,
+        S3EventRecordIntelligentTieringEventData,
+        S3Identity,
+        S3Message,
+        S3Object,
+        S3RequestParameters,
+        SNSMessage,
+        SNSMessageAttribute,
+    )
     from ._sources.dynamodb import DynamoDBRecord, DynamoDBStreamRecord
     from ._sources.firehose import DROP, FirehoseRecord, FirehoseRecordMetadata, FirehoseResult
     from ._sources.kafka import KafkaEventRecord
@@ -40,6 +57,18 @@ __all__ = [
     "KafkaEventRecord",
     "KinesisStreamRecord",
     "KinesisStreamRecordPayload",
+    "S3Bucket",
+    "S3Event",
+    "S3EventRecord",
+    "S3EventRecordGlacierEventData",
+    "S3EventRecordGlacierRestoreEventData",
+    "S3EventRecordIntelligentTieringEventData",
+    "S3Identity",
+    "S3Message",
+    "S3Object",
+    "S3RequestParameters",
+    "SNSMessage",
+    "SNSMessageAttribute",
     "SQSMessageAttribute",
     "SQSMessageAttributes",
     "SQSRecord",
@@ -56,6 +85,18 @@ _OWNERS = {
     "SQSMessageAttributes": "anybatch._sources.sqs",
     "SQSRecord": "anybatch._sources.sqs",
     "SQSRecordAttributes": "anybatch._sources.sqs",
+    "S3Bucket": "anybatch._sources._nested",
+    "S3Event": "anybatch._sources._nested",
+    "S3EventRecord": "anybatch._sources._nested",
+    "S3EventRecordGlacierEventData": "anybatch._sources._nested",
+    "S3EventRecordGlacierRestoreEventData": "anybatch._sources._nested",
+    "S3EventRecordIntelligentTieringEventData": "anybatch._sources._nested",
+    "S3Identity": "anybatch._sources._nested",
+    "S3Message": "anybatch._sources._nested",
+    "S3Object": "anybatch._sources._nested",
+    "S3RequestParameters": "anybatch._sources._nested",
+    "SNSMessage": "anybatch._sources._nested",
+    "SNSMessageAttribute": "anybatch._sources._nested",
     "KinesisStreamRecord": "anybatch._sources.kinesis",
     "KinesisStreamRecordPayload": "anybatch._sources.kinesis",
     "DynamoDBRecord": "anybatch._sources.dynamodb",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from .._view import Base64Data, StreamRecord
 from ._path import PathSource
 
@@ -37,6 +39,17 @@ class KinesisStreamRecordPayload(Base64Data):
     def sequence_number(self) -> str:
         """The sequence number: the ``itemIdentifier`` reported when the record fails."""
         return str(self._data["sequenceNumber"])
+
+    def data_zlib_compressed_as_json(self) -> Any:
+        """The payload, zlib- or gzip-decompressed and parsed as JSON.
+
+        What CloudWatch Logs subscriptions put on a stream: ``{"logGroup": ..., "logEvents":
+        [...]}``.
+        """
+        import json
+        import zlib
+
+        return json.loads(zlib.decompress(self.data_as_bytes(), zlib.MAX_WBITS | 32))
 
 
 class KinesisStreamRecord(StreamRecord):

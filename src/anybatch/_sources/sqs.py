@@ -7,11 +7,14 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Iterator, Mapping, Sequence
 from operator import itemgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._view import DictWrapper
 from ._base import mapping
 from ._path import PathSource
+
+if TYPE_CHECKING:
+    from ._nested import S3Event, SNSMessage
 
 __all__ = [
     "SQSMessageAttribute",
@@ -181,6 +184,20 @@ class SQSRecord(DictWrapper):
         _, partition, _, region, account, name = self.event_source_arn.split(":", 5)
         domain = _PARTITION_DOMAINS.get(partition, "amazonaws.com")
         return f"https://sqs.{region}.{domain}/{account}/{name}"
+
+    @property
+    def decoded_nested_s3_event(self) -> S3Event:
+        """The S3 event notification the body holds, as a view (the body is not checked)."""
+        from ._nested import S3Event  # here: only handlers of nested events pay for it
+
+        return S3Event(self.json_body)
+
+    @property
+    def decoded_nested_sns_event(self) -> SNSMessage:
+        """The SNS message the body holds (SNS to SQS, without raw delivery), as a view."""
+        from ._nested import SNSMessage
+
+        return SNSMessage(self.json_body)
 
 
 #: The DNS suffix of each AWS partition whose endpoints are not under ``amazonaws.com``
