@@ -46,9 +46,9 @@ if TYPE_CHECKING:
 
     from ._engine import Schedule
     from ._invocation import _Batch  # pyright: ignore[reportPrivateUsage]
+    from ._observers import Observers
     from ._options import ProcessorOptions, RunOptions
     from ._run import Run
-    from ._watch import Watchers
     from .records import SQSRecord
 
     _Logger = logging.Logger | logging.LoggerAdapter[Any]
@@ -123,7 +123,7 @@ class BasePartialProcessor(Generic[RecordT]):
     log_records: int = 10
     #: What the processor tells about each batch (see :mod:`anybatch.observe`).
     observers: tuple[Any, ...] = ()
-    _watch: Watchers | None = None
+    _observing: Observers | None = None
 
     if TYPE_CHECKING:
         records: Sequence[Mapping[str, Any]]
@@ -194,9 +194,9 @@ class BasePartialProcessor(Generic[RecordT]):
         for name, value in settings.items():
             setattr(self, name, value)
         if self.observers:
-            from ._watch import Watchers  # with observers only: import cost is cold start
+            from ._observers import Observers  # with observers only: import cost is cold start
 
-            self._watch = Watchers.of(self.observers)
+            self._observing = Observers.of(self.observers)
 
     # -- the incumbent's protocol ---------------------------------------------------------
 

@@ -29,8 +29,8 @@ if TYPE_CHECKING:
 
     from ._exceptions import ExceptionInfo, RecordSkippedError
     from ._invocation import _Batch  # pyright: ignore[reportPrivateUsage]
+    from ._observers import Observers
     from ._outcome import FailureResponse, SuccessResponse
-    from ._watch import Watchers
 
 __all__ = [
     "Hooks",
@@ -58,7 +58,7 @@ class Hooks(Protocol):
     stop_skip_error: ClassVar[type[RecordSkippedError]]
     key_skip_error: ClassVar[type[RecordSkippedError]]
     _fixed: Reading | None
-    _watch: Watchers | None
+    _observing: Observers | None
     _previous_models: list[Any] | None
     _default_hooks: ClassVar[bool]
     _custom_sync: ClassVar[bool]
@@ -214,7 +214,7 @@ class Run:
         entries: list[Any] = [None] * self.n
         self.entries = entries
 
-        def settle(index: int, entry: Any, reported: list[BaseException]) -> Any:
+        def outcome_of(index: int, entry: Any, reported: list[BaseException]) -> Any:
             entries[index] = entry
             if _is_success_entry(entry):
                 return entry
@@ -230,7 +230,7 @@ class Run:
                 entry = method(records[index])
             finally:
                 REPORTED.reset(token)
-            return settle(index, entry, reported)
+            return outcome_of(index, entry, reported)
 
         async def run_async(index: int) -> Any:
             reported: list[BaseException] = []
@@ -239,7 +239,7 @@ class Run:
                 entry = await method(records[index])
             finally:
                 REPORTED.reset(token)
-            return settle(index, entry, reported)
+            return outcome_of(index, entry, reported)
 
         func: Callable[[int], Any] = run_async if self.is_async else run_sync
         self.func = func
@@ -330,14 +330,14 @@ def start(processor: Hooks, *, awaited: bool) -> Run:
             handler = functools.partial(handler, lambda_context=context)
     left = time_left(processor.deadline_margin, context)
     run = batch.run = Run(records, ids, schedule, handler, is_async, left, reading, batch)
-    watch = processor._watch  # pyright: ignore[reportPrivateUsage]
-    if watch is not None:
-        if watch.durations:
-            schedule.time_records(ends=watch.ends)
+    observing = processor._observing  # pyright: ignore[reportPrivateUsage]
+    if observing is not None:
+        if observing.durations:
+            schedule.time_records(ends=observing.ends)
         run.started_at = time.time()
         from ._events import BatchStarted  # with observers only: import cost is cold start
 
-        watch.started(BatchStarted(reading.source.name, run.n, run.time_left, records))
+        observing.started(BatchStarted(reading.source.name, run.n, run.time_left, records))
     if custom:
         method = processor._async_process_record if is_async else processor._process_record  # pyright: ignore[reportPrivateUsage]
         run.process_each(method)
@@ -421,15 +421,15 @@ def complete(processor: Hooks, run: Run) -> list[SuccessResponse | FailureRespon
     if source.responds:
         result.set_response(source.response(result))
     batch.batch_response = result.response()
-    watch = processor._watch  # pyright: ignore[reportPrivateUsage]
-    if watch is not None:
+    observing = processor._observing  # pyright: ignore[reportPrivateUsage]
+    if observing is not None:
         schedule = run.schedule
         result.durations, result.ends = schedule.durations, schedule.ends
         result.event_type = source.name
         result.started_at, result.started = run.started_at, run.started
         result.duration = time.monotonic() - run.started
         result.time_left = run.remaining()
-        watch.finished(result)
+        observing.finished(result)
     if run.reading.converts:
         # A copy: a result kept by the user stays whole.
         processor._previous_models = list(args)  # pyright: ignore[reportPrivateUsage]

@@ -9,10 +9,10 @@ if TYPE_CHECKING:
     from ._events import BatchStarted
     from ._outcome import BatchResult
 
-__all__ = ["Watchers"]
+__all__ = ["Observers"]
 
 
-class Watchers:
+class Observers:
     """A processor's observers, sorted by the methods they implement.
 
     An observer that raises is logged and ignored: it never fails a record or the batch.
@@ -34,7 +34,7 @@ class Watchers:
         self.durations = self.ends or "durations" in timings
 
     @classmethod
-    def of(cls, observers: Sequence[object]) -> Watchers | None:
+    def of(cls, observers: Sequence[object]) -> Observers | None:
         watch = cls(observers)
         return watch if watch.on_started or watch.on_record or watch.on_finished else None
 
