@@ -228,24 +228,35 @@ class _Tally:
         return f"anybatch: {records}{batches}: {counts or 'none'} ({took})"
 
 
-def _check_backend(backend: str) -> None:
-    from ._exceptions import MissingDependencyError
-    from ._options import check_backend
+def _lambda_default(value: Any) -> Any:
+    # What Lambda's own encoder adds to JSON: Decimal numbers (it writes them as numbers).
+    from decimal import Decimal
 
-    try:
-        check_backend(backend)  # the processors' own check, said as the command's usage error
-    except MissingDependencyError:
-        raise UsageError("--backend trio needs trio: pip install 'anybatch[trio]'") from None
+    if isinstance(value, Decimal):
+        whole = value.is_finite() and value == value.to_integral_value()
+        return int(value) if whole else float(value)
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def _marshal_error(handler: Any, spec: str, result: Any, exc: Exception) -> str:
+    """The line for a result Lambda's runtime cannot send back: what Lambda says, and the fix."""
+    said = f"on Lambda this fails: Runtime.MarshalError: Unable to marshal response: {exc}"
+    if inspect.iscoroutinefunction(handler):
+        return f"{said}; Lambda never awaits a handler: decorate {spec} with @as_lambda_handler"
+    if inspect.isawaitable(result):
+        return (
+            f"{said}; Lambda does not await what {spec} returns: make it an async def that awaits "
+            "it, decorated with @as_lambda_handler, or call the blocking process_partial_response"
+        )
+    return f"{said}; return only JSON values: dict, list, str, int, float, bool, None"
 
 
 def _run(args: argparse.Namespace) -> int:
     from ._exceptions import InvalidEventError
     from ._invocation import observing_results
-    from ._portal import run_blocking
     from .testing import fake_lambda_context
 
     try:
-        _check_backend(args.backend)
         event = _read_event(args.event)
         handler = load_handler(args.handler)
     except UsageError as exc:
@@ -260,12 +271,6 @@ def _run(args: argparse.Namespace) -> int:
     try:
         with observing_results(tally):  # counts the outcomes of the batches the handler runs
             result = handler(event, context)
-            if hasattr(result, "__await__"):
-
-                async def _await() -> Any:
-                    return await result
-
-                result = run_blocking(args.backend, _await)
     except InvalidEventError as exc:
         print(f"anybatch: {exc}", file=sys.stderr)
         return 1
@@ -273,7 +278,21 @@ def _run(args: argparse.Namespace) -> int:
         print(_user_traceback(exc), end="", file=sys.stderr)
         return 1
     elapsed = time.perf_counter() - started
-    print(json.dumps(result, indent=args.indent or None, default=str))
+    # Lambda's runtime never awaits a result: it serializes it, and a coroutine fails there.
+    if isinstance(result, bytes):  # sent as it is, as Lambda's runtime sends bytes
+        sys.stdout.flush()
+        sys.stdout.buffer.write(result + b"\n")
+        sys.stdout.flush()
+    else:
+        try:
+            text = json.dumps(result, indent=args.indent or None, default=_lambda_default)
+        except (TypeError, ValueError) as exc:
+            line = _marshal_error(handler, args.handler, result, exc)
+            print(f"anybatch: {line}", file=sys.stderr)
+            if inspect.iscoroutine(result):
+                result.close()  # never awaited, as on Lambda: no "never awaited" warning
+            return 1
+        print(text)
     if not args.quiet:
         print(tally.line(elapsed), file=sys.stderr)
     return 0
@@ -467,7 +486,7 @@ def _parser() -> argparse.ArgumentParser:
         help="invoke a Lambda handler on an event file and print its response",
         description="Invoke HANDLER(event, context) with the event in EVENT and a fake Lambda\n"
         "context, then print what it returns as JSON on stdout, and a summary line on\n"
-        "stderr. Async handlers are awaited.",
+        "stderr. As on Lambda, a result is never awaited: it must serialize as JSON.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -489,12 +508,6 @@ def _parser() -> argparse.ArgumentParser:
         default="anybatch-function",
         metavar="NAME",
         help="the context's function_name (default anybatch-function)",
-    )
-    run.add_argument(
-        "--backend",
-        choices=("asyncio", "trio"),
-        default="asyncio",
-        help="the loop that awaits a handler returning an awaitable (default asyncio)",
     )
     run.add_argument(
         "--indent",
