@@ -30,7 +30,8 @@ EPILOG = """\
 example:
   anybatch run examples/events/sqs.json examples.sqs_handler:lambda_handler
 
-exit status: 0 the response was printed, 1 the handler raised, 2 a usage error.
+exit status: 0 the response was printed, 1 the handler raised or returned what Lambda
+cannot send (a coroutine, a value JSON cannot hold), 2 a usage error.
 """
 
 
