@@ -15,10 +15,20 @@ from anybatch._cli import main
 from anybatch.testing import kinesis_event, sqs_event
 
 HANDLERS = """
+import datetime
+from decimal import Decimal
+
 import anyio
-from anybatch import BatchProcessor, EventType, process_partial_response
+from anybatch import (
+    AsyncBatchProcessor,
+    BatchProcessor,
+    EventType,
+    async_process_partial_response,
+    process_partial_response,
+)
 
 processor = BatchProcessor(EventType.SQS)
+async_processor = AsyncBatchProcessor(EventType.SQS)
 
 
 def record_handler(record):
@@ -34,6 +44,22 @@ def lambda_handler(event, context):
 async def async_lambda_handler(event, context):
     await anyio.sleep(0)
     return {"remaining": context.get_remaining_time_in_millis() > 0}
+
+
+def unawaited(event, context):
+    return async_process_partial_response(event, record_handler, async_processor, context)
+
+
+def not_json(event, context):
+    return {"at": datetime.datetime(2026, 12, 1, 10, 0)}
+
+
+def numbers(event, context):
+    return {"count": Decimal("3"), "ratio": Decimal("0.5")}
+
+
+def raw_bytes(event, context):
+    return b"\\x00raw"
 
 
 def plain(event, context):
@@ -95,9 +121,58 @@ def test_a_handler_that_processes_no_batch_says_so(
     assert timeless(err) == "anybatch: the handler returned without processing a batch (T ms)\n"
 
 
-def test_run_awaits_async_handlers(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "event.json", "cli_app.async_lambda_handler")
-    assert (code, json.loads(out)) == (0, {"remaining": True})
+MARSHAL = "anybatch: on Lambda this fails: Runtime.MarshalError: Unable to marshal response: "
+
+
+def test_an_async_def_handler_fails_as_on_lambda_and_says_to_decorate_it(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(capsys, "event.json", "cli_app.async_lambda_handler")
+    assert (code, out) == (1, "")
+    assert err == (
+        f"{MARSHAL}Object of type coroutine is not JSON serializable; Lambda never awaits a "
+        "handler: decorate cli_app.async_lambda_handler with @as_lambda_handler\n"
+    )
+
+
+def test_a_handler_returning_an_unawaited_coroutine_fails_and_says_to_await_it(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(capsys, "event.json", "cli_app:unawaited")
+    assert (code, out) == (1, "")
+    assert err == (
+        f"{MARSHAL}Object of type coroutine is not JSON serializable; Lambda does not await "
+        "what cli_app:unawaited returns: make it an async def that awaits it, decorated with "
+        "@as_lambda_handler, or call the blocking process_partial_response\n"
+    )
+
+
+def test_a_result_json_cannot_hold_fails_as_on_lambda(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(capsys, "event.json", "cli_app:not_json")
+    assert (code, out) == (1, "")
+    assert err == (
+        f"{MARSHAL}Object of type datetime is not JSON serializable; return only JSON values: "
+        "dict, list, str, int, float, bool, None\n"
+    )
+
+
+def test_decimals_print_as_numbers_as_lambda_sends_them(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(capsys, "event.json", "cli_app:numbers", "--indent", "0")
+    assert (code, out) == (0, '{"count": 3, "ratio": 0.5}\n')
+
+
+def test_bytes_print_as_they_are_as_lambda_sends_them(workdir: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "anybatch", "run", "-q", "event.json", "cli_app:raw_bytes"],
+        capture_output=True,
+        cwd=workdir,
+        check=True,
+    )
+    assert (done.stdout, done.stderr) == (b"\x00raw\n", b"")
 
 
 def test_a_handler_exception_shows_the_users_traceback_and_exits_1(
@@ -243,20 +318,6 @@ def test_a_timeout_that_is_not_positive_is_refused(
     )
 
 
-def test_backend_trio_without_trio_points_at_the_extra(
-    workdir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import importlib.util
-
-    real = importlib.util.find_spec
-    monkeypatch.setattr(
-        importlib.util, "find_spec", lambda name, *a: None if name == "trio" else real(name, *a)
-    )
-    code, out, err = run(capsys, "event.json", "cli_app.async_lambda_handler", "--backend", "trio")
-    assert (code, out) == (2, "")
-    assert err == "anybatch: --backend trio needs trio: pip install 'anybatch[trio]'\n"
-
-
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as caught:
         main(["--version"])
@@ -273,13 +334,13 @@ def test_help_lists_every_option_and_an_example(capsys: pytest.CaptureFixture[st
         "HANDLER",
         "--timeout",
         "--function-name",
-        "--backend",
         "--indent",
         "--quiet",
     ):
         assert re.search(rf"^  {re.escape(option)}\b", text, re.MULTILINE), option
     assert "anybatch run examples/events/sqs.json examples.sqs_handler:lambda_handler" in text
-    assert "exit status: 0 the response was printed, 1 the handler raised, 2 a usage error." in text
+    assert "exit status: 0 the response was printed, 1 the handler raised or returned" in text
+    assert "--backend" not in text  # as on Lambda, nothing is awaited
 
 
 def test_no_command_is_a_one_line_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
