@@ -253,13 +253,18 @@ def _marshal_error(handler: Any, spec: str, result: Any, exc: Exception) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from contextlib import redirect_stdout
+
     from ._exceptions import InvalidEventError
     from ._invocation import observing_results
     from .testing import fake_lambda_context
 
+    # What the module and the handler print goes to stderr: on Lambda it goes to the logs,
+    # never into the response, which alone is written to stdout.
     try:
         event = _read_event(args.event)
-        handler = load_handler(args.handler)
+        with redirect_stdout(sys.stderr):
+            handler = load_handler(args.handler)
     except UsageError as exc:
         print(f"anybatch: {exc}", file=sys.stderr)
         return 2
@@ -270,7 +275,8 @@ def _run(args: argparse.Namespace) -> int:
     tally = _Tally()
     started = time.perf_counter()
     try:
-        with observing_results(tally):  # counts the outcomes of the batches the handler runs
+        # observing_results counts the outcomes of the batches the handler runs.
+        with redirect_stdout(sys.stderr), observing_results(tally):
             result = handler(event, context)
     except InvalidEventError as exc:
         print(f"anybatch: {exc}", file=sys.stderr)
