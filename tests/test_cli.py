@@ -66,6 +66,11 @@ def plain(event, context):
     return {"plain": True}
 
 
+def chatty(event, context):
+    print("a line for the logs")
+    return {"chatty": True}
+
+
 def broken(event, context):
     raise RuntimeError("handler bug")
 
@@ -82,7 +87,7 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (tmp_path / "event.json").write_text(json.dumps(sqs_event(["ok", "bad"])))
     monkeypatch.chdir(tmp_path)
     monkeypatch.syspath_prepend(str(tmp_path))
-    for name in ("cli_app", "syntax_app", "raising_app"):
+    for name in ("cli_app", "syntax_app", "raising_app", "chatty_app"):
         sys.modules.pop(name, None)
     return tmp_path
 
@@ -111,6 +116,14 @@ def test_quiet_leaves_only_the_response(workdir: Path, capsys: pytest.CaptureFix
     assert code == 0
     assert out == json.dumps({"batchItemFailures": [{"itemIdentifier": ID1}]}) + "\n"
     assert err == ""
+
+
+def test_what_the_handler_prints_goes_to_stderr_as_to_lambdas_logs(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (workdir / "chatty_app.py").write_text('print("imported")\n' + HANDLERS)
+    code, out, err = run(capsys, "event.json", "chatty_app:chatty", "--indent", "0", "-q")
+    assert (code, out, err) == (0, '{"chatty": true}\n', "imported\na line for the logs\n")
 
 
 def test_a_handler_that_processes_no_batch_says_so(
