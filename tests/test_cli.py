@@ -413,8 +413,8 @@ def test_a_wrong_worker_invocation_is_one_line(
 
 
 def test_the_worker_options_make_the_worker(monkeypatch: pytest.MonkeyPatch) -> None:
-    from anybatch._cli import _backoff
     from anybatch.sqs import ExponentialBackoff
+    from anybatch.sqs._backoff import parse_failed_visibility as _backoff
 
     assert _backoff(None) is None
     assert _backoff("45") == 45.0

@@ -16,7 +16,6 @@ import inspect
 import json
 import os
 import sys
-import threading
 import time
 import traceback
 from collections.abc import Sequence
@@ -307,155 +306,55 @@ def _run(args: argparse.Namespace) -> int:
 
 def _worker(args: argparse.Namespace) -> int:
     """``anybatch worker``: consume a queue until SIGTERM or SIGINT."""
-    import asyncio
-    import logging
-    import signal
+    from ._exceptions import MissingDependencyError
 
+    single = args.processes == 1
     try:
-        from ._exceptions import MissingDependencyError
-
         try:
-            from .sqs import SQSWorker
+            from .sqs._command import make_worker
+            from .sqs._serve import log_to_stderr, serve
         except MissingDependencyError as exc:
             raise UsageError(str(exc)) from None
-        handler = load_object(args.handler)
-        from ._processor import BasePartialProcessor
-
-        if isinstance(handler, BasePartialProcessor):
-            raise UsageError(
-                f"{args.handler} is a processor, not a record handler: give it as "
-                f"--processor {args.handler}, and HANDLER the function that handles one record"
-            )
-        if not callable(handler):
-            raise UsageError(f"{args.handler} is not a function (it is a {type(handler).__name__})")
-        processor = _worker_processor(args, handler)
-        worker = SQSWorker(
-            args.queue_url,
-            handler,
-            processor,
-            max_in_flight=args.max_in_flight,
-            pollers=args.pollers,
-            wait_time=args.wait_time,
-            visibility_timeout=args.visibility_timeout,
-            failed_visibility_timeout=_backoff(args.failed_visibility_timeout),
-            drain_timeout=args.drain_timeout,
-            region=args.region,
-            endpoint_url=args.endpoint_url,
-        )
+        if not args.quiet:
+            log_to_stderr()
+        # Every setting checked, and the handler loaded, before any process starts.
+        worker = make_worker(args, load_object, metrics_host="0.0.0.0" if single else None)
     except (UsageError, TypeError, ValueError) as exc:  # the worker's settings say what is wrong
         print(f"anybatch: {exc}", file=sys.stderr)
         return 2
     except _ModuleFailed as exc:
         print(exc.text, end="", file=sys.stderr)
         return 1
-    if not args.quiet:
-        logging.basicConfig(format="anybatch worker: %(message)s", stream=sys.stderr)
-        logging.getLogger("anybatch.worker").setLevel(logging.INFO)
-    signals = [0]
+    if single:
+        return serve(worker)
+    from .sqs._supervisor import Supervisor
 
-    async def run() -> Any:
-        loop = asyncio.get_running_loop()
+    supervisor = Supervisor(_worker_process, (args,), args.processes, health_file=args.health_file)
+    if args.metrics_port is not None:
+        from .sqs._metrics import ChildrenCollector, serve_collector
 
-        def on_signal(number: int) -> None:
-            signals[0] = number if not signals[0] else -number
-            worker.stop(now=signals[0] < 0)
-
-        for number in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(number, on_signal, number)
-        return await worker.run()
-
-    threads = set(threading.enumerate())  # the module's own, if it started any, are its own
-    try:
-        asyncio.run(run())  # its summary is the worker's last log line
-    except Exception as exc:
-        print(f"anybatch: the worker stopped: {type(exc).__name__}: {exc}", file=sys.stderr)
-        code = 1
-    else:
-        # 128 + N: stopped at once by a second signal N.
-        code = 128 - signals[0] if signals[0] < 0 else 0
-    _exit_if_handlers_linger(code, threads)
+        serve_collector(ChildrenCollector(supervisor.metrics_ports), args.metrics_port)
+    code = supervisor.run()
+    if supervisor.failure is not None:
+        print(f"anybatch: {supervisor.failure}", file=sys.stderr)
     return code
 
 
-def _exit_if_handlers_linger(code: int, threads: set[threading.Thread]) -> None:
-    """End the process now if threads started while the worker ran are still running.
+def _worker_process(number: int, conn: Any, args: argparse.Namespace) -> None:
+    """One worker process of ``--processes N``: its own health file and loopback metrics."""
+    import signal
 
-    Those run sync handlers that the drain (or a second signal) gave up on: their messages
-    were released for another worker, or are left to their visibility timeout, so nothing
-    they do can still be settled. But they are anyio's worker threads, which are not daemon
-    threads, and the interpreter waits for every such thread before it exits: a handler
-    blocked for minutes would keep the process alive past the platform's grace period (and
-    SIGKILL), while another worker already runs its message. Making handlers run in daemon
-    threads instead would need a thread pool of the worker's own, and would still miss a
-    thread a handler starts itself; leaving with ``os._exit`` covers every thread, whatever
-    it is doing. It skips ``atexit`` hooks, so output and logs are flushed first, and it is
-    used only when some thread is still alive: idle worker threads, which end as soon as
-    the event loop has closed, get a second to do so.
-    """
-    deadline = time.monotonic() + 1.0
-    for thread in threading.enumerate():
-        if thread not in threads and not thread.daemon:
-            thread.join(max(0.0, deadline - time.monotonic()))
-    alive = [t for t in threading.enumerate() if t not in threads and not t.daemon]
-    if not alive:
-        return
-    import logging
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor forwards the terminal's
+    from .sqs._command import make_worker
+    from .sqs._serve import log_to_stderr, serve
 
-    logging.getLogger("anybatch.worker").warning(
-        "%d threads (handlers the stop gave up on) still running: exiting without waiting for them",
-        len(alive),
-    )
-    logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
-
-
-def _worker_processor(args: argparse.Namespace, handler: Any) -> Any:
-    from . import AsyncBatchProcessor, BatchProcessor, EventType
-    from ._processor import BasePartialProcessor, is_async_callable
-
-    if args.processor is not None:
-        if args.concurrency is not None or args.record_timeout is not None:
-            raise UsageError("give --processor, or --concurrency / --record-timeout, not both")
-        processor = load_object(args.processor, what="--processor")
-        if not isinstance(processor, BasePartialProcessor):
-            raise UsageError(
-                f"--processor {args.processor} is not a processor (it is a "
-                f"{type(processor).__name__}): name an AsyncBatchProcessor(EventType.SQS) "
-                "or a BatchProcessor(EventType.SQS)"
-            )
-        return cast("Any", processor)
-    options: dict[str, Any] = {"record_timeout": args.record_timeout}
-    if args.concurrency is not None:
-        options["concurrency"] = args.concurrency
-    if is_async_callable(handler):
-        return AsyncBatchProcessor(EventType.SQS, **options)
-    options.setdefault("concurrency", 10)  # a sync handler runs in that many threads
-    return BatchProcessor(EventType.SQS, **options)
-
-
-def _backoff(text: str | None) -> Any:
-    """``--failed-visibility-timeout``: seconds, or ``exponential[:BASE[:CAP]]``."""
-    if text is None:
-        return None
-    if text.startswith("exponential"):
-        from .sqs import ExponentialBackoff
-
-        parts = text.split(":")[1:]
-        try:
-            numbers = [float(part) for part in parts]
-        except ValueError:
-            raise UsageError(
-                f"--failed-visibility-timeout exponential[:BASE[:CAP]] takes seconds, got {text!r}"
-            ) from None
-        return ExponentialBackoff(*numbers)
-    try:
-        return float(text)
-    except ValueError:
-        raise UsageError(
-            f"--failed-visibility-timeout takes seconds or exponential[:BASE[:CAP]], got {text!r}"
-        ) from None
+    if not args.quiet:
+        log_to_stderr(f"anybatch worker {number}")
+    if args.health_file is not None:
+        args.health_file = f"{args.health_file}.{number}"
+    report = lambda *message: conn.send(message)  # noqa: E731
+    worker = make_worker(args, load_object, metrics_host="127.0.0.1", report=report)
+    raise SystemExit(serve(worker, signals=(signal.SIGTERM,), report=report, watch_parent=True))
 
 
 def _count(text: str) -> int:
@@ -466,6 +365,16 @@ def _count(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
     return value
+
+
+def _processes(text: str) -> int:
+    if text == "auto":
+        affinity = getattr(os, "sched_getaffinity", None)  # the CPUs this process may use
+        return len(affinity(0)) if affinity else os.cpu_count() or 1
+    try:
+        return _count(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"must be a number >= 1 or auto, got {text!r}") from None
 
 
 class _Parser(argparse.ArgumentParser):
@@ -595,6 +504,24 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument("--region", metavar="REGION", help="default: the queue URL's")
     worker.add_argument(
         "--endpoint-url", metavar="URL", help="an SQS endpoint (default: botocore's)"
+    )
+    worker.add_argument(
+        "--processes",
+        type=_processes,
+        default=1,
+        metavar="N|auto",
+        help="worker processes under one supervisor (auto: one per CPU; default 1)",
+    )
+    worker.add_argument(
+        "--health-file",
+        metavar="PATH",
+        help="touched every 5 s while the worker's event loop runs, removed when it stops",
+    )
+    worker.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="PORT",
+        help="serve metrics for Prometheus on this port (needs anybatch[prometheus])",
     )
     worker.add_argument("--quiet", "-q", action="store_true", help="no log lines, no summary")
     return parser

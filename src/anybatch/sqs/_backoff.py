@@ -47,3 +47,26 @@ class ExponentialBackoff:
 
     def __repr__(self) -> str:
         return f"ExponentialBackoff(base={self.base!r}, cap={self.cap!r}, jitter={self.jitter!r})"
+
+
+def parse_failed_visibility(text: str | None) -> ExponentialBackoff | float | None:
+    """``--failed-visibility-timeout``: seconds, or ``exponential[:BASE[:CAP]]``.
+
+    Raises ``ValueError`` saying what the option takes.
+    """
+    if text is None:
+        return None
+    if text.startswith("exponential"):
+        try:
+            numbers = [float(part) for part in text.split(":")[1:]]
+        except ValueError:
+            raise ValueError(
+                f"--failed-visibility-timeout exponential[:BASE[:CAP]] takes seconds, got {text!r}"
+            ) from None
+        return ExponentialBackoff(*numbers)
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(
+            f"--failed-visibility-timeout takes seconds or exponential[:BASE[:CAP]], got {text!r}"
+        ) from None

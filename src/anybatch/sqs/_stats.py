@@ -26,6 +26,14 @@ class WorkerStats:
     batches: int = 0
     failures: list[SQSActionFailure] = field(default_factory=list[SQSActionFailure])
 
+    def add(self, other: WorkerStats) -> None:
+        """Add *other*'s figures to these (a supervisor's total of its workers')."""
+        for name, value in vars(other).items():
+            if name == "failures":
+                self.failures.extend(other.failures)
+            else:
+                setattr(self, name, getattr(self, name) + value)
+
     def summary(self) -> str:
         """One line: what was received and what became of it."""
         line = (

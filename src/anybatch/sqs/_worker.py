@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -38,6 +39,8 @@ from anybatch._sources import EventType
 
 from ._deleter import SQSCallError
 from ._errors import SQSWorkerError
+from ._failures import log_failures, looks_like_lambda_handler
+from ._health import HealthFile
 from ._heartbeat import heartbeat
 from ._plan import (
     MAX_ENTRIES,
@@ -98,9 +101,14 @@ class SQSWorker:
       number) is logged, and its message left to the visibility timeout.
     * *drain_timeout* (seconds, default 30): after :meth:`stop`, how long batches in flight
       may run on. What has not finished then is released for another worker.
+    * *health_file*: a path the event loop touches every *health_interval* seconds (default
+      5) from the start of :meth:`run` to its end (the drain included), and removes then: a
+      liveness probe checks its age. A loop blocked by a handler stops touching it.
 
     The SQS client comes from *session* (aiobotocore) or *boto3_session*, *config* and
-    *endpoint_url*, as for the legacy processors; *region* defaults to the queue URL's.
+    *endpoint_url*, as for the legacy processors; *region* defaults to the queue URL's. With no
+    *endpoint_url*, a queue URL whose host is not AWS's (``http://127.0.0.1:9324/...``) is its
+    own endpoint, unless ``AWS_ENDPOINT_URL_SQS`` (or ``AWS_ENDPOINT_URL``) names one.
     """
 
     def __init__(
@@ -123,6 +131,8 @@ class SQSWorker:
         endpoint_url: str | None = None,
         retry: RetryPolicy | None = None,
         max_concurrent_calls: int = 10,
+        health_file: str | os.PathLike[str] | None = None,
+        health_interval: float = 5.0,
     ) -> None:
         if not isinstance(cast("object", queue_url), str) or "/" not in queue_url:
             raise ValueError(f"queue_url must be an SQS queue URL, got {queue_url!r}")
@@ -130,6 +140,7 @@ class SQSWorker:
             raise TypeError(f"record_handler must be callable, got {record_handler!r}")
         self.queue_url = queue_url
         self.record_handler = record_handler
+        self._lambda = looks_like_lambda_handler(record_handler)  # for the failures' hint
         self.processor: BasePartialProcessor[Any] = (
             AsyncBatchProcessor(EventType.SQS) if processor is None else processor
         )
@@ -170,14 +181,24 @@ class SQSWorker:
         self.retry = retry or RetryPolicy()
         self.max_concurrent_calls = max_concurrent_calls
         from ._client import AioSQS
+        from ._endpoint import endpoint_of
 
+        #: Where the SQS calls go: *endpoint_url*, else the queue URL's host unless it is an
+        #: AWS one (``None``: botocore's choice, ``AWS_ENDPOINT_URL_SQS`` or the region's).
+        self.endpoint_url = endpoint_of(queue_url, endpoint_url)
         self._sqs: AioSQS = AioSQS(
             session=session,
             boto3_session=boto3_session,
             config=config,
-            endpoint_url=endpoint_url,
+            endpoint_url=self.endpoint_url,
             max_pool_connections=max(max_concurrent_calls, self.pollers) + 2,
         )
+        self.health: HealthFile | None = None
+        """The health file, touched every *health_interval* seconds while the worker runs."""
+        if health_file is not None:
+            self.health = HealthFile(
+                health_file, _check_positive("health_interval", health_interval)
+            )
         self.stats = WorkerStats()
         self._caller = Caller(self._sqs, self.retry, max_concurrent_calls)
         self._stopping = False
@@ -185,6 +206,8 @@ class SQSWorker:
         self._wake: anyio.Event | None = None
         self._receives: anyio.CancelScope | None = None
         self._in_flight = 0  # received and not yet processed (or reserved by a receive)
+        self._reserved = 0  # of which reserved by the receives waiting
+        self._receiving: list[float] = []  # when each receive waiting started
         self._settling = 0  # processed, their deletes and visibility changes being made
         self._drained: anyio.Event | None = None
         self._drain_until = math.inf
@@ -201,9 +224,12 @@ class SQSWorker:
         ``now=True`` (a second signal) stops at once: nothing more is deleted or released,
         and the messages in flight become visible again when their visibility runs out.
         """
-        if not self._stopping:
+        first = not self._stopping
+        if first:
             self._drain_until = time.monotonic() + self.drain_timeout
         self._stopping = True
+        if self._wake is not None and (first or (now and not self._stop_now)):
+            logger.info("%s", self._stopping_line(now=now))
         if now:
             self._stop_now = True
             if self._receives is not None:
@@ -212,6 +238,29 @@ class SQSWorker:
                 self._drained.set()
         if self._wake is not None:
             self._notify()
+
+    @property
+    def in_flight(self) -> int:
+        """Messages received and not yet settled (processing, or being deleted or released)."""
+        return self._in_flight - self._reserved + self._settling
+
+    def _stopping_line(self, *, now: bool) -> str:
+        """What a stop waits for: the receives in flight, the messages to drain."""
+        messages = self.in_flight
+        if now:
+            return (
+                f"stopping now: {_count(messages, 'message')} in flight left to their "
+                "visibility timeout"
+            )
+        waits: list[str] = []
+        if self._receiving:
+            clock = time.monotonic()
+            left = max(0.0, self.wait_time - (clock - max(self._receiving)))
+            receives = _count(len(self._receiving), "receive")
+            waits.append(f"waiting up to {math.ceil(left)} s for {receives} in flight")
+        if messages:
+            waits.append(f"draining {_count(messages, 'message')} (up to {self.drain_timeout:g} s)")
+        return "stopping: " + ("; ".join(waits) or "nothing in flight")
 
     @property
     def stopping(self) -> bool:
@@ -236,6 +285,8 @@ class SQSWorker:
         )
         try:
             async with anyio.create_task_group() as batches:
+                if self.health is not None:
+                    batches.start_soon(self.health.keep_fresh)
                 with anyio.CancelScope() as receives:
                     self._receives = receives
                     if self._stopping:
@@ -250,6 +301,8 @@ class SQSWorker:
                         await self._drained.wait()
                 batches.cancel_scope.cancel()
         finally:
+            if self.health is not None:
+                self.health.remove()
             with anyio.CancelScope(shield=True):
                 await self._sqs.aclose()
         logger.info("worker stopped: %s", self.stats.summary())
@@ -314,6 +367,9 @@ class SQSWorker:
                 continue
             count = min(MAX_ENTRIES, room)
             self._in_flight += count  # reserved while the receive waits
+            self._reserved += count
+            started = time.monotonic()
+            self._receiving.append(started)
             try:
                 messages = await self._sqs.receive(
                     self.queue_url,
@@ -338,6 +394,9 @@ class SQSWorker:
             except BaseException:
                 self._in_flight -= count
                 raise
+            finally:
+                self._reserved -= count
+                self._receiving.remove(started)
             failures = 0
             self._in_flight -= count - len(messages)
             if not messages:
@@ -424,6 +483,8 @@ class SQSWorker:
             # batch is deleted that did not succeed, and the worker carries on.
             logger.exception("a batch of %d messages could not be processed", count)
             return settles_after(count, succeeded, "fail")
+        if self.processor.logger is None:  # with a logger, the run logged them, as on Lambda
+            log_failures(result, logger, self.processor.log_records, lambda_handler=self._lambda)
         return settles_of(result)
 
     async def _settle(
@@ -462,6 +523,10 @@ class SQSWorker:
         idle = self._in_flight <= 0 and self._settling <= 0
         if self._stopping and idle and self._drained is not None:
             self._drained.set()
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
 
 
 def _region_of(queue_url: str) -> str | None:
