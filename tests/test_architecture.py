@@ -20,9 +20,12 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("leaves", ["_exceptions", "_options", "_view"]),
     ("engine", ["_engine"]),
     ("sources and outcomes", ["_sources", "records", "models", "_outcome", "_events"]),
-    ("run", ["_handlers", "_report", "_observers", "_invocation", "_run", "_portal"]),
+    ("run", ["_handlers", "_context", "_report", "_observers", "_invocation", "_run", "_portal"]),
     ("facades", ["_processor", "_functions", "testing", "observe"]),
-    ("sqs, the command line, the package", ["sqs", "_cli", "__init__", "__main__"]),
+    (
+        "sqs, idempotency, the command line, the package",
+        ["sqs", "idempotency", "_cli", "__init__", "__main__"],
+    ),
 ]
 
 #: The largest a module may grow, in lines.

@@ -1,0 +1,275 @@
+"""``idempotent``: a record handler, async or blocking, made idempotent per record.
+
+The decisions are :func:`~._flow.flow`'s; this module only drives it: the async driver awaits
+the store and the handler, the blocking one calls them (a store without blocking calls is
+reached on anybatch's loop thread). Both wrap the run in a :class:`~._flow.Flights` entry, so
+that two records of one key in one process run the handler once.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Awaitable, Callable, Generator
+from typing import Any, Literal, NamedTuple, TypeVar, cast
+
+from anybatch._handlers import accepts_lambda_context, is_async_callable
+
+from ._flow import RUN, Attempt, Claim, Complete, Flight, Flights, Release, Step, after_wait, flow
+from ._keys import hash_value, key_value, payload_of, record_identifier, result_type_of
+from ._store import BlockingIdempotencyStore, IdempotencyStore
+
+__all__ = ["DEFAULT_EXPIRES_AFTER", "DEFAULT_IN_PROGRESS_TIMEOUT", "idempotent"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: Seconds a COMPLETED result is replayed (the incumbent's default, one hour).
+DEFAULT_EXPIRES_AFTER = 3600.0
+#: Seconds an IN_PROGRESS mark lasts at most, and without a Lambda context: the longest a
+#: Lambda invocation runs.
+DEFAULT_IN_PROGRESS_TIMEOUT = 900.0
+
+KeySpec = Literal["id", "payload"] | Callable[[Any], object]
+
+
+class _Settings(NamedTuple):
+    """One decorated handler's settings, checked once."""
+
+    store: IdempotencyStore
+    key: Callable[[Any], object]
+    validate: Callable[[Any], object] | None
+    expires_after: float
+    in_progress_timeout: float
+    prefix: str
+    result_type: Any
+
+    def attempt(self, record: object, lambda_context: object) -> Attempt:
+        """The run of *record*: its key and payload hash, its mark's length."""
+        key = f"{self.prefix}#{hash_value(key_value(self.key, record))}"
+        validation = None if self.validate is None else hash_value(self.validate(record))
+        limit = self.in_progress_timeout * 1000
+        remaining = getattr(lambda_context, "get_remaining_time_in_millis", None)
+        in_progress_ms = limit if remaining is None else max(0.0, min(limit, remaining()))
+        return Attempt(
+            key,
+            validation,
+            expires_after=self.expires_after,
+            in_progress_ms=in_progress_ms,
+            result_type=self.result_type,
+        )
+
+
+def _key_function(key: KeySpec) -> Callable[[Any], object]:
+    if key == "id":
+        return record_identifier
+    if key == "payload":
+        return payload_of
+    if callable(key):
+        return key
+    raise TypeError(f"key= takes 'id', 'payload' or a function of the record, got {key!r}")
+
+
+def idempotent(
+    store: IdempotencyStore,
+    *,
+    key: KeySpec = "id",
+    validate: bool | Callable[[Any], object] = False,
+    expires_after: float = DEFAULT_EXPIRES_AFTER,
+    in_progress_timeout: float = DEFAULT_IN_PROGRESS_TIMEOUT,
+    key_prefix: str | None = None,
+    result_type: Any = None,
+) -> Callable[[F], F]:
+    """Make a record handler idempotent: each key runs once; later deliveries replay its result.
+
+    ``async def`` and plain ``def`` handlers alike, taking the record view or the ``model=``
+    instance (and ``lambda_context`` if they name it)::
+
+        @idempotent(DynamoDBStore("IdempotencyTable"))
+        async def record_handler(record: SQSRecord) -> dict[str, str]: ...
+
+    Before the handler runs, a conditional write marks the key IN_PROGRESS. A key COMPLETED
+    within ``expires_after`` seconds returns its stored result without running the handler;
+    a key IN_PROGRESS elsewhere fails the record with :class:`IdempotencyInProgressError`
+    (it is retried); a handler that raises releases the key. Two records of one key in one
+    process run once: the second waits for the first and gets its result.
+
+    Args:
+        store: where the records live (:class:`DynamoDBStore`, :class:`InMemoryStore`).
+        key: ``"id"``, the record's identifier (SQS ``messageId``, Kinesis and DynamoDB
+            sequence number, Kafka topic, partition and offset); ``"payload"``, its payload
+            (SQS body, Kinesis data, DynamoDB new image, Kafka value); or a function of the
+            record (or model) whose JSON value is hashed.
+        validate: ``True`` to store the payload's hash and refuse a record of the same key
+            with another payload (:class:`IdempotencyValidationError`); or a function of the
+            record whose value is compared.
+        expires_after: seconds a result is replayed (the TTL).
+        in_progress_timeout: the longest an IN_PROGRESS mark lasts. With a Lambda context
+            the mark expires when the invocation does (its remaining time), at most this;
+            without one, after this.
+        key_prefix: the keys' prefix, by default
+            ``<AWS_LAMBDA_FUNCTION_NAME>.<module>.<qualname>`` as the incumbent's.
+        result_type: the type of the result, to rebuild it on replay (a pydantic model,
+            ``list[Model]``...); by default a pydantic model named by the handler's return
+            annotation, else JSON as stored.
+    """
+    if expires_after <= 0 or in_progress_timeout <= 0:
+        raise ValueError("expires_after and in_progress_timeout must be positive seconds")
+    if validate is True:
+        check: Callable[[Any], object] | None = payload_of
+    elif validate is False:
+        check = None
+    elif callable(validate):
+        check = validate
+    else:
+        raise TypeError(f"validate= takes True, False or a function, got {validate!r}")
+    key_function = _key_function(key)
+
+    def decorate(func: F) -> F:
+        prefix = key_prefix or (
+            f"{os.getenv('AWS_LAMBDA_FUNCTION_NAME', 'test-func')}."
+            f"{func.__module__}.{func.__qualname__}"
+        )
+        settings = _Settings(
+            store,
+            key_function,
+            check,
+            float(expires_after),
+            float(in_progress_timeout),
+            prefix,
+            result_type if result_type is not None else result_type_of(func),
+        )
+        if is_async_callable(func):
+            wrapper = _async_wrapper(func, settings)
+        else:
+            wrapper = _blocking_wrapper(func, settings)
+        for name in ("__module__", "__name__", "__qualname__", "__doc__"):
+            setattr(wrapper, name, getattr(func, name, None))
+        return cast("F", wrapper)
+
+    return decorate
+
+
+def _call(func: Callable[..., Any], record: object, lambda_context: object) -> Callable[[], Any]:
+    if lambda_context is not None and accepts_lambda_context(func):
+        return lambda: func(record, lambda_context=lambda_context)
+    return lambda: func(record)
+
+
+def _async_wrapper(func: Callable[..., Awaitable[Any]], settings: _Settings) -> Any:
+    flights = Flights()
+    store = settings.store
+
+    async def drive(steps: Generator[Step, Any, Any], call: Callable[[], Any]) -> Any:
+        sent: Any = None
+        error: Exception | None = None
+        while True:
+            try:
+                step = steps.send(sent) if error is None else steps.throw(error)
+            except StopIteration as stop:
+                return stop.value
+            sent = error = None
+            try:
+                if step is RUN:
+                    sent = await call()
+                elif isinstance(step, Claim):
+                    sent = await store.claim(step.record, step.now)
+                elif isinstance(step, Complete):
+                    await store.complete(step.record)
+                elif isinstance(step, Release):
+                    await store.release(step.key)
+            except Exception as exc:
+                error = exc
+
+    async def idempotent_handler(record: Any, lambda_context: Any = None) -> Any:
+        attempt = settings.attempt(record, lambda_context)
+        while True:
+            flight, mine = flights.board(attempt, time.time())
+            if mine:
+                break
+            await _wait_async(flight)
+            done, value = after_wait(flight, attempt)
+            if done:
+                return value
+        ok = False
+        try:
+            value = await drive(flow(attempt, time.time), _call(func, record, lambda_context))
+            ok = True
+            return value
+        finally:
+            flights.land(attempt.key, flight, ok, attempt.data)
+
+    return idempotent_handler
+
+
+async def _wait_async(flight: Flight) -> None:
+    # Rare (two records of one key at once): a thread waits, on asyncio and trio alike.
+    from anyio import CapacityLimiter, to_thread
+
+    done = flight.done
+    assert done is not None
+    timeout = max(0.0, flight.ends - time.time())
+    await to_thread.run_sync(done.wait, timeout, abandon_on_cancel=True, limiter=CapacityLimiter(1))
+
+
+def _blocking_wrapper(func: Callable[..., Any], settings: _Settings) -> Any:
+    flights = Flights()
+    store = settings.store
+    if isinstance(store, BlockingIdempotencyStore):
+        claim = store.claim_blocking
+        complete = store.complete_blocking
+        release = store.release_blocking
+    else:
+        from anybatch._portal import call_on_loop
+
+        # aiobotocore (and so DynamoDBStore) needs asyncio: anybatch's asyncio loop thread.
+        def claim(record: Any, now: float) -> Any:
+            return call_on_loop("asyncio", store.claim, record, now)
+
+        def complete(record: Any) -> None:
+            call_on_loop("asyncio", store.complete, record)
+
+        def release(key: str) -> None:
+            call_on_loop("asyncio", store.release, key)
+
+    def drive(steps: Generator[Step, Any, Any], call: Callable[[], Any]) -> Any:
+        sent: Any = None
+        error: Exception | None = None
+        while True:
+            try:
+                step = steps.send(sent) if error is None else steps.throw(error)
+            except StopIteration as stop:
+                return stop.value
+            sent = error = None
+            try:
+                if step is RUN:
+                    sent = call()
+                elif isinstance(step, Claim):
+                    sent = claim(step.record, step.now)
+                elif isinstance(step, Complete):
+                    complete(step.record)
+                elif isinstance(step, Release):
+                    release(step.key)
+            except Exception as exc:
+                error = exc
+
+    def idempotent_handler(record: Any, lambda_context: Any = None) -> Any:
+        attempt = settings.attempt(record, lambda_context)
+        while True:
+            flight, mine = flights.board(attempt, time.time())
+            if mine:
+                break
+            done = flight.done
+            assert done is not None
+            done.wait(max(0.0, flight.ends - time.time()))
+            finished, value = after_wait(flight, attempt)
+            if finished:
+                return value
+        ok = False
+        try:
+            value = drive(flow(attempt, time.time), _call(func, record, lambda_context))
+            ok = True
+            return value
+        finally:
+            flights.land(attempt.key, flight, ok, attempt.data)
+
+    return idempotent_handler
