@@ -340,7 +340,7 @@ def _worker(args: argparse.Namespace) -> int:
     return code
 
 
-def _worker_process(number: int, conn: Any, args: argparse.Namespace) -> None:
+def _worker_process(number: int, conn: Any, args: argparse.Namespace) -> int:
     """One worker process of ``--processes N``: its own health file and loopback metrics."""
     import signal
 
@@ -352,7 +352,10 @@ def _worker_process(number: int, conn: Any, args: argparse.Namespace) -> None:
         log_to_stderr(f"anybatch worker {number}")
     if args.health_file is not None:
         args.health_file = f"{args.health_file}.{number}"
-    report = lambda *message: conn.send(message)  # noqa: E731
+
+    def report(kind: str, value: object) -> None:
+        conn.send((kind, value))
+
     worker = make_worker(args, load_object, metrics_host="127.0.0.1", report=report)
     raise SystemExit(serve(worker, signals=(signal.SIGTERM,), report=report, watch_parent=True))
 

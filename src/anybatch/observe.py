@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TextIO, cast
 
 from ._events import BatchStarted
@@ -186,6 +186,29 @@ class EmfMetrics:
         stream.flush()
 
 
+#: Histogram buckets: seconds (1 ms to 15 minutes, Lambda's longest), and records per batch.
+_SECONDS_BUCKETS = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1,
+    2.5,
+    5,
+    10,
+    30,
+    60,
+    300,
+    900,
+)
+_SIZE_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
+
+
 class OpenTelemetryMetrics:
     """The figures of :class:`EmfMetrics`, through OpenTelemetry metrics (``anybatch[otel]``).
 
@@ -228,14 +251,23 @@ class OpenTelemetryMetrics:
         self._records = meter.create_counter(
             "anybatch.records", unit="{record}", description="Records processed, by status"
         )
-        self._batch_size = meter.create_histogram(
-            "anybatch.batch.size", unit="{record}", description="Records per batch"
+
+        def histogram(name: str, unit: str, description: str, buckets: Sequence[float]) -> Any:
+            try:  # bucket advice: opentelemetry-api 1.23 and later
+                return meter.create_histogram(
+                    name, unit, description, explicit_bucket_boundaries_advisory=buckets
+                )
+            except TypeError:  # pragma: no cover - an older API
+                return meter.create_histogram(name, unit, description)
+
+        self._batch_size = histogram(
+            "anybatch.batch.size", "{record}", "Records per batch", _SIZE_BUCKETS
         )
-        self._record_duration = meter.create_histogram(
-            "anybatch.record.duration", unit="s", description="Each record handler's time"
+        self._record_duration = histogram(
+            "anybatch.record.duration", "s", "Each record handler's time", _SECONDS_BUCKETS
         )
-        self._batch_duration = meter.create_histogram(
-            "anybatch.batch.duration", unit="s", description="Each batch's time"
+        self._batch_duration = histogram(
+            "anybatch.batch.duration", "s", "Each batch's time", _SECONDS_BUCKETS
         )
         # The attribute sets, made once: one per event source and status.
         self._sets: dict[tuple[str, _Status | None], dict[str, str]] = {}

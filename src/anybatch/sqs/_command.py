@@ -63,8 +63,8 @@ def make_worker(
     if not callable(handler):
         raise OptionError(f"{args.handler} is not a function (it is a {type(handler).__name__})")
     serving = metrics_host is not None and args.metrics_port is not None
-    if serving:
-        port = args.metrics_port if report is None else 0
+    if metrics_host is not None and args.metrics_port is not None:
+        port: int = args.metrics_port if report is None else 0
         try:
             _, port = serve_metrics(port, metrics_host)
         except OSError as exc:
@@ -115,7 +115,7 @@ def worker_processor(
                 "worker's figures only; add observers=[OpenTelemetryMetrics()] for the records'",
                 args.processor,
             )
-        return cast("BasePartialProcessor[Any]", processor)
+        return cast("BasePartialProcessor[Any]", processor)  # type: ignore[redundant-cast]
     options: dict[str, Any] = {"record_timeout": args.record_timeout}
     if metrics:
         options["observers"] = [OpenTelemetryMetrics()]

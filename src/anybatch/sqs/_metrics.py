@@ -142,7 +142,7 @@ def serve_collector(collector: ChildrenCollector, port: int, host: str = "0.0.0.
     except ImportError:
         raise MissingDependencyError(NEEDS) from None
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(collector)  # type: ignore[arg-type]
+    registry.register(collector)
     server, _ = start_http_server(port, addr=host, registry=registry)
     return int(server.server_port)
 

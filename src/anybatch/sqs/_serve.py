@@ -31,7 +31,7 @@ _HIDDEN = tuple(
     str(Path(path).resolve()) + os.sep
     for path in (
         Path(__file__).parents[1],  # anybatch
-        Path(__import__("anyio").__file__).parent,
+        Path(str(__import__("anyio").__file__)).parent,
     )
 )
 
