@@ -228,6 +228,26 @@ class _Tally:
         return f"anybatch: {records}{batches}: {counts or 'none'} ({took})"
 
 
+class _Stderr:
+    """Stands for stdout while the handler's code runs: writes go to the stderr of the moment.
+
+    A stream bound at import (Powertools' ``Logger`` keeps ``sys.stdout``) then follows
+    ``sys.stderr`` wherever it is later pointed, as in a test that calls :func:`main` twice.
+    """
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def writelines(self, lines: Any) -> None:
+        sys.stderr.writelines(lines)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def __getattr__(self, name: str) -> Any:  # buffer, fileno, isatty, encoding...
+        return getattr(sys.stderr, name)
+
+
 def _lambda_default(value: Any) -> Any:
     # What Lambda's own encoder adds to JSON: Decimal numbers (it writes them as numbers).
     from decimal import Decimal
@@ -262,7 +282,7 @@ def _run(args: argparse.Namespace) -> int:
     # never into the response, which alone is written to stdout.
     try:
         event = _read_event(args.event)
-        with redirect_stdout(sys.stderr):
+        with redirect_stdout(_Stderr()):
             handler = load_handler(args.handler)
     except UsageError as exc:
         print(f"anybatch: {exc}", file=sys.stderr)
@@ -275,7 +295,7 @@ def _run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     try:
         # observing_results counts the outcomes of the batches the handler runs.
-        with redirect_stdout(sys.stderr), observing_results(tally):
+        with redirect_stdout(_Stderr()), observing_results(tally):
             result = handler(event, context)
     except InvalidEventError as exc:
         print(f"anybatch: {exc}", file=sys.stderr)
