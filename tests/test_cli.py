@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import re
 import subprocess
@@ -16,6 +18,7 @@ from anybatch.testing import kinesis_event, sqs_event
 
 HANDLERS = """
 import datetime
+import sys
 from decimal import Decimal
 
 import anyio
@@ -71,6 +74,14 @@ def chatty(event, context):
     return {"chatty": True}
 
 
+KEPT = sys.stdout  # as Powertools' Logger keeps it
+
+
+def keeps_stdout(event, context):
+    KEPT.write("through the stream kept at import\\n")
+    return {}
+
+
 def broken(event, context):
     raise RuntimeError("handler bug")
 
@@ -124,6 +135,17 @@ def test_what_the_handler_prints_goes_to_stderr_as_to_lambdas_logs(
     (workdir / "chatty_app.py").write_text('print("imported")\n' + HANDLERS)
     code, out, err = run(capsys, "event.json", "chatty_app:chatty", "--indent", "0", "-q")
     assert (code, out, err) == (0, '{"chatty": true}\n', "imported\na line for the logs\n")
+
+
+def test_a_stream_kept_at_import_follows_stderr_on_later_runs(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(capsys, "event.json", "cli_app:keeps_stdout", "-q")
+    assert (code, out, err) == (0, "{}\n", "through the stream kept at import\n")
+    with contextlib.redirect_stderr(io.StringIO()) as elsewhere:  # the module stays imported
+        assert main(["run", "event.json", "cli_app:keeps_stdout", "-q"]) == 0
+    assert elsewhere.getvalue() == "through the stream kept at import\n"
+    assert capsys.readouterr() == ("{}\n", "")
 
 
 def test_a_handler_that_processes_no_batch_says_so(
