@@ -70,6 +70,21 @@ CASES = {
         "examples.models_order:lambda_handler",
         ["00000000-0000-4000-8000-000000000002", "00000000-0000-4000-8000-000000000004"],
     ),
+    "powertools-parser": Case(
+        "sqs.json",
+        "examples.powertools_parser:lambda_handler",
+        ["00000000-0000-4000-8000-000000000002", "00000000-0000-4000-8000-000000000004"],
+    ),
+    "powertools-observability": Case(
+        "sqs.json",
+        "examples.powertools_observability:lambda_handler",
+        ["00000000-0000-4000-8000-000000000002", "00000000-0000-4000-8000-000000000004"],
+    ),
+    "powertools-observability-async": Case(
+        "sqs.json",
+        "examples.powertools_observability:async_lambda_handler",
+        ["00000000-0000-4000-8000-000000000002", "00000000-0000-4000-8000-000000000004"],
+    ),
     "classic-decorator": Case(
         "classic.json",
         "examples.classic_handler:lambda_handler",
@@ -259,6 +274,32 @@ def test_custom_hooks_count_successes_and_failures(capsys: pytest.CaptureFixture
         "BatchRecordFailures",
         "BatchRecordSuccesses",
     ]
+
+
+@pytest.mark.parametrize("name", ["powertools-observability", "powertools-observability-async"])
+def test_powertools_logger_and_metrics_see_each_record(name: str) -> None:
+    # A process of its own, as on Lambda: Powertools' Logger and Metrics are process-wide.
+    proc = subprocess.run(
+        [_console_script(), *_argv(CASES[name])],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    lines = [json.loads(line) for line in proc.stderr.splitlines() if line.startswith("{")]
+    logged = [line for line in lines if line.get("message") == "order reserved"]
+    sqs = json.loads((EVENTS_DIR / "sqs.json").read_text())["Records"]
+    reserved = {r["messageId"]: json.loads(r["body"])["id"] for r in sqs}
+    for failed in CASES[name].expected:
+        del reserved[failed]
+    # Each line carries its own record's keys, and inject_lambda_context's.
+    assert {line["message_id"]: line["order_id"] for line in logged} == reserved
+    assert len(logged) == len(reserved)
+    assert {line["function_name"] for line in logged} == {"anybatch-function"}
+    (emf,) = [line for line in lines if "_aws" in line]
+    assert emf["OrdersReserved"] == [1.0] * len(reserved)
+    assert emf["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "anybatch-examples"
 
 
 @pytest.mark.usefixtures("in_repo")
