@@ -70,7 +70,7 @@ def log_failures(
     failed = result.failed
     first = failed[0].exception
     same = (
-        len(failed) == len(result)
+        len(failed) == len(result) > 1
         and first is not None
         and all(
             outcome.status is failed[0].status
