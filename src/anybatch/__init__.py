@@ -5,6 +5,7 @@ Kafka and Firehose, each on its own, under a concurrency limit, and report only 
 failed (Firehose: answer every record with its transformed data).
 """
 
+from ._context import RecordIdFilter, add_record_id, current_record, current_record_id
 from ._exceptions import (
     AnybatchError,
     BatchProcessingError,
@@ -92,6 +93,7 @@ __all__ = [
     "PartialItemFailureResponse",
     "PartialItemFailures",
     "ProcessorStateError",
+    "RecordIdFilter",
     "RecordFailedError",
     "RecordNotProcessedError",
     "RecordOutcome",
@@ -105,10 +107,13 @@ __all__ = [
     "SuccessResponse",
     "UnexpectedBatchTypeError",
     "__version__",
+    "add_record_id",
     "as_lambda_handler",
     "async_batch_processor",
     "async_process_partial_response",
     "batch_processor",
+    "current_record",
+    "current_record_id",
     "process_partial_response",
     "use_uvloop",
 ]

@@ -142,8 +142,13 @@ def as_lambda_handler(
         @async_batch_processor(record_handler=record_handler, processor=processor)
         async def lambda_handler(event, context):
             return processor.response()
+
+    *handler* may be any callable whose result is awaitable: an ``async def``, or a plain
+    function that wraps one (``__wrapped__``), as Powertools' ``@logger.inject_lambda_context``
+    and ``@metrics.log_metrics`` do around an ``async def``. A result that is not awaitable
+    raises :class:`~anybatch.HandlerTypeError` when the handler is called.
     """
-    if not is_async_callable(handler):
+    if not (is_async_callable(handler) or _wraps_async(handler)):
         raise HandlerTypeError(
             f"as_lambda_handler takes an 'async def' lambda handler, got {handler!r}; "
             "a plain function can be given to Lambda as it is"
@@ -153,6 +158,28 @@ def as_lambda_handler(
     def lambda_handler(event: Any, context: Any) -> R:
         from ._portal import run_blocking
 
-        return run_blocking(backend, handler, event, context)
+        result: R = run_blocking(backend, _awaited, handler, event, context)
+        return result
 
     return lambda_handler
+
+
+def _wraps_async(handler: object) -> bool:
+    """Whether a plain function wraps an ``async def`` (a decorator's ``__wrapped__``)."""
+    wrapped = getattr(handler, "__wrapped__", None)
+    while wrapped is not None:
+        if is_async_callable(wrapped):
+            return True
+        wrapped = getattr(wrapped, "__wrapped__", None)
+    return False
+
+
+async def _awaited(handler: Callable[[Any, Any], Awaitable[R]], event: Any, context: Any) -> R:
+    """``await handler(event, context)``, with a clear error when the result is no awaitable."""
+    result = handler(event, context)
+    if not hasattr(result, "__await__"):
+        raise HandlerTypeError(
+            f"as_lambda_handler's handler {handler!r} returned {type(result).__name__}, not "
+            "an awaitable: give it an 'async def' lambda handler (or a decorator around one)"
+        )
+    return await result

@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import functools
 from types import CodeType
-from typing import Any
+from typing import Any, NamedTuple
 
 from ._exceptions import HandlerTypeError
 
 __all__ = [
+    "HandlerKind",
     "accepts_lambda_context",
+    "handler_kind",
     "is_async_callable",
     "refuse_awaitables",
     "refuse_generator_function",
+    "takes_record",
 ]
 
 _CO_GENERATOR = 0x20
@@ -72,6 +75,42 @@ def refuse_generator_function(func: object) -> None:
             "body, so every record would count as a success; 'return' a result instead of "
             "'yield'ing it"
         )
+
+
+class HandlerKind(NamedTuple):
+    """How anybatch calls a record handler, decided once per handler."""
+
+    #: ``async def`` (its call returns an awaitable to await).
+    is_async: bool
+    #: It declares ``lambda_context``: it gets ``lambda_context=context``.
+    takes_context: bool
+    #: A decorated handler whose function names its parameter ``record``: it gets the
+    #: record by keyword, ``handler(record=...)``, as the incumbent calls it (its
+    #: ``@idempotent_function(data_keyword_argument="record")`` needs that).
+    by_keyword: bool
+
+
+def handler_kind(func: object) -> HandlerKind:
+    """How to call *func*; refuses a generator function (its call would run nothing)."""
+    refuse_generator_function(func)
+    return HandlerKind(is_async_callable(func), accepts_lambda_context(func), takes_record(func))
+
+
+def takes_record(func: object) -> bool:
+    """Whether *func* wraps (``__wrapped__``) a function whose first parameter is ``record``.
+
+    A plain function is called positionally: for it the two calls are the same, and the
+    positional one is cheaper.
+    """
+    target = _unwrap(func, wrapped=True)
+    if target is _unwrap(func, wrapped=False):
+        return False
+    code = getattr(getattr(target, "__func__", target), "__code__", None)
+    if type(code) is not CodeType or not code.co_argcount:
+        return False
+    first = 1 if hasattr(target, "__func__") else 0  # a bound method's self
+    names = code.co_varnames[: code.co_argcount]
+    return len(names) > first and names[first] == "record"
 
 
 def accepts_lambda_context(func: object) -> bool:

@@ -25,7 +25,7 @@ from ._exceptions import (
     SQSFifoCircuitBreakerError,
     SQSFifoMessageGroupCircuitBreakerError,
 )
-from ._handlers import accepts_lambda_context, is_async_callable, refuse_generator_function
+from ._handlers import HandlerKind, accepts_lambda_context, handler_kind, is_async_callable
 from ._invocation import batch_of, state
 from ._options import DEFAULT_DEADLINE_MARGIN, POLICY_OPTIONS, check_options
 from ._outcome import (
@@ -154,7 +154,7 @@ class BasePartialProcessor(Generic[RecordT]):
     #: The previous batch's models, let go one by one as the next batch makes its own.
     _previous_models: list[Any] | None = None
     _fixed: Reading | None = None
-    _known_handler: tuple[Callable[..., Any], bool, bool] | None = None
+    _known_handler: tuple[Callable[..., Any], HandlerKind] | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -378,17 +378,16 @@ class BasePartialProcessor(Generic[RecordT]):
             return batch.batch_response
         return self.response()
 
-    def _handler_kind(self, handler: Callable[..., Any]) -> tuple[bool, bool]:
-        """Whether *handler* is async, and whether it takes ``lambda_context``.
+    def _handler_kind(self, handler: Callable[..., Any]) -> HandlerKind:
+        """How to call *handler*: async or not, ``lambda_context``, ``record=`` by keyword.
 
         Kept for the next batch: warm invocations pass the same handler.
         """
         known = self._known_handler
         if known is not None and known[0] is handler:
-            return known[1], known[2]
-        refuse_generator_function(handler)
-        kind = (is_async_callable(handler), accepts_lambda_context(handler))
-        self._known_handler = (handler, *kind)
+            return known[1]
+        kind = handler_kind(handler)
+        self._known_handler = (handler, kind)
         return kind
 
     # -- custom processors (the incumbent's extension point) -------------------------------

@@ -17,6 +17,7 @@ from contextvars import ContextVar
 from itertools import repeat
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple, Protocol, cast
 
+from ._context import in_own_context
 from ._engine import FAILURE, SUCCESS, Schedule, drive, run_inline, runs_inline
 from ._exceptions import ProcessorStateError, RecordFailedError
 from ._handlers import refuse_awaitables
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     import logging
 
     from ._exceptions import ExceptionInfo, RecordSkippedError
+    from ._handlers import HandlerKind
     from ._invocation import _Batch  # pyright: ignore[reportPrivateUsage]
     from ._observers import Observers
     from ._outcome import FailureResponse, SuccessResponse
@@ -67,7 +69,7 @@ class Hooks(Protocol):
     def success_handler(self, record: Any, result: Any) -> SuccessResponse: ...
     def failure_handler(self, record: Any, exception: ExceptionInfo) -> FailureResponse: ...
     def _make_schedule(self, records: Sequence[Mapping[str, Any]]) -> Schedule: ...
-    def _handler_kind(self, handler: Callable[..., Any]) -> tuple[bool, bool]: ...
+    def _handler_kind(self, handler: Callable[..., Any]) -> HandlerKind: ...
     def _process_record(self, record: Any) -> SuccessResponse | FailureResponse: ...
     async def _async_process_record(self, record: Any) -> SuccessResponse | FailureResponse: ...
 
@@ -325,9 +327,9 @@ def start(processor: Hooks, *, awaited: bool) -> Run:
         # The subclass's _process_record / _async_process_record handles each record.
         is_async = cls._custom_async and (awaited or not cls._custom_sync)  # pyright: ignore[reportPrivateUsage]
     else:
-        is_async, takes_context = processor._handler_kind(handler)  # pyright: ignore[reportPrivateUsage]
-        if context is not None and takes_context:
-            handler = functools.partial(handler, lambda_context=context)
+        kind = processor._handler_kind(handler)  # pyright: ignore[reportPrivateUsage]
+        is_async = kind.is_async
+        handler = _as_called(handler, kind, context)
     left = time_left(processor.deadline_margin, context)
     run = batch.run = Run(records, ids, schedule, handler, is_async, left, reading, batch)
     observing = processor._observing  # pyright: ignore[reportPrivateUsage]
@@ -349,7 +351,25 @@ def start(processor: Hooks, *, awaited: bool) -> Run:
         previous = processor._previous_models  # pyright: ignore[reportPrivateUsage]
         processor._previous_models = None  # pyright: ignore[reportPrivateUsage]
         run.convert_each(reading.convert, previous)
+    # Each record in its own copy of the invocation's context (see _context).
+    handed = run.records if custom else run.args
+    run.func = in_own_context(run.func, run.inputs, handed, ids, is_async)
+    run.inputs = range(run.n)
     return run
+
+
+def _as_called(
+    handler: Callable[..., Any], kind: HandlerKind, context: Any
+) -> Callable[[Any], Any]:
+    """*handler* as the incumbent calls it: ``record=`` by keyword, ``lambda_context=``."""
+    with_context = context is not None and kind.takes_context
+    if kind.by_keyword:
+        if with_context:
+            return lambda record: handler(record=record, lambda_context=context)
+        return lambda record: handler(record=record)
+    if with_context:
+        return functools.partial(handler, lambda_context=context)
+    return handler
 
 
 def process(processor: Hooks) -> list[SuccessResponse | FailureResponse]:

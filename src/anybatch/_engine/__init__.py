@@ -30,6 +30,8 @@ anyio's asyncio backend costs a cold start about 30 ms; trio has only anyio.
 6. Any other :class:`BaseException` (``KeyboardInterrupt``, ``SystemExit``) stops every
    record and propagates from the driver, after its workers have stopped.
 7. With :meth:`Schedule.time_records`, each record's handler time (and end) is noted.
+8. An async *func* returns an awaitable, or a :class:`Resolved` value when the record ended
+   without waiting: the driver takes its ``.value`` without an ``await``.
 
 :func:`drive` is the one place that picks an async driver; :func:`runs_inline` says when the
 blocking facade needs none.
@@ -52,6 +54,7 @@ from ._schedule import (
     SUCCESS,
     TIMEOUT,
     WAIT,
+    Resolved,
     Schedule,
 )
 
@@ -65,6 +68,7 @@ __all__ = [
     "SUCCESS",
     "TIMEOUT",
     "WAIT",
+    "Resolved",
     "Schedule",
     "asyncio_running",
     "drive",

@@ -18,7 +18,16 @@ from typing import Any
 import anyio
 
 from .._exceptions import RecordTimeoutError
-from ._schedule import FAILURE, NOT_STARTED, RUNNING, SUCCESS, TIMEOUT, WAIT, Schedule
+from ._schedule import (
+    FAILURE,
+    NOT_STARTED,
+    RUNNING,
+    SUCCESS,
+    TIMEOUT,
+    WAIT,
+    Resolved,
+    Schedule,
+)
 
 if sys.version_info < (3, 11):  # pragma: no cover - exercised on 3.10 only
     from exceptiongroup import BaseExceptionGroup
@@ -91,12 +100,14 @@ async def run_pool(
             started = monotonic() if durations is not None else 0.0  # the timings' clock
             try:
                 if record_timeout is None:
-                    result = await func(args[index])
+                    step = func(args[index])
+                    result = step.value if type(step) is Resolved else await step
                     kind = SUCCESS
                 else:
                     kind, result = TIMEOUT, RecordTimeoutError(record_timeout)
                     with anyio.move_on_after(record_timeout):
-                        result = await func(args[index])
+                        step = func(args[index])
+                        result = step.value if type(step) is Resolved else await step
                         kind = SUCCESS
             except Exception as exc:
                 kind, result = FAILURE, exc

@@ -33,7 +33,16 @@ from time import monotonic
 from typing import Any
 
 from .._exceptions import RecordTimeoutError
-from ._schedule import FAILURE, NOT_STARTED, RUNNING, SUCCESS, TIMEOUT, WAIT, Schedule
+from ._schedule import (
+    FAILURE,
+    NOT_STARTED,
+    RUNNING,
+    SUCCESS,
+    TIMEOUT,
+    WAIT,
+    Resolved,
+    Schedule,
+)
 
 __all__ = ["ABANDON_AFTER", "run_pool_asyncio"]
 
@@ -257,7 +266,8 @@ async def run_pool_asyncio(
                 current = index
                 timer = loop.call_later(record_timeout, time_out)
             try:
-                result = await func(args[index])
+                step = func(args[index])
+                result = step.value if type(step) is Resolved else await step
                 kind = SUCCESS
             except Exception as exc:
                 kind, result = FAILURE, exc

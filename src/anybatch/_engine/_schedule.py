@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import heapq
 from collections import deque
-from collections.abc import Hashable, Sequence
+from collections.abc import Generator, Hashable, Sequence
 from typing import Any, Final
 
 __all__ = [
@@ -37,6 +37,7 @@ __all__ = [
     "SUCCESS",
     "TIMEOUT",
     "WAIT",
+    "Resolved",
     "Schedule",
 ]
 
@@ -53,6 +54,23 @@ RUNNING: Final = -2  # started, no outcome yet
 
 #: :meth:`Schedule.next` result: nothing may start now, but a record in flight may unblock one.
 WAIT: Final = -1
+
+
+class Resolved:
+    """What an async driver's *func* may return instead of an awaitable: its value, known.
+
+    A handler that ended without waiting (see ``anybatch._context``) needs no ``await``; the
+    drivers take ``.value`` from it directly.
+    """
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        yield from ()  # a generator that never suspends
+        return self.value
 
 
 class Schedule:

@@ -1,0 +1,399 @@
+"""Powertools' companions on real handlers: Idempotency, Logger, Metrics, and per-record context.
+
+These run the real ``aws-lambda-powertools`` (a test dependency only) beside anybatch: its
+``@idempotent_function`` against DynamoDB (moto's server over HTTP), ``inject_lambda_context``
+and ``log_metrics`` around ``as_lambda_handler``, and ``thread_safe_append_keys`` under
+concurrency, where each record runs in its own copy of the invocation's context.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import io
+import json
+import logging
+import threading
+from collections.abc import Iterator
+from typing import Any, cast
+
+import anyio
+import pytest
+
+import anybatch._engine
+from anybatch import (
+    AsyncBatchProcessor,
+    BatchProcessor,
+    EventType,
+    RecordIdFilter,
+    as_lambda_handler,
+    async_process_partial_response,
+    current_record,
+    current_record_id,
+    process_partial_response,
+)
+from anybatch.testing import fake_lambda_context, sqs_event
+
+pytest.importorskip("aws_lambda_powertools")
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+
+#: How records run: inline, in threads, on native asyncio, anyio's pool on asyncio, trio.
+WAYS = ["inline", "threads", "asyncio", "anyio-asyncio", "trio"]
+
+
+def failures(response: Any) -> list[str]:
+    return [item["itemIdentifier"] for item in response["batchItemFailures"]]
+
+
+# -- per-record context -----------------------------------------------------------------------
+
+MARK: contextvars.ContextVar[str] = contextvars.ContextVar("mark", default="before")
+
+
+def run_way(way: str, handler_sync: Any, handler_async: Any, event: Any, monkeypatch: Any) -> Any:
+    if way == "inline":
+        return process_partial_response(event, handler_sync, BatchProcessor(EventType.SQS))
+    if way == "threads":
+        processor = BatchProcessor(EventType.SQS, concurrency=8)
+        return process_partial_response(event, handler_sync, processor)
+    if way == "anyio-asyncio":
+        monkeypatch.setattr(anybatch._engine, "asyncio_running", lambda: False)
+
+    async def main() -> Any:
+        processor = AsyncBatchProcessor(EventType.SQS, concurrency=8)
+        return await async_process_partial_response(event, handler_async, processor)
+
+    return anyio.run(main, backend="trio" if way == "trio" else "asyncio")
+
+
+@pytest.mark.parametrize("way", WAYS)
+def test_each_record_runs_in_its_own_copy_of_the_context(
+    way: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: dict[str, tuple[str, Any, Any]] = {}
+    lock = threading.Lock()
+    token = MARK.set("set before the batch")
+
+    def note(body: str) -> None:
+        before = MARK.get()
+        MARK.set(body)  # never seen by another record
+        with lock:
+            seen[body] = (before, current_record().body, current_record_id())
+
+    def handler_sync(record: Any) -> None:
+        note(record.body)
+
+    async def handler_async(record: Any) -> None:
+        await anyio.sleep(0.01)
+        before = MARK.get()
+        MARK.set(record.body)
+        await anyio.sleep(0.01)  # other records run and set theirs meanwhile
+        assert MARK.get() == record.body
+        with lock:
+            seen[record.body] = (before, current_record().body, current_record_id())
+
+    event = sqs_event([str(i) for i in range(16)])
+    try:
+        response = run_way(way, handler_sync, handler_async, event, monkeypatch)
+    finally:
+        MARK.reset(token)
+    assert response == {"batchItemFailures": []}
+    ids = [record["messageId"] for record in event["Records"]]
+    assert seen == {str(i): ("set before the batch", str(i), ids[i]) for i in range(16)}
+    assert current_record() is None
+    assert current_record_id() is None
+
+
+# -- Logger: per-record keys at any concurrency -------------------------------------------------
+
+
+@pytest.fixture
+def captured_logger(request: pytest.FixtureRequest) -> Iterator[tuple[Logger, io.StringIO]]:
+    stream = io.StringIO()
+    # A service of its own: Powertools keeps one logging.Logger per service name.
+    service = f"orders-{abs(hash(request.node.nodeid))}"
+    logger = Logger(service=service, logger_handler=logging.StreamHandler(stream))
+    yield logger, stream
+    logger.thread_safe_clear_keys()
+
+
+@pytest.mark.parametrize("way", WAYS)
+def test_thread_safe_append_keys_stays_with_its_record(
+    way: str, monkeypatch: pytest.MonkeyPatch, captured_logger: tuple[Logger, io.StringIO]
+) -> None:
+    logger, stream = captured_logger
+    logger.addFilter(RecordIdFilter())
+
+    def handler_sync(record: Any) -> None:
+        logger.thread_safe_append_keys(message_id=record.message_id)
+        logger.info("handling", extra={"body": record.body})
+
+    async def handler_async(record: Any) -> None:
+        logger.thread_safe_append_keys(message_id=record.message_id)
+        await anyio.sleep(0.01)  # the other records append their own keys meanwhile
+        logger.info("handling", extra={"body": record.body})
+
+    event = sqs_event([str(i) for i in range(32)])
+    assert run_way(way, handler_sync, handler_async, event, monkeypatch) == {
+        "batchItemFailures": []
+    }
+    ids = {record["body"]: record["messageId"] for record in event["Records"]}
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert len(lines) == 32
+    wrong = [line for line in lines if line["message_id"] != ids[line["body"]]]
+    assert wrong == []
+    assert all(line["record_id"] == ids[line["body"]] for line in lines)
+
+
+def test_the_record_id_filter_stamps_stdlib_lines() -> None:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(record_id)s %(message)s"))
+    handler.addFilter(RecordIdFilter(default="-"))
+    log = logging.getLogger("test_companions.stdlib")
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+
+    def record_handler(record: Any) -> None:
+        log.info("in %s", record.body)
+
+    event = sqs_event(["a", "b"])
+    processor = BatchProcessor(EventType.SQS, concurrency=2)
+    process_partial_response(event, record_handler, processor)
+    log.info("outside")
+    ids = [record["messageId"] for record in event["Records"]]
+    assert sorted(stream.getvalue().splitlines()) == sorted(
+        [f"{ids[0]} in a", f"{ids[1]} in b", "- outside"]
+    )
+
+
+def test_the_record_id_filter_works_through_structlog() -> None:
+    structlog = pytest.importorskip("structlog")
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(RecordIdFilter())
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            processors=[
+                structlog.stdlib.ExtraAdder(allow=["record_id"]),
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.JSONRenderer(),
+            ],
+        )
+    )
+    std = logging.getLogger("test_companions.structlog")
+    std.addHandler(handler)
+    std.setLevel(logging.INFO)
+    std.propagate = False
+    log = structlog.wrap_logger(
+        std,
+        processors=[structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        wrapper_class=structlog.stdlib.BoundLogger,
+    )
+
+    async def record_handler(record: Any) -> None:
+        await asyncio.sleep(0)
+        log.info("handled", body=record.body)
+
+    event = sqs_event(["a", "b", "c"])
+
+    async def main() -> Any:
+        processor = AsyncBatchProcessor(EventType.SQS)
+        return await async_process_partial_response(event, record_handler, processor)
+
+    asyncio.run(main())
+    ids = {record["body"]: record["messageId"] for record in event["Records"]}
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert sorted((line["body"], line["record_id"]) for line in lines) == sorted(ids.items())
+
+
+# -- Logger and Metrics decorators around as_lambda_handler -----------------------------------
+
+
+def processed_lambda(processor: Any, seen: list[str]) -> Any:
+    async def record_handler(record: Any) -> None:
+        seen.append(record.body)
+
+    async def lambda_handler(event: Any, context: Any) -> Any:
+        return await async_process_partial_response(event, record_handler, processor, context)
+
+    return lambda_handler
+
+
+def test_inject_lambda_context_inside_as_lambda_handler(
+    captured_logger: tuple[Logger, io.StringIO],
+) -> None:
+    logger, stream = captured_logger
+    seen: list[str] = []
+    inner = processed_lambda(AsyncBatchProcessor(EventType.SQS), seen)
+
+    @as_lambda_handler
+    @logger.inject_lambda_context
+    async def lambda_handler(event: Any, context: Any) -> Any:
+        logger.info("batch")
+        return await inner(event, context)
+
+    context = fake_lambda_context(function_name="orders-fn")
+    assert lambda_handler(sqs_event(["a", "b"]), context) == {"batchItemFailures": []}
+    assert seen == ["a", "b"]
+    [line] = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert line["function_name"] == "orders-fn"
+
+
+def test_inject_lambda_context_outside_as_lambda_handler(
+    captured_logger: tuple[Logger, io.StringIO],
+) -> None:
+    logger, stream = captured_logger
+    seen: list[str] = []
+    inner = processed_lambda(AsyncBatchProcessor(EventType.SQS), seen)
+
+    @logger.inject_lambda_context
+    @as_lambda_handler
+    async def lambda_handler(event: Any, context: Any) -> Any:
+        logger.info("batch")
+        return await inner(event, context)
+
+    context = fake_lambda_context(function_name="orders-fn")
+    assert lambda_handler(sqs_event(["a"]), context) == {"batchItemFailures": []}
+    [line] = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert line["function_name"] == "orders-fn"
+
+
+def emf_lines(capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in capsys.readouterr().out.splitlines() if "_aws" in line]
+
+
+def test_log_metrics_outside_as_lambda_handler_flushes_the_invocations_metrics(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    metrics = Metrics(namespace="Orders", service="orders")
+    seen: list[str] = []
+    inner = processed_lambda(AsyncBatchProcessor(EventType.SQS), seen)
+
+    @metrics.log_metrics
+    @as_lambda_handler
+    async def lambda_handler(event: Any, context: Any) -> Any:
+        metrics.add_metric(name="Batches", unit=MetricUnit.Count, value=1)
+        return await inner(event, context)
+
+    assert lambda_handler(sqs_event(["a"]), fake_lambda_context()) == {"batchItemFailures": []}
+    [document] = emf_lines(capsys)
+    assert document["Batches"] == [1.0] or document["Batches"] == 1.0
+
+
+def test_log_metrics_inside_as_lambda_handler_is_accepted_and_runs(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Powertools' log_metrics is a sync decorator: around an async def it flushes when the
+    # coroutine is made, before its body runs (see the Migrating page); anybatch accepts it.
+    metrics = Metrics(namespace="Orders", service="orders")
+    seen: list[str] = []
+    inner = processed_lambda(AsyncBatchProcessor(EventType.SQS), seen)
+
+    @as_lambda_handler
+    @metrics.log_metrics
+    async def lambda_handler(event: Any, context: Any) -> Any:
+        return await inner(event, context)
+
+    with pytest.warns(UserWarning, match="No application metrics to publish"):
+        assert lambda_handler(sqs_event(["a"]), fake_lambda_context()) == {"batchItemFailures": []}
+    assert seen == ["a"]
+
+
+def test_as_lambda_handler_still_refuses_what_returns_no_awaitable() -> None:
+    from anybatch import HandlerTypeError
+
+    def plain(event: Any, context: Any) -> Any:
+        return {"ok": True}
+
+    with pytest.raises(HandlerTypeError, match="takes an 'async def' lambda handler"):
+        as_lambda_handler(plain)
+
+    async def real(event: Any, context: Any) -> Any:
+        return {"ok": True}
+
+    def not_awaiting(event: Any, context: Any) -> Any:
+        return {"ok": True}
+
+    not_awaiting.__wrapped__ = real  # type: ignore[attr-defined]
+    handler = as_lambda_handler(not_awaiting)
+    with pytest.raises(HandlerTypeError, match="returned dict, not an awaitable"):
+        handler({}, None)
+
+
+# -- Idempotency: the incumbent's documented pattern -------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def dynamodb_endpoint() -> Iterator[str]:
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def idempotency_table(dynamodb_endpoint: str, request: pytest.FixtureRequest) -> Any:
+    import boto3
+
+    client = boto3.client("dynamodb", endpoint_url=dynamodb_endpoint, region_name="us-east-1")
+    name = f"idem-{abs(hash(request.node.nodeid))}"
+    client.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    return DynamoDBPersistenceLayer(table_name=name, boto3_client=client)
+
+
+@pytest.mark.parametrize("concurrency", [1, 4])
+@pytest.mark.parametrize("model", [False, True])
+def test_idempotent_function_on_the_record_handler_replays_only_what_failed(
+    idempotency_table: Any, concurrency: int, model: bool
+) -> None:
+    runs: list[str] = []
+    lock = threading.Lock()
+    failing = {"b"}
+    config = IdempotencyConfig(event_key_jmespath="messageId")
+
+    @idempotent_function(  # type: ignore[untyped-decorator]
+        data_keyword_argument="record", persistence_store=idempotency_table, config=config
+    )
+    def record_handler(record: Any) -> dict[str, str]:
+        body = record.body
+        with lock:
+            runs.append(body)
+        if body in failing:
+            raise ValueError(f"{body} failed")
+        return {"done": body}
+
+    kwargs: dict[str, Any] = {"concurrency": concurrency}
+    if model:
+        from anybatch.models import SqsRecordModel
+
+        kwargs["model"] = SqsRecordModel
+    processor = BatchProcessor(EventType.SQS, **kwargs)
+    event = sqs_event(["a", "b", "c"])
+    context = fake_lambda_context(timeout=30)
+    config.register_lambda_context(cast("Any", context))
+    first = process_partial_response(event, record_handler, processor, context)
+    assert failures(first) == [event["Records"][1]["messageId"]]
+    assert sorted(runs) == ["a", "b", "c"]
+    failing.clear()
+    second = process_partial_response(event, record_handler, processor, context)
+    assert second == {"batchItemFailures": []}
+    assert sorted(runs) == ["a", "b", "b", "c"]  # only the failed record ran again
