@@ -1,8 +1,12 @@
 """The SQS worker: messages per second, a 10 ms handler at concurrency 100.
 
-Against the ideal (100 records at a time, each 10 ms: 10,000 messages per second) and against
+Against the ideal (100 records at a time, each 10 ms: 10,000 messages per second), against
 the plain boto3 loop a team writes first (receive 10, handle them one after another, delete
-them in one ``DeleteMessageBatch``), side by side, over real HTTP.
+them in one ``DeleteMessageBatch``), and against the floor: the aiobotocore loop a team could
+write by hand instead of the worker (receivers long-polling 10 at a time, the handlers bounded
+by a semaphore, ``DeleteMessageBatch`` of 10), side by side in one run, over real HTTP, with
+the CPU each uses per message. Then ``anybatch worker --processes 2`` against one process,
+each run as the command, the endpoint's own CPU reported beside theirs.
 
 The queue is a small SQS endpoint in a child process (the JSON protocol: ``ReceiveMessage``,
 ``DeleteMessageBatch``, ``ChangeMessageVisibilityBatch``, ``GetQueueAttributes``), served
@@ -31,12 +35,20 @@ HANDLER_SECONDS = 0.010
 IDEAL_RATE = CONCURRENCY / HANDLER_SECONDS
 #: The worker against the loop a team writes first: at least ten times its rate.
 GOAL_SPEEDUP = 10.0
+#: The worker against the hand-written aiobotocore loop: CPU per message, messages/s.
+GOAL_CPU_RATIO = 1.05
+GOAL_RATE_RATIO = 0.95
+#: --processes 2 against one process, on a 2-core machine.
+GOAL_PROCESSES = 1.6
+N_PROCESSES = 6_000
 
 _SERVER = r"""
 import hashlib, json, sys, threading
 from http.server import ThreadingHTTPServer, BaseHTTPRequestHandler
 
+import time
 lock = threading.Lock()
+filled = threading.Condition(lock)
 queue = []      # bodies not yet received
 deleted = [0]
 ARN = "arn:aws:sqs:us-east-1:123456789012:bench"
@@ -48,12 +60,20 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
+    def handle(self):
+        try:
+            super().handle()
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # a consumer closed its connection as it stopped
+
     def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])) or b"{}")
         action = self.headers.get("X-Amz-Target", "").rsplit(".", 1)[-1]
         if action == "ReceiveMessage":
             with lock:
                 count = body.get("MaxNumberOfMessages", 1)
+                if not queue and body.get("WaitTimeSeconds"):  # a long poll
+                    filled.wait_for(lambda: queue, timeout=body["WaitTimeSeconds"])
                 taken, queue[:count] = queue[:count], []
             answer = {"Messages": [
                 {"MessageId": f"m-{b}", "ReceiptHandle": f"rh-{b}", "Body": b,
@@ -87,7 +107,9 @@ for line in sys.stdin:
         with lock:
             queue[:] = [f"{args[0]}-{i}" for i in range(int(args[1]))]
             deleted[0] = 0
-    print(json.dumps({"left": len(queue), "deleted": deleted[0]}), flush=True)
+            filled.notify_all()
+    answer = {"left": len(queue), "deleted": deleted[0], "cpu": time.process_time()}
+    print(json.dumps(answer), flush=True)
 """
 
 
@@ -105,14 +127,14 @@ class Endpoint:
         self.url = f"http://127.0.0.1:{int(self.child.stdout.readline())}"
         self.queue_url = f"{self.url}/123456789012/bench"
 
-    def ask(self, command: str) -> dict[str, int]:
+    def ask(self, command: str) -> dict[str, Any]:
         import json
 
         assert self.child.stdin is not None
         assert self.child.stdout is not None
         self.child.stdin.write(command + "\n")
         self.child.stdin.flush()
-        answer: dict[str, int] = json.loads(self.child.stdout.readline())
+        answer: dict[str, Any] = json.loads(self.child.stdout.readline())
         return answer
 
     def close(self) -> None:
@@ -146,8 +168,8 @@ async def anybatch_worker(endpoint: Endpoint, count: int) -> float:
     async with anyio.create_task_group() as group:
 
         async def stop_when_done() -> None:
-            while endpoint_deleted(endpoint) < count:  # noqa: ASYNC110
-                await anyio.sleep(0.02)
+            while worker.stats.deleted < count:  # noqa: ASYNC110
+                await anyio.sleep(0.01)
             worker.stop()
 
         group.start_soon(stop_when_done)
@@ -155,8 +177,68 @@ async def anybatch_worker(endpoint: Endpoint, count: int) -> float:
     return time.perf_counter() - started
 
 
-def endpoint_deleted(endpoint: Endpoint) -> int:
-    return endpoint.ask("status")["deleted"]
+async def handwritten_loop(endpoint: Endpoint, count: int) -> float:
+    """The aiobotocore loop a team could write instead of the worker, and what it must do.
+
+    Ten receivers long-poll 10 messages at a time once 10 handler slots are free (a semaphore
+    of 100); each receive's handlers run at once, and its successes are deleted in one
+    ``DeleteMessageBatch``.
+    """
+    from aiobotocore.config import AioConfig
+    from aiobotocore.session import get_session
+
+    config = AioConfig(max_pool_connections=20, retries={"total_max_attempts": 1})
+    slots = asyncio.Semaphore(CONCURRENCY)
+    deleted = [0]
+    done = asyncio.Event()
+
+    async def handle(message: dict[str, Any]) -> bool:
+        try:
+            await asyncio.sleep(HANDLER_SECONDS)
+            return True
+        finally:
+            slots.release()
+
+    async def batch(client: Any, messages: list[dict[str, Any]]) -> None:
+        results = await asyncio.gather(*(handle(m) for m in messages))
+        entries = [
+            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+            for i, (m, ok) in enumerate(zip(messages, results, strict=True))
+            if ok
+        ]
+        answer = await client.delete_message_batch(QueueUrl=endpoint.queue_url, Entries=entries)
+        deleted[0] += len(answer.get("Successful", []))
+        if deleted[0] >= count:
+            done.set()
+
+    async def receiver(client: Any, tasks: set[asyncio.Task[None]]) -> None:
+        while not done.is_set():
+            for _ in range(10):
+                await slots.acquire()
+            answer = await client.receive_message(
+                QueueUrl=endpoint.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0
+            )
+            messages = answer.get("Messages", [])
+            for _ in range(10 - len(messages)):
+                slots.release()
+            if messages:
+                task = asyncio.create_task(batch(client, messages))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+
+    session = get_session()
+    started = time.perf_counter()
+    async with session.create_client(
+        "sqs", endpoint_url=endpoint.url, region_name="us-east-1", config=config
+    ) as client:
+        tasks: set[asyncio.Task[None]] = set()
+        receivers = [asyncio.create_task(receiver(client, tasks)) for _ in range(10)]
+        await done.wait()
+        elapsed = time.perf_counter() - started
+        for task in receivers:
+            task.cancel()
+        await asyncio.gather(*receivers, *tasks, return_exceptions=True)
+    return elapsed
 
 
 def boto3_loop(endpoint: Endpoint, count: int) -> float:
@@ -194,20 +276,28 @@ def run() -> list[Row]:
             f"{N_WORKER:,} messages, a {HANDLER_SECONDS * 1000:g} ms async handler, "
             f"concurrency={CONCURRENCY}: ideal {IDEAL_RATE:,.0f} messages/s"
         )
-        best = None
-        cpu = math.inf
-        for _ in range(3):
-            endpoint.ask(f"fill w {N_WORKER}")
-            before = time.process_time()
-            seconds = asyncio.run(anybatch_worker(endpoint, N_WORKER))
-            cpu = min(cpu, time.process_time() - before)
-            status = endpoint.ask("status")
-            if status["deleted"] != N_WORKER or status["left"]:
-                sys.exit(f"the worker left {status}")
-            best = seconds if best is None else min(best, seconds)
-        assert best is not None
+        consumers = {"SQSWorker": anybatch_worker, "hand-written": handwritten_loop}
+        seconds = dict.fromkeys(consumers, math.inf)
+        cpus = dict.fromkeys(consumers, math.inf)
+        for round_ in range(3):  # interleaved, the order turned each round; best of each
+            for name in sorted(consumers, reverse=bool(round_ % 2)):
+                endpoint.ask(f"fill w {N_WORKER}")
+                before = time.process_time()
+                took = asyncio.run(consumers[name](endpoint, N_WORKER))
+                cpus[name] = min(cpus[name], time.process_time() - before)
+                seconds[name] = min(seconds[name], took)
+                status = endpoint.ask("status")
+                if status["deleted"] != N_WORKER or status["left"]:
+                    sys.exit(f"{name} left {status}")
+        best, cpu = seconds["SQSWorker"], cpus["SQSWorker"]
         worker_rate = N_WORKER / best
-        say(f"  SQSWorker  {worker_rate:,.0f} messages/s ({best:.2f} s)")
+        floor_rate = N_WORKER / seconds["hand-written"]
+        floor_cpu = cpus["hand-written"]
+        for name in consumers:
+            say(
+                f"  {name:<12} {N_WORKER / seconds[name]:,.0f} messages/s "
+                f"({seconds[name]:.2f} s), {1e6 * cpus[name] / N_WORKER:.0f} µs CPU per message"
+            )
         endpoint.ask(f"fill l {N_LOOP}")
         loop_seconds = boto3_loop(endpoint, N_LOOP)
         status = endpoint.ask("status")
@@ -220,7 +310,31 @@ def run() -> list[Row]:
     efficiency = 100 * worker_rate / IDEAL_RATE
     speedup = worker_rate / loop_rate
     say(f"  the worker's process used {cpu:.2f} s of CPU for {N_WORKER:,} messages")
+    cpu_ratio = cpu / floor_cpu
+    rate_ratio = worker_rate / floor_rate
+    processes = processes_rows()
     return [
+        Row(
+            "worker: CPU per message vs hand-written aiobotocore loop",
+            cpu / N_WORKER,
+            floor_cpu / N_WORKER,
+            measured=f"{cpu_ratio:.2f}x",
+            goal=f"≤ {GOAL_CPU_RATIO:g}x",
+            ok=cpu_ratio <= GOAL_CPU_RATIO,
+            note=f"SQSWorker {1e6 * cpu / N_WORKER:.0f} µs of CPU per message, the hand-written "
+            f"loop {1e6 * floor_cpu / N_WORKER:.0f} µs (columns: CPU seconds per message)",
+        ),
+        Row(
+            "worker: messages/s vs hand-written aiobotocore loop",
+            1 / worker_rate,
+            1 / floor_rate,
+            measured=f"{rate_ratio:.2f}x the rate",
+            goal=f"≥ {GOAL_RATE_RATIO:g}x",
+            ok=rate_ratio >= GOAL_RATE_RATIO,
+            note=f"SQSWorker {worker_rate:,.0f} messages/s, the hand-written loop "
+            f"{floor_rate:,.0f}/s (columns: seconds per message)",
+        ),
+        *processes,
         Row(
             f"worker: {CONCURRENCY} x 10 ms handler vs boto3 loop",
             1 / worker_rate,
@@ -241,6 +355,118 @@ def run() -> list[Row]:
             "mostly aiobotocore's per call (a receive and a delete per 10 messages); more "
             "processes scale out",
         ),
+    ]
+
+
+_APP = f"""
+import asyncio
+
+from anybatch import AsyncBatchProcessor, EventType
+
+processor = AsyncBatchProcessor(EventType.SQS, concurrency={CONCURRENCY})
+
+
+async def handler(record):
+    await asyncio.sleep({HANDLER_SECONDS!r})
+"""
+
+
+def _cpu_of(pids: list[int]) -> float:
+    """The CPU seconds (user and system) the processes *pids* used so far."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        with open(f"/proc/{pid}/stat") as file:
+            fields = file.read().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
+def command_rate(endpoint: Endpoint, processes: int, rounds: int = 2) -> tuple[float, float, float]:
+    """``anybatch worker --processes N``: messages/s, its CPU and the endpoint's per message."""
+    import re
+    import signal
+    import tempfile
+    import threading
+
+    with tempfile.TemporaryDirectory() as folder:
+        with open(os.path.join(folder, "bench_app.py"), "w") as file:
+            file.write(_APP)
+        child = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "anybatch", "worker", endpoint.queue_url),
+                *("bench_app:handler", "--processor", "bench_app:processor"),
+                *("--processes", str(processes), "--max-in-flight", str(CONCURRENCY)),
+                *("--wait-time", "1"),
+            ],
+            cwd=folder,
+            env={**os.environ, "PYTHONPATH": folder, "AWS_ENDPOINT_URL_SQS": endpoint.url},
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        lines: list[str] = []
+        assert child.stderr is not None
+        reader = threading.Thread(target=lambda: lines.extend(child.stderr), daemon=True)
+        reader.start()
+        deadline = time.monotonic() + 60
+        while sum("worker started on" in line for line in lines) < processes:
+            if time.monotonic() > deadline or child.poll() is not None:
+                sys.exit("the worker did not start: " + "".join(lines))
+            time.sleep(0.05)
+        pids = [child.pid] + [int(m) for m in re.findall(r"started: pid (\d+)", "".join(lines))]
+        best = (math.inf, math.inf, math.inf)
+        for _ in range(rounds):
+            before, workers = endpoint.ask("status")["cpu"], _cpu_of(pids)
+            started = time.perf_counter()
+            endpoint.ask(f"fill p {N_PROCESSES}")
+            while (status := endpoint.ask("status"))["deleted"] < N_PROCESSES:
+                time.sleep(0.005)
+            took = time.perf_counter() - started
+            workers = _cpu_of(pids) - workers
+            if took < best[0]:
+                best = (took, workers, status["cpu"] - before)
+        child.send_signal(signal.SIGTERM)
+        child.wait(timeout=60)
+        reader.join(timeout=10)
+        child.stderr.close()
+        if child.returncode != 0:
+            sys.exit(f"the worker exited {child.returncode}: " + "".join(lines[-20:]))
+    took, workers, endpoint_cpu = best
+    return N_PROCESSES / took, workers / N_PROCESSES, endpoint_cpu / N_PROCESSES
+
+
+def processes_rows() -> list[Row]:
+    endpoint = Endpoint()
+    try:
+        say(
+            f"anybatch worker --processes 1 and 2, {N_PROCESSES:,} messages each, the endpoint "
+            f"in its own process ({os.cpu_count()} CPUs)"
+        )
+        rates = {}
+        for processes in (1, 2):
+            rate, cpu, endpoint_cpu = command_rate(endpoint, processes)
+            rates[processes] = (rate, cpu, endpoint_cpu)
+            say(
+                f"  --processes {processes}: {rate:,.0f} messages/s, the workers "
+                f"{1e6 * cpu:.0f} µs of CPU per message, the endpoint {1e6 * endpoint_cpu:.0f} µs"
+            )
+    finally:
+        endpoint.close()
+    one, two = rates[1], rates[2]
+    speedup = two[0] / one[0]
+    return [
+        Row(
+            "worker: --processes 2 vs 1 (2 cores)",
+            1 / two[0],
+            1 / one[0],
+            measured=f"{speedup:.2f}x the rate",
+            goal=f"≥ {GOAL_PROCESSES:g}x",
+            ok=speedup >= GOAL_PROCESSES,
+            note=f"--processes 2 {two[0]:,.0f} messages/s, one process {one[0]:,.0f}/s; the "
+            f"SQS endpoint (a Python HTTP server in its own process, on the same 2 cores) "
+            f"used {1e6 * two[2]:.0f} µs of CPU per message beside the workers' "
+            f"{1e6 * two[1]:.0f} µs (columns: seconds per message)",
+        )
     ]
 
 
