@@ -172,6 +172,11 @@ CASES = {
         "examples.custom_hooks:lambda_handler",
         ["00000000-0000-4000-8000-000000000001", "00000000-0000-4000-8000-000000000002"],
     ),
+    "idempotent": Case(
+        "sqs.json",
+        "examples.idempotent_handler:lambda_handler",
+        ["00000000-0000-4000-8000-000000000002", "00000000-0000-4000-8000-000000000004"],
+    ),
     "custom-processor": Case(
         "classic.json",
         "examples.custom_processor:lambda_handler",
