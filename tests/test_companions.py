@@ -397,3 +397,61 @@ def test_idempotent_function_on_the_record_handler_replays_only_what_failed(
     second = process_partial_response(event, record_handler, processor, context)
     assert second == {"batchItemFailures": []}
     assert sorted(runs) == ["a", "b", "b", "c"]  # only the failed record ran again
+
+
+# -- current_record() when batches nest ----------------------------------------------------------
+
+INNER = {
+    "inline": lambda: BatchProcessor(EventType.SQS),
+    "threads": lambda: BatchProcessor(EventType.SQS, concurrency=2),
+    "async": lambda: BatchProcessor(EventType.SQS),
+}
+
+
+@pytest.mark.parametrize("inner", INNER)
+@pytest.mark.parametrize("outer", ["inline", "threads", "async"])
+def test_current_record_is_the_innermost_record_when_batches_nest(outer: str, inner: str) -> None:
+    seen: list[tuple[str, str, str]] = []
+    lock = threading.Lock()
+    inner_processor = INNER[inner]()
+
+    def inner_sync(record: Any) -> None:
+        with lock:
+            seen.append(("inner", record.body, current_record().body))
+
+    async def inner_async(record: Any) -> None:
+        await anyio.lowlevel.checkpoint()
+        with lock:
+            seen.append(("inner", record.body, current_record().body))
+
+    inner_handler = inner_async if inner == "async" else inner_sync
+
+    def outer_sync(record: Any) -> None:
+        inner_event = sqs_event([f"{record.body}.{i}" for i in range(2)])
+        process_partial_response(inner_event, inner_handler, inner_processor)
+        with lock:
+            seen.append(("outer", record.body, current_record().body))
+
+    async def outer_async(record: Any) -> None:
+        await anyio.lowlevel.checkpoint()
+        inner_event = sqs_event([f"{record.body}.{i}" for i in range(2)])
+        await anyio.to_thread.run_sync(
+            process_partial_response, inner_event, inner_handler, inner_processor
+        )
+        with lock:
+            seen.append(("outer", record.body, current_record().body))
+
+    event = sqs_event(["a", "b"])
+    if outer == "async":
+
+        async def main() -> Any:
+            processor = AsyncBatchProcessor(EventType.SQS, concurrency=1)
+            return await async_process_partial_response(event, outer_async, processor)
+
+        response = asyncio.run(main())
+    else:
+        processor = BatchProcessor(EventType.SQS, concurrency=1 if outer == "inline" else 2)
+        response = process_partial_response(event, outer_sync, processor)
+    assert response == {"batchItemFailures": []}
+    assert all(body == current for _, body, current in seen)
+    assert len(seen) == 6

@@ -6,8 +6,9 @@ the invocation's context: no other record sees it, whatever the concurrency, in 
 threads alike, and every record sees what was set before the batch. Inside, :func:`current_record`
 is the record being handled, and :class:`RecordIdFilter` stamps log lines with its identifier.
 
-The cost is a context copy and an entry per record (and, for an async handler, one step
-through a small awaitable each time it resumes): well under a microsecond a record.
+The cost is a context copy and an entry per record (and, for an async handler, its first
+step taken by hand and one more through a small awaitable each time it resumes): a fraction
+of a microsecond a record, measured in ``bench/bench_context.py``.
 """
 
 from __future__ import annotations
@@ -28,10 +29,32 @@ __all__ = [
     "in_own_context",
 ]
 
-#: The record being handled in this context: (what the handler gets, its identifier).
-_CURRENT: ContextVar[tuple[Sequence[Any], Sequence[Any], int] | None] = ContextVar(
-    "anybatch_current_record", default=None
+_Here = tuple[Sequence[Any], Sequence[Any], int]  # (what handlers get, identifiers, index)
+
+#: The async record being handled in this context.
+_CURRENT: ContextVar[_Here | None] = ContextVar("anybatch_current_record", default=None)
+
+
+#: The sync batch running inline in this context: (its schedule, handed, ids). The inline
+#: driver notes the index of the record it runs in the schedule (``schedule.current``), and
+#: each record's own copy of the context inherits this: one set per batch, none per record.
+_INLINE: ContextVar[tuple[Any, Sequence[Any], Sequence[Any]] | None] = ContextVar(
+    "anybatch_inline_batch", default=None
 )
+
+
+def _here() -> _Here | None:
+    # A record of an async or threaded batch sets the variable in its own copy of the
+    # context, so the innermost such record wins; a sync batch run inline inside one does
+    # too (in_own_context's exact mode). Else an inline batch's schedule says which of its
+    # records runs (an async or threaded batch hides the inline one it started from).
+    here = _CURRENT.get()
+    if here is not None:
+        return here
+    inline = _INLINE.get()
+    if inline is not None and inline[0].current >= 0:
+        return (inline[1], inline[2], inline[0].current)
+    return None
 
 
 def current_record() -> Any:
@@ -40,7 +63,7 @@ def current_record() -> Any:
     Inside a record handler (and whatever it calls, in its task or thread) this is the
     record's view (``SQSRecord``...), or its model with ``model=``. Outside one, ``None``.
     """
-    here = _CURRENT.get()
+    here = _here()
     return None if here is None else here[0][here[2]]
 
 
@@ -50,7 +73,7 @@ def current_record_id() -> Any:
     What the partial batch response would report the record by: a string, or a Kafka
     record's ``{"partition": ..., "offset": ...}``; ``None`` outside a record handler.
     """
-    here = _CURRENT.get()
+    here = _here()
     return None if here is None else here[1][here[2]]
 
 
@@ -76,7 +99,7 @@ class RecordIdFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Stamp *record*; never drops a line."""
-        here = _CURRENT.get()
+        here = _here()
         value = self.default if here is None else here[1][here[2]]
         setattr(record, self.attribute, value)
         return True
@@ -84,10 +107,28 @@ class RecordIdFilter(logging.Filter):
 
 def add_record_id(logger: object, method_name: str, event_dict: Any) -> Any:
     """A structlog processor that adds ``record_id`` while a record is handled."""
-    here = _CURRENT.get()
+    here = _here()
     if here is not None:
         event_dict.setdefault("record_id", here[1][here[2]])
     return event_dict
+
+
+def exact() -> bool:
+    """Whether a sync batch starting here must name its records by the context variable.
+
+    So it must inside an async record's context, where the variable names that record.
+    """
+    return _CURRENT.get() is not None
+
+
+def enter_inline(schedule: Any, handed: Sequence[Any], ids: Sequence[Any]) -> Any:
+    """Note that *schedule*'s records run inline in this context; returns what to undo."""
+    return _INLINE.set((schedule, handed, ids))
+
+
+def leave_inline(token: Any) -> None:
+    """Undo :func:`enter_inline` (a sync batch inside a sync record gives the outer back)."""
+    _INLINE.reset(token)
 
 
 def in_own_context(
@@ -99,21 +140,46 @@ def in_own_context(
 ) -> Callable[[int], Any]:
     """``func(inputs[index])``, called by index, each call in its own copy of the context.
 
+    For the async drivers, worker threads, and a sync batch run inline inside an async or
+    threaded record (the inline driver copies by itself).
     *handed* holds what each record's handler gets (filled in by the time it runs) and
     *ids* the identifiers: :func:`current_record` and :func:`current_record_id` read them.
     """
+    if is_async:
+        return _async_in_own_context(func, inputs, handed, ids)
     set_current = _CURRENT.set
 
     def enter(index: int) -> Any:
         set_current((handed, ids, index))
         return func(inputs[index])
 
-    if not is_async:
+    def call(index: int) -> Any:
+        return copy_context().run(enter, index)
 
-        def call(index: int) -> Any:
-            return copy_context().run(enter, index)
+    return call
 
-        return call
+
+def hide_inline() -> Any:
+    """Hide the inline batch this context runs, for an async or threaded batch started in it.
+
+    Returns what :func:`show_inline` takes back (``None`` when there was nothing to hide).
+    """
+    return None if _INLINE.get() is None else _INLINE.set(None)
+
+
+def show_inline(token: Any) -> None:
+    """Undo :func:`hide_inline`."""
+    if token is not None:
+        _INLINE.reset(token)
+
+
+def _async_in_own_context(
+    func: Callable[[Any], Any],
+    inputs: Sequence[Any],
+    handed: Sequence[Any],
+    ids: Sequence[Any],
+) -> Callable[[int], Any]:
+    set_current = _CURRENT.set
 
     def first_step(index: int) -> Any:
         # The first step runs at once, in the record's context: a handler that never waits

@@ -17,7 +17,14 @@ from contextvars import ContextVar
 from itertools import repeat
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple, Protocol, cast
 
-from ._context import in_own_context
+from ._context import (
+    enter_inline,
+    exact,
+    hide_inline,
+    in_own_context,
+    leave_inline,
+    show_inline,
+)
 from ._engine import FAILURE, SUCCESS, Schedule, drive, run_inline, runs_inline
 from ._exceptions import ProcessorStateError, RecordFailedError
 from ._handlers import refuse_awaitables
@@ -136,6 +143,7 @@ class Run:
         "batch",
         "entries",
         "func",
+        "handed",
         "handler",
         "ids",
         "inputs",
@@ -176,6 +184,9 @@ class Run:
         self.args: list[Any] = [None] * self.n
         self.func: Callable[[Any], Any] = handler
         self.inputs: Sequence[Any] = self.args
+        #: What each record's handler gets, for current_record() (the raw records for a
+        #: custom processor).
+        self.handed: Sequence[Any] = self.args
 
     def convert_each(
         self, convert: Callable[[Mapping[str, Any]], Any], previous: list[Any] | None = None
@@ -351,10 +362,8 @@ def start(processor: Hooks, *, awaited: bool) -> Run:
         previous = processor._previous_models  # pyright: ignore[reportPrivateUsage]
         processor._previous_models = None  # pyright: ignore[reportPrivateUsage]
         run.convert_each(reading.convert, previous)
-    # Each record in its own copy of the invocation's context (see _context).
-    handed = run.records if custom else run.args
-    run.func = in_own_context(run.func, run.inputs, handed, ids, is_async)
-    run.inputs = range(run.n)
+    # What current_record() hands out while a record runs (see _context).
+    run.handed = run.records if custom else run.args
     return run
 
 
@@ -378,7 +387,14 @@ def process(processor: Hooks) -> list[SuccessResponse | FailureResponse]:
     if runs_inline(run.is_async, processor.concurrency, processor.record_timeout):
         remaining = run.remaining()
         deadline = None if remaining is None else time.monotonic() + remaining
-        run_inline(run.schedule, run.func, run.inputs, deadline)
+        func, inputs = run.func, run.inputs
+        if exact():  # inside an async record: name each record by the context variable
+            func, inputs = in_own_context(func, inputs, run.handed, run.ids, False), range(run.n)
+        outer = enter_inline(run.schedule, run.handed, run.ids)
+        try:
+            run_inline(run.schedule, func, inputs, deadline)  # each record in its own context
+        finally:
+            leave_inline(outer)
         refuse_awaitables(run.schedule.values, run.handler, False)
     else:
         from ._portal import run_blocking
@@ -395,15 +411,21 @@ async def async_process(processor: Hooks) -> list[SuccessResponse | FailureRespo
 
 
 async def _drive(processor: Hooks, run: Run) -> None:
-    await drive(
-        run.schedule,
-        run.func,
-        run.inputs,
-        is_async=run.is_async,
-        concurrency=processor.concurrency,
-        record_timeout=processor.record_timeout,
-        time_left=run.remaining(),
-    )
+    # Each record in its own copy of the invocation's context (see _context).
+    func = in_own_context(run.func, run.inputs, run.handed, run.ids, run.is_async)
+    hidden = hide_inline()
+    try:
+        await drive(
+            run.schedule,
+            func,
+            range(run.n),
+            is_async=run.is_async,
+            concurrency=processor.concurrency,
+            record_timeout=processor.record_timeout,
+            time_left=run.remaining(),
+        )
+    finally:
+        show_inline(hidden)
     refuse_awaitables(run.schedule.values, run.handler, run.is_async)
 
 

@@ -2,13 +2,15 @@
 
 The blocking facade's path for a sync handler at ``concurrency=1`` without ``record_timeout``
 (a record running inline cannot be interrupted, so it can have no timeout): exactly the
-incumbent's sequential loop, with the deadline checked before each record starts.
+incumbent's sequential loop, with the deadline checked before each record starts. Each record
+runs in its own copy of the caller's context, and ``schedule.current`` says which one runs.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Sequence
+from contextvars import copy_context
 from typing import Any
 
 from ._schedule import FAILURE, NOT_STARTED, RUNNING, SUCCESS, Schedule
@@ -40,7 +42,8 @@ def run_inline(
             return
         started = clock()
         try:
-            result = func(args[index])
+            schedule.current = index
+            result = copy_context().run(func, args[index])
         except Exception as exc:
             kind, result = FAILURE, exc
         else:
@@ -72,8 +75,9 @@ def run_each_inline(
             schedule.stop(NOT_STARTED)
             break
         kinds[index] = RUNNING  # what a BaseException leaves behind, as schedule.next() would
+        schedule.current = index
         try:
-            values[index] = func(arg)
+            values[index] = copy_context().run(func, arg)
         except Exception as exc:
             values[index] = exc
             kinds[index] = FAILURE
@@ -106,8 +110,9 @@ def _run_each_timed(
             schedule.stop(NOT_STARTED)
             break
         kinds[index] = RUNNING
+        schedule.current = index
         try:
-            values[index] = func(arg)
+            values[index] = copy_context().run(func, arg)
         except Exception as exc:
             values[index] = exc
             kinds[index] = FAILURE

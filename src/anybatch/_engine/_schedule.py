@@ -87,6 +87,7 @@ class Schedule:
         "_ready",
         "_remaining",
         "_stopped",
+        "current",
         "durations",
         "ends",
         "kinds",
@@ -115,6 +116,8 @@ class Schedule:
         self.durations: list[float | None] | None = None
         self.ends: list[float | None] | None = None
         self._stopped: int | None = None
+        #: The record the inline driver runs now (-1: none): what current_record() reads.
+        self.current = -1
         self._cursor = 0
         self._remaining = n
         self._key_of: list[int] | None = None
