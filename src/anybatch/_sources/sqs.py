@@ -216,6 +216,29 @@ def _fifo(arn: object) -> bool:
     return isinstance(arn, str) and arn.endswith(".fifo")
 
 
+def is_fifo_batch(records: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether *records* come from a FIFO queue: an ``eventSourceARN`` naming a ``.fifo`` one.
+
+    The one rule for "this SQS batch is FIFO": a FIFO batch skips the rest of a failed
+    message group. A ``MessageGroupId`` alone does not make one: a fair queue (a standard
+    queue whose messages carry groups) is not FIFO.
+    """
+    try:
+        arns: set[object] = set(map(itemgetter("eventSourceARN"), records))
+    except (KeyError, TypeError):
+        arns = {record.get("eventSourceARN") for record in records}
+    return any(map(_fifo, arns))
+
+
+def has_message_groups(records: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether any of *records* carries a ``MessageGroupId`` (a FIFO or a fair queue's)."""
+    for record in records:
+        attributes = record.get("attributes")
+        if isinstance(attributes, Mapping) and attributes.get("MessageGroupId"):
+            return True
+    return False
+
+
 # --- the source ----------------------------------------------------------------------------
 
 
@@ -266,11 +289,7 @@ class SqsSource(PathSource[SQSRecord]):
 
     def skips_key_on_failure(self, records: Sequence[Mapping[str, Any]]) -> bool:
         # Streams and standard queues run every record (what the incumbent documents).
-        try:
-            arns: set[object] = set(map(itemgetter("eventSourceARN"), records))
-        except (KeyError, TypeError):
-            arns = {record.get("eventSourceARN") for record in records}
-        return any(map(_fifo, arns))
+        return is_fifo_batch(records)
 
     def trace_headers(self, record: Mapping[str, Any]) -> Mapping[str, str]:
         attributes = mapping(record.get("messageAttributes"))

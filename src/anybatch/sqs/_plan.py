@@ -18,6 +18,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple, TypeAlias, cast
 
+from anybatch._sources.sqs import has_message_groups
+from anybatch._sources.sqs import is_fifo_batch as from_fifo_queue
+
 __all__ = [
     "MAX_ENTRIES",
     "MAX_VISIBILITY_TIMEOUT",
@@ -122,12 +125,13 @@ def _attribute(record: Mapping[str, Any], name: str) -> object:
 
 
 def is_fifo_batch(records: Sequence[Mapping[str, Any]]) -> bool:
-    """Whether a batch comes from a FIFO queue: a ``.fifo`` ARN or a ``MessageGroupId``."""
-    for record in records:
-        arn = record.get("eventSourceARN")
-        if (isinstance(arn, str) and arn.endswith(".fifo")) or _attribute(record, "MessageGroupId"):
-            return True
-    return False
+    """Whether the legacy processors keep *records* in order, as a FIFO batch.
+
+    A batch from a FIFO queue (the source's one rule, ``anybatch._sources.sqs``), and, to be
+    safe, one whose messages carry groups (a fair queue's): deleting stops at its first
+    failure, so that nothing after a failed message of a group is deleted before it.
+    """
+    return from_fifo_queue(records) or has_message_groups(records)
 
 
 # --- visibility ----------------------------------------------------------------------------
