@@ -37,6 +37,7 @@ BENCHMARKS = (
     "kafka",
     "sqs_delete",
     "worker",
+    "idempotency",
 )
 #: Extra arguments per benchmark: the warm matrix draws the docs' chart.
 EXTRA = {"warm": ["--chart", str(HERE.parent / "docs" / "assets" / "warm-invocations.png")]}
