@@ -12,6 +12,7 @@ from operator import itemgetter
 from typing import Any, Literal, cast, overload
 
 from .._exceptions import InvalidEventError
+from .._options import is_int
 from .._view import DictWrapper, strict_b64decode
 from . import EventType
 from ._base import freeze, mapping
@@ -155,7 +156,7 @@ KafkaOrder = Literal["key", "partition"]
 
 def _count(value: object) -> bool:
     """Whether *value* is an int >= 0 (not a bool): what a partition and an offset are."""
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    return is_int(value) and value >= 0
 
 
 _TOPIC, _PARTITION, _OFFSET = itemgetter("topic"), itemgetter("partition"), itemgetter("offset")

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple, TypeAlias, cast
 
+from anybatch._options import is_int
 from anybatch._sources.sqs import has_message_groups
 from anybatch._sources.sqs import is_fifo_batch as from_fifo_queue
 
@@ -449,10 +450,6 @@ def read_response(
     return done, problems
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 @dataclass(frozen=True)
 class RetryPolicy:
     """How calls and entries that failed for a transient reason are tried again.
@@ -467,7 +464,7 @@ class RetryPolicy:
     max_delay: float = 2.0
 
     def __post_init__(self) -> None:
-        if not _is_int(self.attempts):
+        if not is_int(self.attempts):
             raise TypeError(f"attempts must be an int, got {self.attempts!r}")
         if self.attempts < 1:
             raise ValueError(f"attempts must be >= 1, got {self.attempts}")
