@@ -30,8 +30,14 @@ __all__ = [
 
 def hash_value(value: object) -> str:
     """The md5 hex digest of *value* as sorted JSON: the incumbent's ``_generate_hash``."""
-    text = json.dumps(value, sort_keys=True, default=_key_default)
+    if type(value) is str:  # the common key, an identifier: what json.dumps makes of it
+        text = _encode_str(value)
+    else:
+        text = json.dumps(value, sort_keys=True, default=_key_default)
     return hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()
+
+
+_encode_str: Callable[[str], str] = json.encoder.encode_basestring_ascii
 
 
 def _key_default(value: object) -> Any:
@@ -88,11 +94,20 @@ def _raw(record: object) -> Mapping[str, Any]:
     )
 
 
+#: Each record view's source: a view class belongs to one source.
+_VIEW_SOURCES: dict[type[Any], Any] = {}
+
+
 def record_identifier(record: object) -> object:
     """The identifier the record's event source reports it by (what ``key="id"`` hashes)."""
     raw = _raw(record)
     try:
-        source = batch_source([raw])
+        kind = type(record)
+        source = _VIEW_SOURCES.get(kind)
+        if source is None:
+            source = batch_source([raw])
+            if raw is not record and not isinstance(raw, DictLike):  # a view, not a model
+                _VIEW_SOURCES[kind] = source
         return source.identifiers([raw])[0]
     except Exception as exc:  # InvalidEventError, or a model that lacks the field
         raise IdempotencyKeyError(
