@@ -194,7 +194,7 @@ def _async_in_own_context(
         try:
             yielded: Any = cast("Any", steps).send(None)
         except StopIteration as done:
-            return Resolved(done.value)
+            return Resolved((done.value,))
         return _Resume(steps, yielded)
 
     def call_async(index: int) -> Any:

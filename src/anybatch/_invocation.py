@@ -51,7 +51,7 @@ class ProcessorLike(Protocol):
     async def async_process(self) -> Any: ...
 
 
-__all__ = ["Invocation", "batch_of", "observing_results", "state"]
+__all__ = ["RESULTS", "Invocation", "batch_of", "observing_results", "state"]
 
 
 class _Batch:
@@ -108,7 +108,7 @@ _bound_anywhere = 0
 _CLAIM = _thread.allocate_lock()  # makes "is the processor's own state free? take it" one step
 
 #: Told every batch's result in this context (``anybatch run`` counts outcomes with it).
-_RESULTS: ContextVar[Callable[[BatchResult[Any]], None] | None] = ContextVar(
+RESULTS: ContextVar[Callable[[BatchResult[Any]], None] | None] = ContextVar(
     "anybatch_results", default=None
 )
 
@@ -177,23 +177,16 @@ def state(name: str, doc: str | None) -> Any:
     return property(get, set_, doc=doc)
 
 
-def tell_result(result: BatchResult[Any]) -> None:
-    """Hand *result* to whoever observes results in this context."""
-    observer = _RESULTS.get()
-    if observer is not None:
-        observer(result)
-
-
 @contextmanager
 def observing_results(
     observer: Callable[[BatchResult[Any]], None],
 ) -> Generator[None, None, None]:
     """Tell *observer* the result of every batch processed in this context, while inside."""
-    token = _RESULTS.set(observer)
+    token = RESULTS.set(observer)
     try:
         yield
     finally:
-        _RESULTS.reset(token)
+        RESULTS.reset(token)
 
 
 class Invocation:
@@ -255,7 +248,8 @@ class Invocation:
 
     def process(self) -> None:
         """Process the batch, blocking, and end it."""
-        processor, batch = self.processor, self._open()
+        processor, batch = self.processor, self.batch
+        assert batch is not None, "an Invocation is used inside its 'with' block"
         try:
             processor.process()
         except BaseException:
@@ -265,7 +259,8 @@ class Invocation:
 
     async def async_process(self) -> None:
         """Process the batch on the running loop, and end it."""
-        processor, batch = self.processor, self._open()
+        processor, batch = self.processor, self.batch
+        assert batch is not None, "an Invocation is used inside its 'with' block"
         try:
             await processor.async_process()
         except BaseException:

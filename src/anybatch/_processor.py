@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from ._invocation import _Batch  # pyright: ignore[reportPrivateUsage]
     from ._observers import Observers
     from ._options import ProcessorOptions, RunOptions
+    from ._permanent import Router
     from ._run import Run
     from .records import SQSRecord
 
@@ -123,6 +124,11 @@ class BasePartialProcessor(Generic[RecordT]):
     log_records: int = 10
     #: What the processor tells about each batch (see :mod:`anybatch.observe`).
     observers: tuple[Any, ...] = ()
+    #: Exception types besides ``PermanentFailure`` whose failures are permanent, and the
+    #: async function a permanent failure is handed to (see ``docs/permanent.md``).
+    permanent: tuple[type[BaseException], ...] = ()
+    on_permanent_failure: Callable[[Any, BaseException], Any] | None = None
+    _router: Router | None = None  # the SQS processors' dead-letter queue
     _observing: Observers | None = None
 
     if TYPE_CHECKING:
@@ -352,6 +358,7 @@ class BasePartialProcessor(Generic[RecordT]):
         """
         return await run_batch.async_process(self)
 
+    @run_batch.default_hook
     def _make_schedule(self, records: Sequence[Mapping[str, Any]]) -> Schedule:
         """The schedule of one batch: its ordering keys and failure policies.
 

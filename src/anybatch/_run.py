@@ -1,11 +1,10 @@
 """One batch's run: start it, drive it on the engine, complete it into typed outcomes.
 
-A processor hands the run what it needs of it (:class:`Hooks`): its settings, its
-``success_handler`` / ``failure_handler``, its ``_make_schedule`` and, for custom processors,
-its ``_process_record`` / ``_async_process_record``. :func:`start` reads the batch (views or
-models, identifiers, the schedule), :func:`process` and :func:`async_process` drive it,
-:func:`complete` turns the engine's outcome codes into a :class:`~._outcome.BatchResult`,
-the hooks' entries, the response, the observers' calls and the log of reported records.
+A processor hands the run what it needs of it (:class:`Hooks`). :func:`start` reads the batch
+(views or models, identifiers, the schedule), :func:`process` and :func:`async_process` drive
+it and route its permanent failures (``_permanent``), :func:`complete` turns the outcome codes
+into a :class:`~._outcome.BatchResult`, the hooks' entries, the response, the observers'
+calls and the log of reported records.
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar
 from itertools import repeat
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple, Protocol, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple, Protocol, TypeVar, cast
 
 from ._context import (
     enter_inline,
@@ -28,8 +27,9 @@ from ._context import (
 from ._engine import FAILURE, SUCCESS, Schedule, drive, run_inline, runs_inline
 from ._exceptions import ProcessorStateError, RecordFailedError
 from ._handlers import refuse_awaitables
-from ._invocation import batch_of, tell_result
+from ._invocation import RESULTS, batch_of
 from ._outcome import BatchResult, outcome_exception
+from ._permanent import mark_routed, route_awaited, route_blocking
 from ._sources import EventType, batch_source, source_of
 
 if TYPE_CHECKING:
@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from ._invocation import _Batch  # pyright: ignore[reportPrivateUsage]
     from ._observers import Observers
     from ._outcome import FailureResponse, SuccessResponse
+    from ._permanent import Router, Routing
 
 __all__ = [
     "Hooks",
@@ -54,6 +55,15 @@ __all__ = [
 ]
 
 
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def default_hook(method: _F) -> _F:
+    """Mark a processor's own hook: the run may do its work directly when not overridden."""
+    method.__dict__["anybatch_default"] = True
+    return method
+
+
 class Hooks(Protocol):
     """What one batch's run needs of its processor."""
 
@@ -64,6 +74,9 @@ class Hooks(Protocol):
     backend: Literal["asyncio", "trio"]
     logger: logging.Logger | logging.LoggerAdapter[Any] | None
     log_records: int
+    permanent: tuple[type[BaseException], ...]
+    on_permanent_failure: Callable[[Any, BaseException], Any] | None
+    _router: Router | None
     stop_skip_error: ClassVar[type[RecordSkippedError]]
     key_skip_error: ClassVar[type[RecordSkippedError]]
     _fixed: Reading | None
@@ -151,6 +164,7 @@ class Run:
         "n",
         "reading",
         "records",
+        "routing",
         "schedule",
         "started",
         "started_at",
@@ -173,6 +187,7 @@ class Run:
         self.started_at = 0.0  # time.time() when the batch started (with observers)
         #: What a custom _process_record returned for each record (custom processors only).
         self.entries: list[Any] | None = None
+        self.routing: Routing | None = None
         self.records = records
         self.ids = ids
         self.n = len(records)
@@ -329,7 +344,11 @@ def start(processor: Hooks, *, awaited: bool) -> Run:
     records = batch.records
     reading = reading_for(processor, records)
     ids = reading.source.identifiers(records)
-    schedule = processor._make_schedule(records)  # pyright: ignore[reportPrivateUsage]
+    make_schedule = type(processor)._make_schedule  # pyright: ignore[reportPrivateUsage]
+    if getattr(make_schedule, "anybatch_default", False):  # no override: the source is at hand
+        schedule = default_schedule(processor, reading.source, records)
+    else:
+        schedule = processor._make_schedule(records)  # pyright: ignore[reportPrivateUsage]
     handler = cast("Callable[..., Any]", batch.handler)
     context = batch.lambda_context
     cls = type(processor)
@@ -340,8 +359,9 @@ def start(processor: Hooks, *, awaited: bool) -> Run:
     else:
         kind = processor._handler_kind(handler)  # pyright: ignore[reportPrivateUsage]
         is_async = kind.is_async
-        handler = _as_called(handler, kind, context)
-    left = time_left(processor.deadline_margin, context)
+        if kind.by_keyword or (context is not None and kind.takes_context):
+            handler = _as_called(handler, kind, context)
+    left = None if context is None else time_left(processor.deadline_margin, context)
     run = batch.run = Run(records, ids, schedule, handler, is_async, left, reading, batch)
     observing = processor._observing  # pyright: ignore[reportPrivateUsage]
     if observing is not None:
@@ -400,6 +420,7 @@ def process(processor: Hooks) -> list[SuccessResponse | FailureResponse]:
         from ._portal import run_blocking
 
         run_blocking(processor.backend, _drive, processor, run)
+    route_blocking(processor, run)  # not in _drive: the router may need another loop
     return complete(processor, run)
 
 
@@ -407,6 +428,7 @@ async def async_process(processor: Hooks) -> list[SuccessResponse | FailureRespo
     """Process the current batch on the running event loop."""
     run = start(processor, awaited=True)
     await _drive(processor, run)
+    await route_awaited(processor, run)
     return complete(processor, run)
 
 
@@ -433,6 +455,7 @@ def complete(processor: Hooks, run: Run) -> list[SuccessResponse | FailureRespon
     """Turn the run's outcomes into the result, the hooks' entries and the response."""
     batch = run.batch
     kinds, values = run.schedule.close()
+    permanent = mark_routed(processor, run, kinds, values)
     source = run.reading.source
     encoded = _encode(source, run.records, kinds, values) if source.encodes else None
     args = run.args
@@ -455,6 +478,7 @@ def complete(processor: Hooks, run: Run) -> list[SuccessResponse | FailureRespon
     else:
         processed = _call_hooks(processor, run, kinds, values, errors)
     result = batch.result = BatchResult(run.ids, kinds, values, args, errors)
+    result.permanent_indices = permanent
     result.encoded = encoded
     result.source, result.raw_records = source, run.records
     # From the outcomes, not from fail_messages: a failure_handler override that does not
@@ -475,7 +499,9 @@ def complete(processor: Hooks, run: Run) -> list[SuccessResponse | FailureRespon
     if run.reading.converts:
         # A copy: a result kept by the user stays whole.
         processor._previous_models = list(args)  # pyright: ignore[reportPrivateUsage]
-    tell_result(result)
+    observer = RESULTS.get()  # anybatch run counts outcomes this way
+    if observer is not None:
+        observer(result)
     return processed
 
 

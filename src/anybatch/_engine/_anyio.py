@@ -101,13 +101,13 @@ async def run_pool(
             try:
                 if record_timeout is None:
                     step = func(args[index])
-                    result = step.value if type(step) is Resolved else await step
+                    result = step[0] if type(step) is Resolved else await step
                     kind = SUCCESS
                 else:
                     kind, result = TIMEOUT, RecordTimeoutError(record_timeout)
                     with anyio.move_on_after(record_timeout):
                         step = func(args[index])
-                        result = step.value if type(step) is Resolved else await step
+                        result = step[0] if type(step) is Resolved else await step
                         kind = SUCCESS
             except Exception as exc:
                 kind, result = FAILURE, exc

@@ -267,7 +267,7 @@ async def run_pool_asyncio(
                 timer = loop.call_later(record_timeout, time_out)
             try:
                 step = func(args[index])
-                result = step.value if type(step) is Resolved else await step
+                result = step[0] if type(step) is Resolved else await step
                 kind = SUCCESS
             except Exception as exc:
                 kind, result = FAILURE, exc

@@ -56,21 +56,19 @@ RUNNING: Final = -2  # started, no outcome yet
 WAIT: Final = -1
 
 
-class Resolved:
-    """What an async driver's *func* may return instead of an awaitable: its value, known.
+class Resolved(tuple[Any]):
+    """What an async driver's *func* may return instead of an awaitable: ``(value,)``, known.
 
     A handler that ended without waiting (see ``anybatch._context``) needs no ``await``; the
-    drivers take ``.value`` from it directly.
+    drivers take ``step[0]`` directly. A tuple, made without a Python frame: one is made per
+    record.
     """
 
-    __slots__ = ("value",)
-
-    def __init__(self, value: Any) -> None:
-        self.value = value
+    __slots__ = ()
 
     def __await__(self) -> Generator[Any, Any, Any]:
         yield from ()  # a generator that never suspends
-        return self.value
+        return self[0]
 
 
 class Schedule:
