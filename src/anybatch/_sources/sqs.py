@@ -233,8 +233,8 @@ def is_fifo_batch(records: Sequence[Mapping[str, Any]]) -> bool:
 def has_message_groups(records: Sequence[Mapping[str, Any]]) -> bool:
     """Whether any of *records* carries a ``MessageGroupId`` (a FIFO or a fair queue's)."""
     for record in records:
-        attributes = record.get("attributes")
-        if isinstance(attributes, Mapping) and attributes.get("MessageGroupId"):
+        attributes = mapping(record.get("attributes"))
+        if attributes is not None and attributes.get("MessageGroupId"):
             return True
     return False
 
