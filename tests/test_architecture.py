@@ -20,7 +20,19 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("leaves", ["_exceptions", "_options", "_view"]),
     ("engine", ["_engine"]),
     ("sources and outcomes", ["_sources", "records", "models", "_outcome", "_events"]),
-    ("run", ["_handlers", "_context", "_report", "_observers", "_invocation", "_run", "_portal"]),
+    (
+        "run",
+        [
+            "_handlers",
+            "_context",
+            "_report",
+            "_observers",
+            "_invocation",
+            "_permanent",
+            "_run",
+            "_portal",
+        ],
+    ),
     ("facades", ["_processor", "_functions", "testing", "observe"]),
     (
         "sqs, idempotency, the command line, the package",

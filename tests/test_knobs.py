@@ -23,6 +23,11 @@ from anybatch.sqs import (
 )
 from anybatch.testing import sqs_event
 
+
+async def route_away(record: object, error: BaseException) -> None:
+    """An ``on_permanent_failure`` hook."""
+
+
 #: A value for each knob that differs from its default.
 VALUES: dict[str, Any] = {
     "concurrency": 7,
@@ -34,6 +39,8 @@ VALUES: dict[str, Any] = {
     "stop_on_failure": True,
     "skip_key_on_failure": True,
     "ordered": False,
+    "permanent": (ValueError,),
+    "on_permanent_failure": route_away,
 }
 
 

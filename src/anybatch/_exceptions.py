@@ -5,6 +5,7 @@
     AnybatchError
     ├── BatchProcessingError            every record of a batch failed
     │   └── InvalidEventError           the event cannot be read (alias: UnexpectedBatchTypeError)
+    ├── PermanentFailure                a record that can never succeed: retrying cannot help
     ├── RecordFailedError               a custom processor's _process_record reported a failure
     ├── RecordNotProcessedError         a record was reported without a handler failure of its own
     │   ├── RecordTimeoutError          its handler ran longer than ``record_timeout``
@@ -34,6 +35,7 @@ __all__ = [
     "InvalidEventError",
     "MissingDependencyError",
     "ModelMismatchError",
+    "PermanentFailure",
     "ProcessorStateError",
     "RecordFailedError",
     "RecordNotProcessedError",
@@ -106,6 +108,19 @@ class InvalidEventError(BatchProcessingError, ValueError):
 
 #: The incumbent's name for :class:`InvalidEventError`.
 UnexpectedBatchTypeError = InvalidEventError
+
+
+class PermanentFailure(AnybatchError):
+    """Raised by a record handler: this record can never succeed, so a retry cannot help.
+
+    A payload that fails validation, or a reference to something deleted. With a target (the
+    SQS processors' ``dead_letter_queue``, or any processor's ``on_permanent_failure``) the
+    record is handed to it and, once the target has it, not reported: it is not retried.
+    Without a target, or when the target refuses it, the record is reported like any other
+    failure: nothing is dropped. Subclass it, or list other exception types that are
+    permanent in the processor's ``permanent=`` option; ``raise PermanentFailure(...) from
+    exc`` keeps the cause.
+    """
 
 
 class RecordFailedError(AnybatchError):

@@ -8,7 +8,7 @@ a signature to copy. :func:`check_options` is the one validation.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Final, Literal, TypedDict, TypeGuard, cast
 
 from ._exceptions import MissingDependencyError
@@ -40,6 +40,8 @@ class RunOptions(TypedDict, total=False):
     backend: Literal["asyncio", "trio"]
     log_records: int
     observers: Iterable[Any] | None
+    permanent: Iterable[type[BaseException]] | type[BaseException] | None
+    on_permanent_failure: Callable[[Any, BaseException], Awaitable[object]] | None
 
 
 class ProcessorOptions(RunOptions, total=False):
@@ -63,6 +65,8 @@ DEFAULTS: Final[Mapping[str, Any]] = {
     "backend": "asyncio",
     "log_records": 10,
     "observers": (),
+    "permanent": (),
+    "on_permanent_failure": None,
     "stop_on_failure": False,
     "skip_key_on_failure": None,
     "ordered": True,
@@ -131,6 +135,37 @@ def _observers(value: object) -> tuple[Any, ...]:
     return tuple(cast("Iterable[Any]", value))  # type: ignore[redundant-cast]
 
 
+def _permanent(value: object) -> tuple[type[BaseException], ...]:
+    """The exception types besides ``PermanentFailure`` that make a failure permanent."""
+    if value is None:
+        return ()
+    types = (value,) if isinstance(value, type) else value
+    if isinstance(types, str | bytes) or not isinstance(types, Iterable):
+        raise TypeError(f"permanent must be exception types, got {value!r}")
+    found = tuple(cast("Iterable[object]", types))
+    for item in found:
+        if not (isinstance(item, type) and issubclass(item, Exception)):
+            raise TypeError(f"permanent must be Exception subclasses, got {item!r} in {value!r}")
+    return cast("tuple[type[BaseException], ...]", found)
+
+
+def _hook(value: object) -> Callable[..., Any] | None:
+    """``on_permanent_failure``: ``None``, or an async function of ``(record, error)``."""
+    if value is None:
+        return None
+    import inspect  # only when a hook is given
+
+    call: object = getattr(type(value), "__call__", None)  # noqa: B004 - an async __call__
+    if not callable(value) or not (
+        inspect.iscoroutinefunction(value) or inspect.iscoroutinefunction(call)
+    ):
+        raise TypeError(
+            "on_permanent_failure must be an async function: "
+            f"async def on_permanent_failure(record, error): ..., got {value!r}"
+        )
+    return cast("Callable[..., Any]", value)
+
+
 _CHECKS: Final[Mapping[str, Callable[[object], object]]] = {
     "concurrency": _concurrency,
     "record_timeout": lambda value: _seconds("record_timeout", value, zero=False),
@@ -141,6 +176,8 @@ _CHECKS: Final[Mapping[str, Callable[[object], object]]] = {
     "stop_on_failure": lambda value: _flag("stop_on_failure", value),
     "skip_key_on_failure": lambda value: _flag("skip_key_on_failure", value, none=True),
     "ordered": lambda value: _flag("ordered", value),
+    "permanent": _permanent,
+    "on_permanent_failure": _hook,
 }
 
 

@@ -8,6 +8,7 @@ from itertools import compress
 from typing import (
     TYPE_CHECKING,
     Any,
+    Final,
     Generic,
     Literal,
     NamedTuple,
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from ._exceptions import ExceptionInfo
 
 __all__ = [
+    "ROUTED",
     "BatchResult",
     "describe",
     "FailureResponse",
@@ -98,6 +100,14 @@ class Status(str, enum.Enum):
     """The invocation's deadline came first: cancelled, abandoned, or never started."""
     SKIPPED = "skipped"
     """Not started: an earlier failure and a stop policy (``stop_on_failure``, ordered keys)."""
+    ROUTED = "routed"
+    """Failed permanently and handed to its target (a dead-letter queue, the processor's
+    ``on_permanent_failure``): not reported, so not retried."""
+
+
+#: The outcome code of a record the run routed away after the engine failed it: the
+#: engine's codes end at 6, and the engine never gives this one.
+ROUTED: Final = 7
 
 
 _STATUS = {
@@ -108,8 +118,12 @@ _STATUS = {
     NOT_STARTED: Status.DEADLINE,
     SKIPPED_STOP: Status.SKIPPED,
     SKIPPED_KEY: Status.SKIPPED,
+    ROUTED: Status.ROUTED,
 }
 
+
+#: The statuses of records that are not reported.
+_NOT_REPORTED = frozenset((Status.SUCCESS, Status.ROUTED))
 
 #: Outcomes of records whose handler never ran.
 _NEVER_STARTED = frozenset((NOT_STARTED, SKIPPED_STOP, SKIPPED_KEY))
@@ -153,7 +167,16 @@ class RecordOutcome(Generic[RecordT]):
     instance exists for it.
     """
 
-    __slots__ = ("duration", "exception", "identifier", "index", "record", "result", "status")
+    __slots__ = (
+        "duration",
+        "exception",
+        "identifier",
+        "index",
+        "permanent",
+        "record",
+        "result",
+        "status",
+    )
 
     index: int
     #: What the response reports the record by: a string (SQS ``messageId``, a stream's
@@ -167,6 +190,10 @@ class RecordOutcome(Generic[RecordT]):
     #: Seconds its handler ran, when the processor has ``observers``; ``None`` otherwise, and
     #: for a record that never started.
     duration: float | None
+    #: Whether its failure is permanent (:class:`~anybatch.PermanentFailure`, or a type in
+    #: the processor's ``permanent=``): routed away (``Status.ROUTED``), or reported when it
+    #: has no target or its target refused it (``Status.FAILED``).
+    permanent: bool
 
     def __init__(
         self,
@@ -177,9 +204,11 @@ class RecordOutcome(Generic[RecordT]):
         result: Any = None,
         exception: BaseException | None = None,
         duration: float | None = None,
+        permanent: bool = False,
     ) -> None:
         set_ = object.__setattr__
         set_(self, "duration", duration)
+        set_(self, "permanent", permanent)
         set_(self, "index", index)
         set_(self, "identifier", identifier)
         set_(self, "status", status)
@@ -247,7 +276,7 @@ def outcome_exception(
     skipped_key: type[RecordSkippedError],
 ) -> BaseException:
     """The exception that explains why a record did not succeed (outcome *kind*)."""
-    if kind in (FAILURE, TIMEOUT):
+    if kind in (FAILURE, TIMEOUT, ROUTED):
         exc: BaseException = value
         return exc
     if kind == CANCELLED:
@@ -277,12 +306,14 @@ class BatchResult(Sequence[RecordOutcome[RecordT]], Generic[RecordT]):
         "_outcomes",
         "_records",
         "_response",
+        "_routed",
         "_values",
         "duration",
         "durations",
         "encoded",
         "ends",
         "event_type",
+        "permanent_indices",
         "raw_records",
         "source",
         "started",
@@ -310,6 +341,10 @@ class BatchResult(Sequence[RecordOutcome[RecordT]], Generic[RecordT]):
         #: response carries what the handlers returned (Firehose); ``None`` otherwise.
         self.encoded: Sequence[Any] | None = None
         self._outcomes: tuple[RecordOutcome[RecordT], ...] | None = None
+        #: The indices of the records whose failure is permanent (routed or reported).
+        self.permanent_indices: frozenset[int] = frozenset()
+        #: Whether some record was routed away (not reported although it did not succeed).
+        self._routed = ROUTED in kinds
         #: With observers: each record's handler seconds (``None``: never started), and
         #: when it ended (``time.monotonic``); ``None`` without observers.
         self.durations: Sequence[float | None] | None = None
@@ -337,6 +372,7 @@ class BatchResult(Sequence[RecordOutcome[RecordT]], Generic[RecordT]):
                 self._errors,
             )
             durations = self.durations or [None] * len(self._kinds)
+            permanent = self.permanent_indices
             outcomes = self._outcomes = tuple(
                 RecordOutcome(
                     index,
@@ -346,6 +382,7 @@ class BatchResult(Sequence[RecordOutcome[RecordT]], Generic[RecordT]):
                     values[index] if kind == SUCCESS else None,
                     errors.get(index),
                     durations[index] if kind not in _NEVER_STARTED else None,
+                    index in permanent,
                 )
                 for index, kind in enumerate(self._kinds)
             )
@@ -377,8 +414,21 @@ class BatchResult(Sequence[RecordOutcome[RecordT]], Generic[RecordT]):
 
     @property
     def failed(self) -> list[RecordOutcome[RecordT]]:
-        """The records that did not succeed, whatever the reason: they are reported."""
-        return [o for o in self._all() if o.status is not Status.SUCCESS]
+        """The records that did not succeed, whatever the reason: they are reported.
+
+        Not the records routed away (:attr:`routed`): they are not reported.
+        """
+        return [o for o in self._all() if o.status not in _NOT_REPORTED]
+
+    @property
+    def routed(self) -> list[RecordOutcome[RecordT]]:
+        """The records that failed permanently and were handed to their target."""
+        return [o for o in self._all() if o.status is Status.ROUTED]
+
+    @property
+    def permanent(self) -> list[RecordOutcome[RecordT]]:
+        """The records whose failure is permanent: routed away, or reported."""
+        return [o for o in self._all() if o.permanent]
 
     @property
     def all_failed(self) -> bool:
@@ -407,11 +457,16 @@ class BatchResult(Sequence[RecordOutcome[RecordT]], Generic[RecordT]):
         return self._identifiers
 
     def reported_ids(self) -> list[Any]:
-        """The identifiers of the records that did not succeed, in record order."""
+        """The identifiers of the records that did not succeed, in record order.
+
+        Not those of the records routed away: their target has them.
+        """
         kinds = self._kinds
         if kinds.count(SUCCESS) == len(kinds):  # identity checks: fast on the usual batch
             return []
         ids = self._identifiers
+        if self._routed:
+            return [ids[i] for i, kind in enumerate(kinds) if kind != SUCCESS and kind != ROUTED]
         if type(ids) is list:
             listed = cast("list[Any]", ids)  # type: ignore[redundant-cast]
             return list(compress(listed, map(SUCCESS.__ne__, kinds)))

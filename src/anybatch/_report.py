@@ -1,5 +1,8 @@
 """The log of reported records: one summary line per batch, then a line per reported record.
 
+Records routed away (failed permanently, handed to their target) are counted apart: they are
+not reported, and their lines say so.
+
 A 10,000-record batch cut by its deadline must not write 10,000 tracebacks: the summary counts
 every record by status and names the first few reported ones; at most ``log_records`` of them
 get a line of their own, with the traceback. Record bodies are never logged.
@@ -11,7 +14,7 @@ from collections.abc import Callable, Sequence
 from itertools import islice
 from typing import TYPE_CHECKING, Any
 
-from ._outcome import Status, describe, status_of
+from ._outcome import ROUTED, Status, describe, status_of
 
 if TYPE_CHECKING:
     import logging
@@ -37,24 +40,29 @@ def log_reported(
     for code in set(kinds):
         counts[status_of(code).value] += kinds.count(code)
     shown = ", ".join(f"{count} {status}" for status, count in counts.items() if count)
+    routed = counts[Status.ROUTED.value]
+    reported = {i: exc for i, exc in errors.items() if kinds[i] != ROUTED} if routed else errors
     first = [
         f"{name(ids[index])} {status_of(kinds[index]).value}: {type(exc).__name__}: {describe(exc)}"
-        for index, exc in islice(errors.items(), SUMMARY_FIRST)
+        for index, exc in islice(reported.items(), SUMMARY_FIRST)
     ]
-    more = len(errors) - len(first)
+    more = len(reported) - len(first)
     logger.warning(
-        "batch of %d records: %s; %d reported for retry: %s%s",
+        "batch of %d records: %s; %d reported for retry: %s%s%s",
         len(kinds),
         shown,
-        len(errors),
+        len(reported),
         "; ".join(first),
         f"; and {more} more" if more > 0 else "",
+        f"; {routed} failed permanently and routed away, not retried" if routed else "",
         extra={"anybatch_counts": {k: v for k, v in counts.items() if v}},
     )
     for index, exc in islice(errors.items(), log_records):
         status = status_of(kinds[index]).value
         logger.warning(
-            "record %s %s; it is reported for retry: %s: %s",
+            "record %s %s; it is reported for retry: %s: %s"
+            if kinds[index] != ROUTED
+            else "record %s %s: it failed permanently and is not retried: %s: %s",
             name(ids[index]),
             status,
             type(exc).__name__,

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from anybatch._engine import CANCELLED, FAILURE, SKIPPED_STOP, SUCCESS, TIMEOUT
-from anybatch._outcome import Status, describe
+from anybatch._outcome import ROUTED, Status, describe
 from anybatch._report import log_reported
 
 if TYPE_CHECKING:
@@ -32,6 +32,7 @@ _CODES = {
     Status.TIMED_OUT: TIMEOUT,
     Status.DEADLINE: CANCELLED,
     Status.SKIPPED: SKIPPED_STOP,
+    Status.ROUTED: ROUTED,
 }
 
 #: How many message ids the one line of a batch that failed the same way names.
