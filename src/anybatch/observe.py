@@ -79,6 +79,8 @@ _METRIC_NAMES = frozenset(
         "HandlerDurationMax",
         "BatchDuration",
         "TimeLeft",
+        "RecordsRouted",
+        "RecordsPermanent",
     }
 )
 
@@ -94,9 +96,11 @@ class EmfMetrics:
 
     On Lambda, CloudWatch Logs turns the line into metrics in *namespace*: the records by
     status (``RecordsSucceeded``, ``RecordsFailed``, ``RecordsTimedOut``, ``RecordsDeadline``,
-    ``RecordsSkipped``), the handler's time (``HandlerDurationP50``, ``HandlerDurationP99``,
-    ``HandlerDurationMax``), ``BatchDuration``, and ``TimeLeft`` before the deadline (with a
-    Lambda context), all in milliseconds. Dimensions: ``EventSource`` (the event type) and
+    ``RecordsSkipped``; ``RecordsRouted`` and ``RecordsPermanent`` too for a batch with
+    permanent failures: routed away, and routed or reported), the handler's time
+    (``HandlerDurationP50``, ``HandlerDurationP99``, ``HandlerDurationMax``),
+    ``BatchDuration``, and ``TimeLeft`` before the deadline (with a Lambda context), all in
+    milliseconds. Dimensions: ``EventSource`` (the event type) and
     *dimensions*, whose names must not be ``EventSource``, ``_aws`` or a metric's (each is a
     top-level name of the document). No dependency: EMF is a JSON document.
 
@@ -145,6 +149,14 @@ class EmfMetrics:
         for status, name in _COUNT_METRICS.items():
             metrics.append({"Name": name, "Unit": "Count"})
             values[name] = counts[status]
+        permanent = len(result.permanent_indices)
+        if permanent:  # only batches that have any: the usual document stays as it was
+            for name, count in (
+                ("RecordsRouted", counts[_Status.ROUTED]),
+                ("RecordsPermanent", permanent),
+            ):
+                metrics.append({"Name": name, "Unit": "Count"})
+                values[name] = count
         timed: Any = result.durations or []
         # Records that never ran, or were cut short, have no duration.
         untimed = counts[_Status.DEADLINE] + counts[_Status.SKIPPED]
