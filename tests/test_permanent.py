@@ -246,3 +246,24 @@ def test_a_batch_whose_every_record_was_routed_is_no_entire_batch_failure() -> N
 def test_wrong_settings_say_what_is_wrong(options: dict[str, Any], message: str) -> None:
     with pytest.raises(TypeError, match=message):
         BatchProcessor(EventType.SQS, **options)
+
+
+def test_emf_counts_routed_and_permanent_records_apart() -> None:
+    import io
+    import json
+
+    from anybatch.observe import EmfMetrics
+
+    stream = io.StringIO()
+    processor = BatchProcessor(
+        EventType.SQS,
+        on_permanent_failure=Target(fail_on="bad-2"),
+        observers=[EmfMetrics("orders", stream=stream)],
+    )
+    process_partial_response(sqs_event(["ok", "bad-1", "bad-2", "flaky"]), judge, processor)
+    document = json.loads(stream.getvalue())
+    assert document["RecordsRouted"] == 1
+    assert document["RecordsPermanent"] == 2
+    assert document["RecordsFailed"] == 2  # bad-2 (its hook raised) and flaky: retried
+    names = [m["Name"] for m in document["_aws"]["CloudWatchMetrics"][0]["Metrics"]]
+    assert {"RecordsRouted", "RecordsPermanent"} <= set(names)

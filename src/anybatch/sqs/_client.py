@@ -78,6 +78,8 @@ class _SQSClient(Protocol):
 
     async def get_queue_attributes(self, **kwargs: Any) -> dict[str, Any]: ...
 
+    async def send_message_batch(self, **kwargs: Any) -> dict[str, Any]: ...
+
 
 class AioSQS:
     """Send SQS batch calls through aiobotocore, with a client per region.
@@ -137,10 +139,12 @@ class AioSQS:
     async def send(
         self, action: Action, queue: QueueRef, entries: list[dict[str, Any]]
     ) -> Mapping[str, Any]:
-        """Make one ``DeleteMessageBatch`` / ``ChangeMessageVisibilityBatch`` call."""
+        """Make one ``DeleteMessageBatch``, ``ChangeMessageVisibilityBatch`` or send call."""
 
         async def call(client: _SQSClient) -> Mapping[str, Any]:
             url = queue_url(client.meta.endpoint_url, queue)
+            if action == "send":
+                return await client.send_message_batch(QueueUrl=url, Entries=entries)
             if action == "delete":
                 return await client.delete_message_batch(QueueUrl=url, Entries=entries)
             return await client.change_message_visibility_batch(QueueUrl=url, Entries=entries)
@@ -180,6 +184,16 @@ class AioSQS:
             return await client.get_queue_attributes(QueueUrl=url, AttributeNames=names)
 
         answer = await self._call(region, call)
+        return dict(answer.get("Attributes") or {})
+
+    async def attributes_of(self, queue: QueueRef, names: list[str]) -> dict[str, str]:
+        """``GetQueueAttributes`` of *queue*, at the endpoint of its region's client."""
+
+        async def call(client: _SQSClient) -> Mapping[str, Any]:
+            url = queue_url(client.meta.endpoint_url, queue)
+            return await client.get_queue_attributes(QueueUrl=url, AttributeNames=names)
+
+        answer = await self._call(queue.region, call)
         return dict(answer.get("Attributes") or {})
 
     async def _call(

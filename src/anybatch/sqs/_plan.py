@@ -50,8 +50,9 @@ __all__ = [
     "visibility_timeout_for",
 ]
 
-#: What is done to a message: ``DeleteMessageBatch`` or ``ChangeMessageVisibilityBatch``.
-Action: TypeAlias = Literal["delete", "change_visibility"]
+#: What is done to a message: ``DeleteMessageBatch``, ``ChangeMessageVisibilityBatch``, or
+#: ``SendMessageBatch`` to a dead-letter queue.
+Action: TypeAlias = Literal["delete", "change_visibility", "send"]
 
 #: Entries one batch call accepts at most.
 MAX_ENTRIES = 10
@@ -93,6 +94,9 @@ class QueueRef(NamedTuple):
     name: str
     partition: str = "aws"
     """``aws``, ``aws-cn``, ``aws-us-gov``...: the ARN's, kept for the ARN it gives back."""
+    url: str = ""
+    """The queue's URL when it was given as one (a dead-letter queue); else made from the
+    endpoint."""
 
     @property
     def fifo(self) -> bool:
@@ -115,6 +119,8 @@ def parse_queue_arn(arn: object) -> QueueRef:
 
 def queue_url(endpoint_url: str, queue: QueueRef) -> str:
     """The queue's URL at the endpoint a client resolved (its region's, or a custom one)."""
+    if queue.url:
+        return queue.url
     return f"{endpoint_url.rstrip('/')}/{queue.account}/{queue.name}"
 
 
@@ -228,9 +234,13 @@ class Entry(NamedTuple):
     receipt_handle: str
     queue_arn: str
     visibility_timeout: int | None = None
+    message: Mapping[str, Any] | None = None
+    """What ``SendMessageBatch`` sends (body, attributes...), for a ``"send"`` entry."""
 
     def request(self) -> dict[str, Any]:
         """The entry as ``DeleteMessageBatch`` / ``ChangeMessageVisibilityBatch`` take it."""
+        if self.message is not None:
+            return {"Id": str(self.record_index), **self.message}
         request: dict[str, Any] = {
             "Id": str(self.record_index),
             "ReceiptHandle": self.receipt_handle,
@@ -287,6 +297,10 @@ class SQSCleanup(NamedTuple):
     """Failed messages whose visibility timeout could not be changed."""
     api_calls: int = 0
     """Batch calls made, retries included."""
+    dead_lettered: tuple[str, ...] = ()
+    """Messages that failed permanently and were sent to the dead-letter queue."""
+    not_dead_lettered: tuple[SQSActionFailure, ...] = ()
+    """Messages that failed permanently but could not be sent there: they are reported."""
 
 
 def cleanup(
@@ -301,6 +315,8 @@ def cleanup(
         tuple(e.message_id for e in ok if e.action == "change_visibility"),
         tuple(f for f in bad if f.action == "change_visibility"),
         api_calls,
+        tuple(e.message_id for e in ok if e.action == "send"),
+        tuple(f for f in bad if f.action == "send"),
     )
 
 

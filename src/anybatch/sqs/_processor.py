@@ -23,10 +23,12 @@ from anybatch._exceptions import (
     SQSFifoMessageGroupCircuitBreakerError,
 )
 from anybatch._options import is_int
+from anybatch._outcome import Status
 from anybatch._processor import BasePartialProcessor, SqsRecordT
 from anybatch._sources import EventType
 
 from ._client import AioSQS
+from ._deadletter import DeadLetterQueue, DeadLetterRouter, check_dead_letter_queue
 from ._deleter import Settlement, perform
 from ._errors import SQSBatchProcessingError
 from ._plan import (
@@ -101,6 +103,9 @@ class _SQSProcessor(BasePartialProcessor[SqsRecordT]):
     delete_successes: ClassVar[bool] = False
 
     failed_visibility_timeout: VisibilityTimeout | None
+    #: Where permanent failures go: ``True`` (the queue's own), a queue URL or ARN, or
+    #: ``None`` (nowhere: they are reported).
+    dead_letter_queue: DeadLetterQueue | None
     retry: RetryPolicy
     max_concurrent_calls: int
 
@@ -114,8 +119,16 @@ class _SQSProcessor(BasePartialProcessor[SqsRecordT]):
         retry: RetryPolicy | None,
         max_concurrent_calls: int,
         boto3_session: Boto3Session | None = None,
+        dead_letter_queue: DeadLetterQueue | None = None,
     ) -> None:
         self.failed_visibility_timeout = check_visibility_timeout(failed_visibility_timeout)
+        target = check_dead_letter_queue(dead_letter_queue)
+        if target is not False and self.on_permanent_failure is not None:
+            raise TypeError(
+                "give dead_letter_queue= or on_permanent_failure=, not both: a permanent "
+                "failure goes to one target"
+            )
+        self.dead_letter_queue = dead_letter_queue
         self.retry = _check_retry(retry)
         self.max_concurrent_calls = _check_calls(max_concurrent_calls)
         if boto3_session is None and _is_boto3_session(session):
@@ -128,6 +141,10 @@ class _SQSProcessor(BasePartialProcessor[SqsRecordT]):
             endpoint_url=endpoint_url,
             max_pool_connections=self.max_concurrent_calls,
         )
+        if target is not False:
+            self._router = DeadLetterRouter(
+                self._api, target, self.retry, self.max_concurrent_calls
+            )
 
     @property
     def _cleanup(self) -> SQSCleanup | None:
@@ -208,7 +225,8 @@ class _SQSProcessor(BasePartialProcessor[SqsRecordT]):
         """Plan what the batch asks of SQS; return the calls to make."""
         self._todo = plan(
             self.records,
-            [outcome.ok for outcome in self.result],
+            # A message in its dead-letter queue goes as one that succeeded does.
+            [outcome.ok or outcome.status is Status.ROUTED for outcome in self.result],
             delete_successes=self.delete_successes,
             visibility=self.failed_visibility_timeout,
         )
@@ -234,6 +252,13 @@ class _SQSProcessor(BasePartialProcessor[SqsRecordT]):
 
     def _settled(self, settlement: Settlement | None) -> None:
         done, failures, calls = settlement or ((), (), 0)
+        run = self._run
+        routed: Settlement | None = (
+            None if run is None or run.routing is None else run.routing.detail
+        )
+        if routed is not None:  # what the dead-letter sends did (logged as they were made)
+            done, failures = (*routed.done, *done), (*routed.failures, *failures)
+            calls += routed.api_calls
         report = self._cleanup = cleanup(done, [*self._todo.rejected, *failures], calls)
         logger = self.logger
         if logger is None:
@@ -332,6 +357,7 @@ class PartialSQSProcessor(_SQSProcessor[SqsRecordT]):
         endpoint_url: str | None = None,
         boto3_session: Boto3Session | None = None,
         failed_visibility_timeout: VisibilityTimeout | None = None,
+        dead_letter_queue: DeadLetterQueue | None = None,
         retry: RetryPolicy | None = None,
         max_concurrent_calls: int = 10,
         model: type[SqsRecordT] | None = None,
@@ -354,6 +380,7 @@ class PartialSQSProcessor(_SQSProcessor[SqsRecordT]):
             retry=retry,
             max_concurrent_calls=max_concurrent_calls,
             boto3_session=boto3_session,
+            dead_letter_queue=dead_letter_queue,
         )
 
     def _make_schedule(self, records: Sequence[Mapping[str, Any]]) -> Schedule:
@@ -416,7 +443,8 @@ class SqsBatchProcessor(_SQSProcessor[SqsRecordT]):
         raise_on_entire_batch_failure: bool = True,
         logger: logging.Logger | logging.LoggerAdapter[Any] | None = None,
         *,
-        failed_visibility_timeout: VisibilityTimeout,
+        failed_visibility_timeout: VisibilityTimeout | None = None,
+        dead_letter_queue: DeadLetterQueue | None = None,
         config: Config | None = None,
         session: AioSession | None = None,
         boto3_session: Boto3Session | None = None,
@@ -425,6 +453,11 @@ class SqsBatchProcessor(_SQSProcessor[SqsRecordT]):
         max_concurrent_calls: int = 10,
         **options: Unpack[ProcessorOptions],
     ) -> None:
+        if failed_visibility_timeout is None and dead_letter_queue in (None, False):
+            raise TypeError(
+                f"{type(self).__name__}() needs failed_visibility_timeout= or "
+                "dead_letter_queue= (else BatchProcessor(EventType.SQS) does the same)"
+            )
         super().__init__(EventType.SQS, model, raise_on_entire_batch_failure, logger, **options)
         self._setup_sqs(
             config=config,
@@ -434,6 +467,7 @@ class SqsBatchProcessor(_SQSProcessor[SqsRecordT]):
             retry=retry,
             max_concurrent_calls=max_concurrent_calls,
             boto3_session=boto3_session,
+            dead_letter_queue=dead_letter_queue,
         )
 
 
