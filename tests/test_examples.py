@@ -172,6 +172,11 @@ CASES = {
         "examples.custom_hooks:lambda_handler",
         ["00000000-0000-4000-8000-000000000001", "00000000-0000-4000-8000-000000000002"],
     ),
+    "permanent": Case(
+        "kinesis.json",
+        "examples.permanent_handler:lambda_handler",
+        ["49590000000000000000000000000000000000000000000000000006"],
+    ),
     "idempotent": Case(
         "sqs.json",
         "examples.idempotent_handler:lambda_handler",
