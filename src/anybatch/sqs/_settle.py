@@ -50,6 +50,7 @@ _SETTLES: dict[Status, Settle] = {
     Status.TIMED_OUT: "fail",
     Status.DEADLINE: "release",
     Status.SKIPPED: "release",
+    Status.ROUTED: "delete",  # failed permanently, and its target has it: not retried
 }
 
 
