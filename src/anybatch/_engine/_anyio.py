@@ -27,6 +27,7 @@ from ._schedule import (
     WAIT,
     Resolved,
     Schedule,
+    is_asyncio_cancellation,
 )
 
 if sys.version_info < (3, 11):  # pragma: no cover - exercised on 3.10 only
@@ -118,12 +119,16 @@ async def run_pool(
                 # else cancelled) is that record's failure, never the deadline's.
                 kind, result = FAILURE, exc
             except BaseException as exc:
-                # KeyboardInterrupt, SystemExit...: stop every worker and raise it in the caller's
-                # task. Raised out of a worker task, asyncio would let it escape the event loop
-                # and leave the other workers unfinished.
-                fatal.append(exc)
-                group.cancel_scope.cancel()
-                return
+                if not is_asyncio_cancellation(exc):
+                    # KeyboardInterrupt, SystemExit...: stop every worker and raise it in the
+                    # caller's task. Raised out of a worker task, asyncio would let it escape
+                    # the event loop and leave the other workers unfinished.
+                    fatal.append(exc)
+                    group.cancel_scope.cancel()
+                    return
+                # asyncio's CancelledError under trio (a thread's, a handler's own): no scope
+                # of trio's asked for it, so it is that record's failure.
+                kind, result = FAILURE, exc
             if durations is not None:
                 ended = monotonic()
                 durations[index] = ended - started

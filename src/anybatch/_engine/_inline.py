@@ -13,7 +13,14 @@ from collections.abc import Callable, Iterable, Sequence
 from contextvars import copy_context
 from typing import Any
 
-from ._schedule import FAILURE, NOT_STARTED, RUNNING, SUCCESS, Schedule
+from ._schedule import (
+    FAILURE,
+    NOT_STARTED,
+    RUNNING,
+    SUCCESS,
+    Schedule,
+    is_asyncio_cancellation,
+)
 
 __all__ = ["run_each_inline", "run_inline"]
 
@@ -46,6 +53,10 @@ def run_inline(
             result = copy_context().run(func, args[index])
         except Exception as exc:
             kind, result = FAILURE, exc
+        except BaseException as exc:
+            if not is_asyncio_cancellation(exc):
+                raise
+            kind, result = FAILURE, exc  # a cancellation no loop asked for: the record's
         else:
             kind = SUCCESS
         if schedule.durations is not None:
@@ -81,6 +92,11 @@ def run_each_inline(
         except Exception as exc:
             values[index] = exc
             kinds[index] = FAILURE
+        except BaseException as exc:
+            if not is_asyncio_cancellation(exc):
+                raise
+            values[index] = exc  # a cancellation no loop asked for: the record's failure
+            kinds[index] = FAILURE
         else:
             kinds[index] = SUCCESS
 
@@ -115,6 +131,11 @@ def _run_each_timed(
             values[index] = copy_context().run(func, arg)
         except Exception as exc:
             values[index] = exc
+            kinds[index] = FAILURE
+        except BaseException as exc:
+            if not is_asyncio_cancellation(exc):
+                raise
+            values[index] = exc  # a cancellation no loop asked for: the record's failure
             kinds[index] = FAILURE
         else:
             kinds[index] = SUCCESS

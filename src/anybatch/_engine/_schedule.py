@@ -23,6 +23,7 @@ Rules kept here:
 from __future__ import annotations
 
 import heapq
+import sys
 from collections import deque
 from collections.abc import Generator, Hashable, Sequence
 from typing import Any, Final
@@ -39,6 +40,7 @@ __all__ = [
     "WAIT",
     "Resolved",
     "Schedule",
+    "is_asyncio_cancellation",
 ]
 
 # Outcome codes (plain ints: they are written once per record on the hot path).
@@ -54,6 +56,16 @@ RUNNING: Final = -2  # started, no outcome yet
 
 #: :meth:`Schedule.next` result: nothing may start now, but a record in flight may unblock one.
 WAIT: Final = -1
+
+
+def is_asyncio_cancellation(exc: BaseException) -> bool:
+    """Whether *exc* is asyncio's ``CancelledError`` (read without importing asyncio).
+
+    Raised by a handler where no asyncio scope asked for it (inline, or in a thread under
+    trio), it is that record's failure, as a foreign cancellation is on asyncio.
+    """
+    asyncio = sys.modules.get("asyncio")
+    return asyncio is not None and isinstance(exc, asyncio.CancelledError)
 
 
 class Resolved(tuple[Any]):
