@@ -349,7 +349,8 @@ def start(processor: Hooks, *, awaited: bool) -> Run:
         schedule = default_schedule(processor, reading.source, records)
     else:
         schedule = processor._make_schedule(records)  # pyright: ignore[reportPrivateUsage]
-    handler = cast("Callable[..., Any]", batch.handler)
+    handler = batch.handler
+    assert handler is not None  # _set_batch gave the batch one
     context = batch.lambda_context
     cls = type(processor)
     custom = cls._custom_sync or cls._custom_async  # pyright: ignore[reportPrivateUsage]

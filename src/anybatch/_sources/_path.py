@@ -54,7 +54,7 @@ class PathSource(EventType[RecordT_co]):
         # find what is wrong.
         if type(records) is list:
             try:
-                ids = self.fast_identifiers(cast("list[Any]", records))  # type: ignore[redundant-cast]
+                ids = self.fast_identifiers(records)  # pyright: ignore[reportUnknownArgumentType]
             except (KeyError, TypeError, AttributeError, IndexError):
                 pass
             else:
