@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from ._engine import FAILURE, asyncio_running
@@ -28,6 +27,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "HookRouter",
+    "PermanentHooks",
     "PermanentItem",
     "Router",
     "Routing",
@@ -37,18 +37,25 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
 class PermanentItem:
     """A record that failed permanently, as its router gets it."""
 
-    index: int
-    """The record's index in the batch."""
-    record: Any
-    """What the handler received; the record's view when it never got a model."""
-    raw: Mapping[str, Any]
-    """The record as the event holds it."""
-    error: BaseException
-    """What the handler raised."""
+    __slots__ = ("error", "index", "raw", "record")
+
+    def __init__(
+        self, index: int, record: Any, raw: Mapping[str, Any], error: BaseException
+    ) -> None:
+        #: The record's index in the batch.
+        self.index = index
+        #: What the handler received; the record's view when it never got a model.
+        self.record = record
+        #: The record as the event holds it.
+        self.raw = raw
+        #: What the handler raised.
+        self.error = error
+
+    def __repr__(self) -> str:
+        return f"PermanentItem(index={self.index}, error={self.error!r})"
 
 
 class Routing(NamedTuple):
@@ -73,6 +80,16 @@ class Router(Protocol):
     async def route(self, items: Sequence[PermanentItem], time_left: float | None) -> Routing:
         """Hand *items* to the target within *time_left* seconds (``None``: no limit)."""
         ...
+
+
+class PermanentHooks(Protocol):
+    """What routing needs of a processor (part of ``_run.Hooks``)."""
+
+    #: Exception types besides ``PermanentFailure`` whose failures are permanent.
+    permanent: tuple[type[BaseException], ...]
+    on_permanent_failure: Callable[[Any, BaseException], Any] | None
+    #: A router of the processor's own (the SQS processors' dead-letter queue).
+    _router: Router | None
 
 
 class HookRouter:

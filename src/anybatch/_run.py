@@ -29,7 +29,7 @@ from ._exceptions import ProcessorStateError, RecordFailedError
 from ._handlers import refuse_awaitables
 from ._invocation import RESULTS, batch_of
 from ._outcome import BatchResult, outcome_exception
-from ._permanent import mark_routed, route_awaited, route_blocking
+from ._permanent import PermanentHooks, mark_routed, route_awaited, route_blocking
 from ._sources import EventType, batch_source, source_of
 
 if TYPE_CHECKING:
@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from ._invocation import _Batch  # pyright: ignore[reportPrivateUsage]
     from ._observers import Observers
     from ._outcome import FailureResponse, SuccessResponse
-    from ._permanent import Router, Routing
+    from ._permanent import Routing
 
 __all__ = [
     "Hooks",
@@ -64,7 +64,7 @@ def default_hook(method: _F) -> _F:
     return method
 
 
-class Hooks(Protocol):
+class Hooks(PermanentHooks, Protocol):
     """What one batch's run needs of its processor."""
 
     model: type[Any] | None
@@ -74,9 +74,6 @@ class Hooks(Protocol):
     backend: Literal["asyncio", "trio"]
     logger: logging.Logger | logging.LoggerAdapter[Any] | None
     log_records: int
-    permanent: tuple[type[BaseException], ...]
-    on_permanent_failure: Callable[[Any, BaseException], Any] | None
-    _router: Router | None
     stop_skip_error: ClassVar[type[RecordSkippedError]]
     key_skip_error: ClassVar[type[RecordSkippedError]]
     _fixed: Reading | None
