@@ -17,7 +17,7 @@ import logging
 from collections.abc import Callable, Generator, Sequence
 from contextvars import Context, ContextVar, copy_context
 from types import CoroutineType
-from typing import Any, cast
+from typing import Any
 
 from ._engine import Resolved
 
@@ -28,6 +28,9 @@ __all__ = [
     "current_record_id",
     "in_own_context",
 ]
+
+#: The coroutine type, untyped: checking a handler's result against it narrows nothing.
+_COROUTINE: Any = CoroutineType
 
 _Here = tuple[Sequence[Any], Sequence[Any], int]  # (what handlers get, identifiers, index)
 
@@ -186,13 +189,13 @@ def _async_in_own_context(
         # (the common case) ends in it, and costs no stepping machinery.
         set_current((handed, ids, index))
         steps: Any = func(inputs[index])
-        if type(steps) is not CoroutineType:  # another awaitable: step what it awaits
+        if type(steps) is not _COROUTINE:  # another awaitable: step what it awaits
             await_ = getattr(steps, "__await__", None)
             if await_ is None:  # not awaitable: the driver's await says so, as it would have
                 return steps
             steps = await_()
         try:
-            yielded: Any = cast("Any", steps).send(None)
+            yielded = steps.send(None)
         except StopIteration as done:
             return Resolved((done.value,))
         return _Resume(steps, yielded)
