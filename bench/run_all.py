@@ -23,11 +23,13 @@ from importlib import metadata
 from pathlib import Path
 
 from _common import Row, print_rows, rows_from_json, say
+from bench_floor import print_floor_table
 
 HERE = Path(__file__).resolve().parent
 BENCHMARKS = (
     "warm",
     "cold",
+    "floor",
     "engine",
     "io",
     "import",
@@ -129,6 +131,9 @@ def main() -> None:
         f"goals met: {passed}/{len(judged)}   "
         f"misses: {', '.join(r.name for r in judged if not r.ok) or 'none'}"
     )
+    say()
+    print_floor_table(rows)
+    say()
     say(f"suite wall time {total:.1f} s ({'; '.join(durations)})")
 
 
