@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol
 
 from ._engine import FAILURE, asyncio_running
 from ._exceptions import PermanentFailure
 from ._outcome import ROUTED, describe
 
 if TYPE_CHECKING:
-    from ._run import Hooks, Run
+    import logging
 
 __all__ = [
     "HookRouter",
@@ -83,7 +83,10 @@ class Router(Protocol):
 
 
 class PermanentHooks(Protocol):
-    """What routing needs of a processor (part of ``_run.Hooks``)."""
+    """What routing needs of a processor (part of ``_run.Hooks``); the run is ``_run.Run``."""
+
+    logger: logging.Logger | logging.LoggerAdapter[Any] | None
+    backend: Literal["asyncio", "trio"]
 
     #: Exception types besides ``PermanentFailure`` whose failures are permanent.
     permanent: tuple[type[BaseException], ...]
@@ -130,7 +133,7 @@ def _named(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {describe(exc)}"
 
 
-def _router(processor: Hooks) -> Router | None:
+def _router(processor: PermanentHooks) -> Router | None:
     router: Router | None = processor._router  # pyright: ignore[reportPrivateUsage]
     if router is not None:
         return router
@@ -138,7 +141,7 @@ def _router(processor: Hooks) -> Router | None:
     return None if hook is None else HookRouter(hook)
 
 
-def _pending(processor: Hooks, run: Run) -> tuple[Router | None, list[PermanentItem]]:
+def _pending(processor: PermanentHooks, run: Any) -> tuple[Router | None, list[PermanentItem]]:
     """The processor's router and the run's permanent failures (none without a router)."""
     kinds = run.schedule.kinds
     if FAILURE not in kinds:  # the usual batch: one C-speed scan
@@ -159,7 +162,7 @@ def _pending(processor: Hooks, run: Run) -> tuple[Router | None, list[PermanentI
     return router, items
 
 
-async def route_awaited(processor: Hooks, run: Run) -> None:
+async def route_awaited(processor: PermanentHooks, run: Any) -> None:
     """Route the run's permanent failures on the running loop (``async_process()``)."""
     router, items = _pending(processor, run)
     if router is None or not items:
@@ -181,7 +184,7 @@ async def route_awaited(processor: Hooks, run: Run) -> None:
     _keep(processor, run, router, items, routing)
 
 
-def route_blocking(processor: Hooks, run: Run) -> None:
+def route_blocking(processor: PermanentHooks, run: Any) -> None:
     """Route the run's permanent failures from blocking code, on anybatch's loop."""
     router, items = _pending(processor, run)
     if router is None or not items:
@@ -200,7 +203,11 @@ def route_blocking(processor: Hooks, run: Run) -> None:
 
 
 def _keep(
-    processor: Hooks, run: Run, router: Router, items: list[PermanentItem], routing: Routing
+    processor: PermanentHooks,
+    run: Any,
+    router: Router,
+    items: list[PermanentItem],
+    routing: Routing,
 ) -> None:
     """Keep what the router did for :func:`mark_routed`; log what it refused."""
     asked = {item.index for item in items}
@@ -224,7 +231,9 @@ def _keep(
         )
 
 
-def mark_routed(processor: Hooks, run: Run, kinds: list[int], values: list[Any]) -> frozenset[int]:
+def mark_routed(
+    processor: PermanentHooks, run: Any, kinds: list[int], values: list[Any]
+) -> frozenset[int]:
     """Give the routed records their outcome; return the indices of permanent failures."""
     routing = run.routing
     if routing is not None:

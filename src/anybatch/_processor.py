@@ -35,7 +35,7 @@ from ._outcome import (
     SuccessResponse,
     describe,
 )
-from ._run import Reading, reading_of
+from ._reading import Reading, reading_of
 from ._sources import EventType, event_source
 
 if TYPE_CHECKING:

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar
 from itertools import repeat
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple, Protocol, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, cast
 
 from ._context import (
     enter_inline,
@@ -30,11 +30,10 @@ from ._handlers import refuse_awaitables
 from ._invocation import RESULTS, batch_of
 from ._outcome import BatchResult, outcome_exception
 from ._permanent import PermanentHooks, mark_routed, route_awaited, route_blocking
-from ._sources import EventType, batch_source, source_of
+from ._reading import Reading, reading_of
+from ._sources import EventType, batch_source
 
 if TYPE_CHECKING:
-    import logging
-
     from ._exceptions import ExceptionInfo, RecordSkippedError
     from ._handlers import HandlerKind
     from ._invocation import _Batch  # pyright: ignore[reportPrivateUsage]
@@ -64,6 +63,9 @@ def default_hook(method: _F) -> _F:
     return method
 
 
+_NONE: frozenset[int] = frozenset()
+
+
 class Hooks(PermanentHooks, Protocol):
     """What one batch's run needs of its processor."""
 
@@ -71,8 +73,6 @@ class Hooks(PermanentHooks, Protocol):
     concurrency: int | None
     record_timeout: float | None
     deadline_margin: float | None
-    backend: Literal["asyncio", "trio"]
-    logger: logging.Logger | logging.LoggerAdapter[Any] | None
     log_records: int
     stop_skip_error: ClassVar[type[RecordSkippedError]]
     key_skip_error: ClassVar[type[RecordSkippedError]]
@@ -89,42 +89,6 @@ class Hooks(PermanentHooks, Protocol):
     def _handler_kind(self, handler: Callable[..., Any]) -> HandlerKind: ...
     def _process_record(self, record: Any) -> SuccessResponse | FailureResponse: ...
     async def _async_process_record(self, record: Any) -> SuccessResponse | FailureResponse: ...
-
-
-class Reading(NamedTuple):
-    """How records of one event type are read: their source, view and handler argument."""
-
-    source: EventType[Any]
-    view: Callable[[Mapping[str, Any]], Any]
-    convert: Callable[[Mapping[str, Any]], Any]
-
-    @property
-    def converts(self) -> bool:
-        """Whether a model makes each handler argument (it may refuse a record)."""
-        return self.convert is not self.view
-
-
-#: Each event type's reading, with or without a model.
-_READINGS: dict[tuple[EventType[Any], type[Any] | None], Reading] = {}
-
-
-def reading_of(event_type: object, model: type[Any] | None) -> Reading:
-    """The :class:`Reading` of *event_type* with *model*; checks that the model fits."""
-    source = source_of(event_type)
-    key = (source, model)
-    try:
-        reading = _READINGS.get(key)
-    except TypeError:  # not a class at all: converter_for says what is wrong with it
-        reading = None
-    if reading is None:
-        view = source.view
-        convert = view
-        if model is not None:
-            from .models import converter_for  # imports pydantic: only when a model is used
-
-            convert = converter_for(source, model)
-        reading = _READINGS[key] = Reading(source, view, convert)
-    return reading
 
 
 #: The exceptions ``failure_handler`` was given while a custom ``_process_record`` ran.
@@ -418,7 +382,8 @@ def process(processor: Hooks) -> list[SuccessResponse | FailureResponse]:
         from ._portal import run_blocking
 
         run_blocking(processor.backend, _drive, processor, run)
-    route_blocking(processor, run)  # not in _drive: the router may need another loop
+    if processor._router is not None or processor.on_permanent_failure is not None:  # pyright: ignore[reportPrivateUsage]
+        route_blocking(processor, run)  # not in _drive: the router may need another loop
     return complete(processor, run)
 
 
@@ -426,7 +391,8 @@ async def async_process(processor: Hooks) -> list[SuccessResponse | FailureRespo
     """Process the current batch on the running event loop."""
     run = start(processor, awaited=True)
     await _drive(processor, run)
-    await route_awaited(processor, run)
+    if processor._router is not None or processor.on_permanent_failure is not None:  # pyright: ignore[reportPrivateUsage]
+        await route_awaited(processor, run)
     return complete(processor, run)
 
 
@@ -453,7 +419,11 @@ def complete(processor: Hooks, run: Run) -> list[SuccessResponse | FailureRespon
     """Turn the run's outcomes into the result, the hooks' entries and the response."""
     batch = run.batch
     kinds, values = run.schedule.close()
-    permanent = mark_routed(processor, run, kinds, values)
+    permanent = (
+        mark_routed(processor, run, kinds, values)
+        if run.routing is not None or FAILURE in kinds
+        else _NONE
+    )
     source = run.reading.source
     encoded = _encode(source, run.records, kinds, values) if source.encodes else None
     args = run.args

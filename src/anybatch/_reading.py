@@ -1,0 +1,50 @@
+"""How a batch's records are read: their source, their view, and their model if any.
+
+Made once per event type and model, and kept: a warm invocation reads its batch the way the
+previous one did.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
+
+from ._sources import EventType, source_of
+
+__all__ = ["Reading", "reading_of"]
+
+
+class Reading(NamedTuple):
+    """How records of one event type are read: their source, view and handler argument."""
+
+    source: EventType[Any]
+    view: Callable[[Mapping[str, Any]], Any]
+    convert: Callable[[Mapping[str, Any]], Any]
+
+    @property
+    def converts(self) -> bool:
+        """Whether a model makes each handler argument (it may refuse a record)."""
+        return self.convert is not self.view
+
+
+#: Each event type's reading, with or without a model.
+_READINGS: dict[tuple[EventType[Any], type[Any] | None], Reading] = {}
+
+
+def reading_of(event_type: object, model: type[Any] | None) -> Reading:
+    """The :class:`Reading` of *event_type* with *model*; checks that the model fits."""
+    source = source_of(event_type)
+    key = (source, model)
+    try:
+        reading = _READINGS.get(key)
+    except TypeError:  # not a class at all: converter_for says what is wrong with it
+        reading = None
+    if reading is None:
+        view = source.view
+        convert = view
+        if model is not None:
+            from .models import converter_for  # imports pydantic: only when a model is used
+
+            convert = converter_for(source, model)
+        reading = _READINGS[key] = Reading(source, view, convert)
+    return reading
