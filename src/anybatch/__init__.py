@@ -5,7 +5,13 @@ Kafka and Firehose, each on its own, under a concurrency limit, and report only 
 failed (Firehose: answer every record with its transformed data).
 """
 
-from ._context import RecordIdFilter, add_record_id, current_record, current_record_id
+from ._context import (
+    RecordIdFilter,
+    add_record_id,
+    current_record,
+    current_record_deadline,
+    current_record_id,
+)
 from ._exceptions import (
     AnybatchError,
     BatchProcessingError,
@@ -115,6 +121,7 @@ __all__ = [
     "async_process_partial_response",
     "batch_processor",
     "current_record",
+    "current_record_deadline",
     "current_record_id",
     "process_partial_response",
     "use_uvloop",

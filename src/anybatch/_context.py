@@ -4,16 +4,20 @@ A handler that sets a :class:`~contextvars.ContextVar` (the incumbent Logger's
 ``thread_safe_append_keys``, a tracing span, a request id) sets it in its record's own copy of
 the invocation's context: no other record sees it, whatever the concurrency, in tasks and
 threads alike, and every record sees what was set before the batch. Inside, :func:`current_record`
-is the record being handled, and :class:`RecordIdFilter` stamps log lines with its identifier.
+is the record being handled, :func:`current_record_deadline` when it must end, and
+:class:`RecordIdFilter` stamps log lines with its identifier.
 
 The cost is a context copy and an entry per record (and, for an async handler, its first
 step taken by hand and one more through a small awaitable each time it resumes): a fraction
-of a microsecond a record, measured in ``bench/bench_context.py``.
+of a microsecond a record, measured in ``bench/bench_context.py``. A batch's deadline and
+``record_timeout`` are noted once per batch; with a ``record_timeout``, each record's start
+too (a clock read).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Generator, Sequence
 from contextvars import Context, ContextVar, copy_context
 from types import CoroutineType
@@ -25,23 +29,31 @@ __all__ = [
     "RecordIdFilter",
     "add_record_id",
     "current_record",
+    "current_record_deadline",
     "current_record_id",
     "in_own_context",
+    "limits",
+    "record_end",
 ]
 
 #: The coroutine type, untyped: checking a handler's result against it narrows nothing.
 _COROUTINE: Any = CoroutineType
 
-_Here = tuple[Sequence[Any], Sequence[Any], int]  # (what handlers get, identifiers, index)
+#: A batch's limits, noted once per batch: (its deadline on :func:`time.monotonic`, its
+#: record_timeout, and each record's start when it has one).
+_Limits = tuple[float | None, float | None, list[float] | None]
+
+#: (what handlers get, identifiers, index, the batch's limits or None)
+_Here = tuple[Sequence[Any], Sequence[Any], int, _Limits | None]
 
 #: The async record being handled in this context.
 _CURRENT: ContextVar[_Here | None] = ContextVar("anybatch_current_record", default=None)
 
 
-#: The sync batch running inline in this context: (its schedule, handed, ids). The inline
-#: driver notes the index of the record it runs in the schedule (``schedule.current``), and
-#: each record's own copy of the context inherits this: one set per batch, none per record.
-_INLINE: ContextVar[tuple[Any, Sequence[Any], Sequence[Any]] | None] = ContextVar(
+#: The sync batch running inline in this context: (its schedule, handed, ids, limits). The
+#: inline driver notes the index of the record it runs in the schedule (``schedule.current``),
+#: and each record's own copy of the context inherits this: one set per batch, none per record.
+_INLINE: ContextVar[tuple[Any, Sequence[Any], Sequence[Any], _Limits | None] | None] = ContextVar(
     "anybatch_inline_batch", default=None
 )
 
@@ -56,8 +68,19 @@ def _here() -> _Here | None:
         return here
     inline = _INLINE.get()
     if inline is not None and inline[0].current >= 0:
-        return (inline[1], inline[2], inline[0].current)
+        return (inline[1], inline[2], inline[0].current, inline[3])
     return None
+
+
+def limits(deadline: float | None, record_timeout: float | None, n: int) -> _Limits | None:
+    """A batch's limits, for :func:`current_record_deadline`: ``None`` when it has none.
+
+    *deadline* is on :func:`time.monotonic`; with a *record_timeout* each of the *n* records
+    notes its start.
+    """
+    if deadline is None and record_timeout is None:
+        return None
+    return (deadline, record_timeout, None if record_timeout is None else [0.0] * n)
 
 
 def current_record() -> Any:
@@ -78,6 +101,40 @@ def current_record_id() -> Any:
     """
     here = _here()
     return None if here is None else here[1][here[2]]
+
+
+def current_record_deadline() -> float | None:
+    """When the record being handled must end, on the :func:`time.monotonic` clock.
+
+    The earlier of the record's own end (when it started, plus the processor's
+    ``record_timeout``) and the batch's deadline (the Lambda context's remaining time less
+    ``deadline_margin``), where anybatch cancels or abandons the record's handler.
+    ``None`` outside a record handler, or when neither applies. A handler that may overrun
+    can stop in time, or pass what is left on::
+
+        deadline = anybatch.current_record_deadline()
+        timeout = None if deadline is None else deadline - time.monotonic()
+    """
+    here = _here()
+    if here is None or here[3] is None:
+        return None
+    deadline, timeout, starts = here[3]
+    if starts is None or timeout is None:
+        return deadline
+    ends = starts[here[2]] + timeout
+    return ends if deadline is None or ends < deadline else deadline
+
+
+def record_end() -> float | None:
+    """The record's own end (its start plus ``record_timeout``), on :func:`time.monotonic`.
+
+    ``None`` outside a record handler, or without a ``record_timeout``.
+    """
+    here = _here()
+    if here is None or here[3] is None:
+        return None
+    _, timeout, starts = here[3]
+    return None if starts is None or timeout is None else starts[here[2]] + timeout
 
 
 class RecordIdFilter(logging.Filter):
@@ -124,9 +181,14 @@ def exact() -> bool:
     return _CURRENT.get() is not None
 
 
-def enter_inline(schedule: Any, handed: Sequence[Any], ids: Sequence[Any]) -> Any:
-    """Note that *schedule*'s records run inline in this context; returns what to undo."""
-    return _INLINE.set((schedule, handed, ids))
+def enter_inline(
+    schedule: Any, handed: Sequence[Any], ids: Sequence[Any], batch: _Limits | None = None
+) -> Any:
+    """Note that *schedule*'s records run inline in this context; returns what to undo.
+
+    *batch* holds the batch's :func:`limits`.
+    """
+    return _INLINE.set((schedule, handed, ids, batch))
 
 
 def leave_inline(token: Any) -> None:
@@ -140,6 +202,7 @@ def in_own_context(
     handed: Sequence[Any],
     ids: Sequence[Any],
     is_async: bool,
+    batch: _Limits | None = None,
 ) -> Callable[[int], Any]:
     """``func(inputs[index])``, called by index, each call in its own copy of the context.
 
@@ -147,13 +210,35 @@ def in_own_context(
     threaded record (the inline driver copies by itself).
     *handed* holds what each record's handler gets (filled in by the time it runs) and
     *ids* the identifiers: :func:`current_record` and :func:`current_record_id` read them.
+    *batch* holds the batch's :func:`limits`: with a ``record_timeout``, each call notes its
+    record's start, for :func:`current_record_deadline`.
     """
-    if is_async:
-        return _async_in_own_context(func, inputs, handed, ids)
+    call = (_async_in_own_context if is_async else _sync_in_own_context)(
+        func, inputs, handed, ids, batch
+    )
+    starts = None if batch is None else batch[2]
+    if starts is None:
+        return call
+    untimed, clock = call, time.monotonic
+
+    def timed(index: int) -> Any:
+        starts[index] = clock()
+        return untimed(index)
+
+    return timed
+
+
+def _sync_in_own_context(
+    func: Callable[[Any], Any],
+    inputs: Sequence[Any],
+    handed: Sequence[Any],
+    ids: Sequence[Any],
+    batch: _Limits | None,
+) -> Callable[[int], Any]:
     set_current = _CURRENT.set
 
     def enter(index: int) -> Any:
-        set_current((handed, ids, index))
+        set_current((handed, ids, index, batch))
         return func(inputs[index])
 
     def call(index: int) -> Any:
@@ -181,13 +266,14 @@ def _async_in_own_context(
     inputs: Sequence[Any],
     handed: Sequence[Any],
     ids: Sequence[Any],
+    batch: _Limits | None,
 ) -> Callable[[int], Any]:
     set_current = _CURRENT.set
 
     def first_step(index: int) -> Any:
         # The first step runs at once, in the record's context: a handler that never waits
         # (the common case) ends in it, and costs no stepping machinery.
-        set_current((handed, ids, index))
+        set_current((handed, ids, index, batch))
         steps: Any = func(inputs[index])
         if type(steps) is not _COROUTINE:  # another awaitable: step what it awaits
             await_ = getattr(steps, "__await__", None)

@@ -22,6 +22,7 @@ from ._context import (
     hide_inline,
     in_own_context,
     leave_inline,
+    limits,
     show_inline,
 )
 from ._engine import FAILURE, SUCCESS, Schedule, drive, run_inline, runs_inline
@@ -369,10 +370,11 @@ def process(processor: Hooks) -> list[SuccessResponse | FailureResponse]:
     if runs_inline(run.is_async, processor.concurrency, processor.record_timeout):
         remaining = run.remaining()
         deadline = None if remaining is None else time.monotonic() + remaining
-        func, inputs = run.func, run.inputs
+        func, inputs, batch = run.func, run.inputs, limits(deadline, None, 0)
         if exact():  # inside an async record: name each record by the context variable
-            func, inputs = in_own_context(func, inputs, run.handed, run.ids, False), range(run.n)
-        outer = enter_inline(run.schedule, run.handed, run.ids)
+            func = in_own_context(func, inputs, run.handed, run.ids, False, batch)
+            inputs = range(run.n)
+        outer = enter_inline(run.schedule, run.handed, run.ids, batch)
         try:
             run_inline(run.schedule, func, inputs, deadline)  # each record in its own context
         finally:
@@ -398,7 +400,9 @@ async def async_process(processor: Hooks) -> list[SuccessResponse | FailureRespo
 
 async def _drive(processor: Hooks, run: Run) -> None:
     # Each record in its own copy of the invocation's context (see _context).
-    func = in_own_context(run.func, run.inputs, run.handed, run.ids, run.is_async)
+    left, timeout = run.remaining(), processor.record_timeout
+    batch = limits(None if left is None else time.monotonic() + left, timeout, run.n)
+    func = in_own_context(run.func, run.inputs, run.handed, run.ids, run.is_async, batch)
     hidden = hide_inline()
     try:
         await drive(
@@ -407,8 +411,8 @@ async def _drive(processor: Hooks, run: Run) -> None:
             range(run.n),
             is_async=run.is_async,
             concurrency=processor.concurrency,
-            record_timeout=processor.record_timeout,
-            time_left=run.remaining(),
+            record_timeout=timeout,
+            time_left=left,
         )
     finally:
         show_inline(hidden)

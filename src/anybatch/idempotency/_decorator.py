@@ -13,13 +13,20 @@ import time
 from collections.abc import Awaitable, Callable, Generator
 from typing import Any, Literal, NamedTuple, TypeVar, cast
 
+from anybatch._context import record_end
 from anybatch._handlers import accepts_lambda_context, is_async_callable
 
 from ._flow import RUN, Attempt, Claim, Complete, Flight, Flights, Release, Step, after_wait, flow
 from ._keys import hash_value, key_value, payload_of, record_identifier, result_type_of
 from ._store import BlockingIdempotencyStore, IdempotencyStore
 
-__all__ = ["DEFAULT_EXPIRES_AFTER", "DEFAULT_IN_PROGRESS_TIMEOUT", "idempotent"]
+__all__ = [
+    "DEFAULT_EXPIRES_AFTER",
+    "DEFAULT_IN_PROGRESS_TIMEOUT",
+    "RECORD_TIMEOUT_MARGIN",
+    "idempotent",
+    "in_progress_until",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -28,6 +35,10 @@ DEFAULT_EXPIRES_AFTER = 3600.0
 #: Seconds an IN_PROGRESS mark lasts at most, and without a Lambda context: the longest a
 #: Lambda invocation runs.
 DEFAULT_IN_PROGRESS_TIMEOUT = 900.0
+#: Seconds an IN_PROGRESS mark outlives its record's ``record_timeout``: time for the
+#: handler's cancellation to land, and for the clocks of the processes sharing a store to
+#: differ a little.
+RECORD_TIMEOUT_MARGIN = 1.0
 
 KeySpec = Literal["id", "payload"] | Callable[[Any], object]
 
@@ -47,16 +58,36 @@ class _Settings(NamedTuple):
         """The run of *record*: its key and payload hash, its mark's length."""
         key = f"{self.prefix}#{hash_value(key_value(self.key, record))}"
         validation = None if self.validate is None else hash_value(self.validate(record))
-        limit = self.in_progress_timeout * 1000
-        remaining = getattr(lambda_context, "get_remaining_time_in_millis", None)
-        in_progress_ms = limit if remaining is None else max(0.0, min(limit, remaining()))
         return Attempt(
             key,
             validation,
             expires_after=self.expires_after,
-            in_progress_ms=in_progress_ms,
+            in_progress_ms=self.in_progress_timeout * 1000,
             result_type=self.result_type,
+            in_progress_until=in_progress_until(lambda_context),
         )
+
+
+def in_progress_until(lambda_context: object) -> float | None:
+    """When an IN_PROGRESS mark written now expires at the latest, in epoch seconds.
+
+    The earliest of: the invocation's end (*lambda_context*'s remaining time); with a
+    context that has ``get_hidden_time_in_millis`` (the SQS worker's), how long the batch's
+    messages stay hidden should the worker stop; and, with a ``record_timeout``, the
+    record's own end plus :data:`RECORD_TIMEOUT_MARGIN`. ``None`` when none applies.
+    """
+    now = time.time()
+    until: float | None = None
+    for name in ("get_remaining_time_in_millis", "get_hidden_time_in_millis"):
+        left = getattr(lambda_context, name, None)
+        if left is not None:
+            ends = now + max(0.0, float(left())) / 1000
+            until = ends if until is None else min(until, ends)
+    record_ends = record_end()
+    if record_ends is not None:
+        ends = now + max(0.0, record_ends - time.monotonic()) + RECORD_TIMEOUT_MARGIN
+        until = ends if until is None else min(until, ends)
+    return until
 
 
 def _key_function(key: KeySpec) -> Callable[[Any], object]:
@@ -104,8 +135,10 @@ def idempotent(
             record whose value is compared.
         expires_after: seconds a result is replayed (the TTL).
         in_progress_timeout: the longest an IN_PROGRESS mark lasts. With a Lambda context
-            the mark expires when the invocation does (its remaining time), at most this;
-            without one, after this.
+            the mark expires when the invocation does (its remaining time); in the SQS
+            worker, one visibility timeout after the handler starts; with the processor's
+            ``record_timeout``, at most a second after the record's own end; never after
+            this.
         key_prefix: the keys' prefix, by default
             ``<AWS_LAMBDA_FUNCTION_NAME>.<module>.<qualname>`` as the incumbent's.
         result_type: the type of the result, to rebuild it on replay (a pydantic model,

@@ -76,7 +76,15 @@ Step = Claim | Complete | Release | _Run
 class Attempt:
     """One record's idempotent run: its key, its payload's hash, and what it stored."""
 
-    __slots__ = ("data", "expires_after", "in_progress_ms", "key", "result_type", "validation")
+    __slots__ = (
+        "data",
+        "expires_after",
+        "in_progress_ms",
+        "in_progress_until",
+        "key",
+        "result_type",
+        "validation",
+    )
 
     def __init__(
         self,
@@ -86,14 +94,25 @@ class Attempt:
         expires_after: float,
         in_progress_ms: float,
         result_type: Any,
+        in_progress_until: float | None = None,
     ) -> None:
         self.key = key
         self.validation = validation
         self.expires_after = expires_after
+        #: How long a mark lasts at most, in milliseconds from when it is written.
         self.in_progress_ms = in_progress_ms
+        #: When a mark expires at the latest (epoch seconds): the invocation's end, the
+        #: record's; ``None``: no such bound.
+        self.in_progress_until = in_progress_until
         self.result_type = result_type
         #: The result as stored (JSON), once the handler returned or a replay found it.
         self.data: str | None = None
+
+    def in_progress_ends(self, now: float) -> float:
+        """When a mark written at *now* expires, in epoch milliseconds, not before *now*."""
+        ends = now * 1000 + self.in_progress_ms
+        until = self.in_progress_until
+        return ends if until is None or until * 1000 >= ends else max(now, until) * 1000
 
     def in_progress(self, now: float) -> StoredRecord:
         """The IN_PROGRESS mark this run writes at *now* (epoch seconds)."""
@@ -101,7 +120,7 @@ class Attempt:
             self.key,
             IN_PROGRESS,
             int(now + self.expires_after),
-            int(now * 1000 + self.in_progress_ms),
+            int(self.in_progress_ends(now)),
             None,
             self.validation,
         )
@@ -238,7 +257,7 @@ class Flights:
         with self._lock:
             flight = self._flying.get(attempt.key)
             if flight is None:
-                ends = now + attempt.in_progress_ms / 1000
+                ends = attempt.in_progress_ends(now) / 1000
                 flight = self._flying[attempt.key] = Flight(attempt.validation, ends)
                 return flight, True
             if flight.done is None:
