@@ -16,7 +16,12 @@ Importing this module imports neither aiobotocore (the DynamoDB store imports it
 call) nor pydantic.
 """
 
-from ._decorator import DEFAULT_EXPIRES_AFTER, DEFAULT_IN_PROGRESS_TIMEOUT, idempotent
+from ._decorator import (
+    DEFAULT_EXPIRES_AFTER,
+    DEFAULT_IN_PROGRESS_TIMEOUT,
+    RECORD_TIMEOUT_MARGIN,
+    idempotent,
+)
 from ._dynamodb import DynamoDBStore
 from ._errors import (
     IdempotencyError,
@@ -47,6 +52,7 @@ __all__ = [
     "DEFAULT_EXPIRES_AFTER",
     "DEFAULT_IN_PROGRESS_TIMEOUT",
     "IN_PROGRESS",
+    "RECORD_TIMEOUT_MARGIN",
     "BlockingIdempotencyStore",
     "DynamoDBStore",
     "IdempotencyAlreadyInProgressError",

@@ -7,6 +7,7 @@ would deliver, and the batch runs with a Lambda context that names the worker.
 from __future__ import annotations
 
 import base64
+import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, cast
 
@@ -52,7 +53,11 @@ def lambda_record(message: Mapping[str, Any], queue_arn: str, region: str) -> di
 
 
 class WorkerContext:
-    """The Lambda context a worker's batches get: no deadline, the worker's names."""
+    """The Lambda context a worker's batches get: no deadline, the worker's names.
+
+    Each batch gets its own (:meth:`for_batch`), which knows how long its messages stay
+    hidden: :meth:`get_hidden_time_in_millis`.
+    """
 
     def __init__(self, queue: QueueRef) -> None:
         self.function_name = f"anybatch-worker-{queue.name}"
@@ -62,7 +67,42 @@ class WorkerContext:
         self.aws_request_id = ""
         self.log_group_name = ""
         self.log_stream_name = ""
+        self.received: float | None = None
+        """When the batch was received (:func:`time.monotonic`); ``None``: no batch."""
+        self.visibility_timeout = 0
+        """The visibility timeout its messages got, and each extension's (seconds)."""
+        self.max_visibility = 0
+        """The longest its messages are kept hidden, since they were received (seconds)."""
+
+    def for_batch(
+        self, received: float, visibility_timeout: int, max_visibility: int
+    ) -> WorkerContext:
+        """A copy of this context for a batch received at *received* (:func:`time.monotonic`)."""
+        context = object.__new__(WorkerContext)
+        context.__dict__.update(self.__dict__)
+        context.received = received
+        context.visibility_timeout = visibility_timeout
+        context.max_visibility = max_visibility
+        return context
 
     def get_remaining_time_in_millis(self) -> int:
-        """Never runs out: a worker's batch has no Lambda timeout, the stop drains it instead."""
+        """Never runs out: a worker's batch has no Lambda timeout, the stop drains it instead.
+
+        The heartbeat keeps the batch's messages hidden while it runs, so the visibility
+        timeout is no deadline: :meth:`get_hidden_time_in_millis` says how long they stay
+        hidden should the worker stop.
+        """
         return 2**31 - 1
+
+    def get_hidden_time_in_millis(self) -> int:
+        """How long, at most, the batch's messages stay hidden from now should the worker stop.
+
+        One visibility timeout: the heartbeat extends their visibility to one visibility
+        timeout from then, and never past ``max_visibility`` since they were received. Once
+        it runs out, another worker (or this one) may receive them again: an idempotent
+        handler's IN_PROGRESS mark expires by then. 2**31 - 1 outside a batch.
+        """
+        if self.received is None:
+            return 2**31 - 1
+        limit = self.received + self.max_visibility - time.monotonic()
+        return max(0, int(min(self.visibility_timeout, limit) * 1000))

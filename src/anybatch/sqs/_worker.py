@@ -419,6 +419,7 @@ class SQSWorker:
     ) -> None:
         cut: list[Settle] = []  # what to do should the drain cut the batch off
         settles: list[Settle] | None = None
+        context = context.for_batch(received, self._visibility, self.max_visibility)
         try:
             async with anyio.create_task_group() as group:
                 group.start_soon(self._heartbeat, queue, records, received)
