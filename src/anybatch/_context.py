@@ -17,6 +17,7 @@ too (a clock read).
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections.abc import Callable, Generator, Sequence
 from contextvars import Context, ContextVar, copy_context
@@ -58,6 +59,26 @@ _INLINE: ContextVar[tuple[Any, Sequence[Any], Sequence[Any], _Limits | None] | N
 )
 
 
+#: An async batch on native asyncio tasks whose records leave their worker's context as they
+#: found it, and so need no copy of their own: (handed, ids, {worker task: index}, limits).
+_TASKS: ContextVar[tuple[Sequence[Any], Sequence[Any], dict[Any, int], _Limits | None] | None] = (
+    ContextVar("anybatch_task_batch", default=None)
+)
+
+
+def _task_here() -> _Here | None:
+    tasks = _TASKS.get()
+    if tasks is None:
+        return None
+    asyncio = sys.modules.get("asyncio")
+    try:
+        task = None if asyncio is None else asyncio.current_task()
+    except RuntimeError:  # no loop in this thread (a thread the handler started)
+        return None
+    index = tasks[2].get(task)
+    return None if index is None else (tasks[0], tasks[1], index, tasks[3])
+
+
 def _here() -> _Here | None:
     # A record of an async or threaded batch sets the variable in its own copy of the
     # context, so the innermost such record wins; a sync batch run inline inside one does
@@ -69,7 +90,7 @@ def _here() -> _Here | None:
     inline = _INLINE.get()
     if inline is not None and inline[0].current >= 0:
         return (inline[1], inline[2], inline[0].current, inline[3])
-    return None
+    return _task_here()
 
 
 def limits(deadline: float | None, record_timeout: float | None, n: int) -> _Limits | None:
@@ -261,12 +282,65 @@ def show_inline(token: Any) -> None:
         _INLINE.reset(token)
 
 
+def on_tasks(
+    func: Callable[[Any], Any],
+    inputs: Sequence[Any],
+    handed: Sequence[Any],
+    ids: Sequence[Any],
+    batch: _Limits | None = None,
+) -> tuple[Callable[[int], Any], Any]:
+    """:func:`in_own_context` for async records on native asyncio tasks, copying lazily.
+
+    A worker task starts in a copy of the batch's context. While its records leave that
+    context as they found it (checked in O(1) before each record: the contexts share their
+    mapping until one is changed), they run in it directly: no copy, no step taken by hand,
+    and :func:`current_record` finds a record by its worker task. Once a record has changed
+    its worker's context, that worker runs its later records each in its own copy of the
+    batch's context, as :func:`in_own_context` does. Returns the call and what
+    :func:`off_tasks` takes to end the batch.
+    """
+    asyncio = sys.modules["asyncio"]
+    current_task = asyncio.current_task
+    running: dict[Any, int] = {}
+    token = _TASKS.set((handed, ids, running, batch))
+    pristine = copy_context()  # what every worker starts from
+    copied = _async_in_own_context(func, inputs, handed, ids, batch, pristine)
+    dirty: set[Any] = set()
+
+    def call(index: int) -> Any:
+        task = current_task()
+        if task in dirty:
+            return copied(index)
+        if copy_context() != pristine:  # a record of this worker changed its context
+            dirty.add(task)
+            return copied(index)
+        running[task] = index
+        return func(inputs[index])
+
+    starts = None if batch is None else batch[2]
+    if starts is None:
+        return call, token
+    untimed, clock = call, time.monotonic
+
+    def timed(index: int) -> Any:
+        starts[index] = clock()
+        return untimed(index)
+
+    return timed, token
+
+
+def off_tasks(token: Any) -> None:
+    """End what :func:`on_tasks` began."""
+    _TASKS.reset(token)
+
+
 def _async_in_own_context(
     func: Callable[[Any], Any],
     inputs: Sequence[Any],
     handed: Sequence[Any],
     ids: Sequence[Any],
     batch: _Limits | None,
+    base: Context | None = None,
 ) -> Callable[[int], Any]:
     set_current = _CURRENT.set
 
@@ -287,7 +361,7 @@ def _async_in_own_context(
         return _Resume(steps, yielded)
 
     def call_async(index: int) -> Any:
-        context = copy_context()
+        context = copy_context() if base is None else base.copy()
         step = context.run(first_step, index)
         if type(step) is _Resume:
             step.context = context

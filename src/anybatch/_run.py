@@ -23,9 +23,19 @@ from ._context import (
     in_own_context,
     leave_inline,
     limits,
+    off_tasks,
+    on_tasks,
     show_inline,
 )
-from ._engine import FAILURE, SUCCESS, Schedule, drive, run_inline, runs_inline
+from ._engine import (
+    FAILURE,
+    SUCCESS,
+    Schedule,
+    asyncio_running,
+    drive,
+    run_inline,
+    runs_inline,
+)
 from ._exceptions import ProcessorStateError, RecordFailedError
 from ._handlers import refuse_awaitables
 from ._invocation import RESULTS, batch_of
@@ -399,11 +409,16 @@ async def async_process(processor: Hooks) -> list[SuccessResponse | FailureRespo
 
 
 async def _drive(processor: Hooks, run: Run) -> None:
-    # Each record in its own copy of the invocation's context (see _context).
+    # Each record in its own copy of the invocation's context (see _context); on native
+    # asyncio tasks, copied only once a record changes its worker's context.
     left, timeout = run.remaining(), processor.record_timeout
     batch = limits(None if left is None else time.monotonic() + left, timeout, run.n)
-    func = in_own_context(run.func, run.inputs, run.handed, run.ids, run.is_async, batch)
     hidden = hide_inline()
+    tasks = None
+    if run.is_async and asyncio_running() and not exact():
+        func, tasks = on_tasks(run.func, run.inputs, run.handed, run.ids, batch)
+    else:
+        func = in_own_context(run.func, run.inputs, run.handed, run.ids, run.is_async, batch)
     try:
         await drive(
             run.schedule,
@@ -415,6 +430,8 @@ async def _drive(processor: Hooks, run: Run) -> None:
             time_left=left,
         )
     finally:
+        if tasks is not None:
+            off_tasks(tasks)
         show_inline(hidden)
     refuse_awaitables(run.schedule.values, run.handler, run.is_async)
 
