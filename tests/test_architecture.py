@@ -25,6 +25,7 @@ LAYERS: list[tuple[str, list[str]]] = [
         [
             "_handlers",
             "_context",
+            "_logfilter",
             "_reading",
             "_report",
             "_observers",

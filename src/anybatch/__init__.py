@@ -5,8 +5,10 @@ Kafka and Firehose, each on its own, under a concurrency limit, and report only 
 failed (Firehose: answer every record with its transformed data).
 """
 
+from typing import TYPE_CHECKING as _TYPE_CHECKING
+from typing import Any as _Any
+
 from ._context import (
-    RecordIdFilter,
     add_record_id,
     current_record,
     current_record_deadline,
@@ -128,9 +130,34 @@ __all__ = [
 ]
 
 
+if _TYPE_CHECKING:
+    from ._logfilter import RecordIdFilter
+
+#: Public names imported on first use: what they import costs a cold start.
+_LAZY = {"RecordIdFilter": "._logfilter"}
+
+
+def __getattr__(name: str) -> _Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module, __name__), name)
+    value.__module__ = __name__
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
 def _report_public_module() -> None:
     # Public names report the public module, so tracebacks, reprs and docs say anybatch.X.
     for name in __all__:
+        if name in _LAZY:
+            continue
         obj = globals()[name]
         if isinstance(obj, type) and obj.__module__.startswith("anybatch._"):
             obj.__module__ = __name__

@@ -16,7 +16,6 @@ too (a clock read).
 
 from __future__ import annotations
 
-import logging
 import sys
 import time
 from collections.abc import Callable, Generator, Sequence
@@ -27,7 +26,6 @@ from typing import Any
 from ._engine import Resolved
 
 __all__ = [
-    "RecordIdFilter",
     "add_record_id",
     "current_record",
     "current_record_deadline",
@@ -156,34 +154,6 @@ def record_end() -> float | None:
         return None
     _, timeout, starts = here[3]
     return None if starts is None or timeout is None else starts[here[2]] + timeout
-
-
-class RecordIdFilter(logging.Filter):
-    """A :class:`logging.Filter` that stamps each log line with the current record's id.
-
-    Every line emitted while a record is handled gets ``record_id`` (the attribute name is
-    yours to choose) set to the record's identifier, and lines emitted elsewhere get
-    *default*. Add it to a handler or a logger::
-
-        logging.getLogger().handlers[0].addFilter(anybatch.RecordIdFilter())
-
-    It works with the standard library, with Powertools' ``Logger`` (``logger.addFilter``;
-    its JSON carries the attribute), and with structlog through its standard-library
-    integration (``structlog.stdlib.ExtraAdder``), or with :func:`add_record_id` as a
-    structlog processor.
-    """
-
-    def __init__(self, attribute: str = "record_id", default: Any = None) -> None:
-        super().__init__()
-        self.attribute = attribute
-        self.default = default
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        """Stamp *record*; never drops a line."""
-        here = _here()
-        value = self.default if here is None else here[1][here[2]]
-        setattr(record, self.attribute, value)
-        return True
 
 
 def add_record_id(logger: object, method_name: str, event_dict: Any) -> Any:

@@ -16,8 +16,7 @@ twin, both decorators and the SQS worker go through it.
 from __future__ import annotations
 
 import _thread
-from collections.abc import Callable, Generator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar, Token
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -177,16 +176,24 @@ def state(name: str, doc: str | None) -> Any:
     return property(get, set_, doc=doc)
 
 
-@contextmanager
-def observing_results(
-    observer: Callable[[BatchResult[Any]], None],
-) -> Generator[None, None, None]:
-    """Tell *observer* the result of every batch processed in this context, while inside."""
-    token = RESULTS.set(observer)
-    try:
-        yield
-    finally:
-        RESULTS.reset(token)
+class observing_results:
+    """Tell *observer* the result of every batch processed in this context, while inside.
+
+    A class, not a ``contextlib`` generator: importing :mod:`contextlib` costs a cold start.
+    """
+
+    __slots__ = ("_observer", "_token")
+
+    def __init__(self, observer: Callable[[BatchResult[Any]], None]) -> None:
+        self._observer = observer
+        self._token: Token[Any] | None = None
+
+    def __enter__(self) -> None:
+        self._token = RESULTS.set(self._observer)
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._token is not None:
+            RESULTS.reset(self._token)
 
 
 class Invocation:
