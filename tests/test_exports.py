@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import types
@@ -60,11 +61,15 @@ HEAVY = ("anyio", "pydantic", "botocore", "aiobotocore", "httpx", "trio", "async
 
 
 def loaded_after(code: str) -> set[str]:
+    # Not measured by coverage, which the tests' own subprocesses otherwise are: coverage
+    # imports modules of its own.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COVERAGE")}
     out = subprocess.run(
         [sys.executable, "-c", f"{code}\nimport sys\nprint(' '.join(sorted(sys.modules)))"],
         check=True,
         capture_output=True,
         text=True,
+        env=env,
     ).stdout.split()
     return {name.split(".")[0] for name in out}
 
