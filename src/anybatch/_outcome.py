@@ -306,7 +306,6 @@ class BatchResult(Sequence[RecordOutcome[RecordT]], Generic[RecordT]):
         "_outcomes",
         "_records",
         "_response",
-        "_routed",
         "_values",
         "duration",
         "durations",
@@ -343,8 +342,6 @@ class BatchResult(Sequence[RecordOutcome[RecordT]], Generic[RecordT]):
         self._outcomes: tuple[RecordOutcome[RecordT], ...] | None = None
         #: The indices of the records whose failure is permanent (routed or reported).
         self.permanent_indices: frozenset[int] = frozenset()
-        #: Whether some record was routed away (not reported although it did not succeed).
-        self._routed = ROUTED in kinds
         #: With observers: each record's handler seconds (``None``: never started), and
         #: when it ended (``time.monotonic``); ``None`` without observers.
         self.durations: Sequence[float | None] | None = None
@@ -465,7 +462,7 @@ class BatchResult(Sequence[RecordOutcome[RecordT]], Generic[RecordT]):
         if kinds.count(SUCCESS) == len(kinds):  # identity checks: fast on the usual batch
             return []
         ids = self._identifiers
-        if self._routed:
+        if ROUTED in kinds:  # some record was routed away: not reported
             return [ids[i] for i, kind in enumerate(kinds) if kind != SUCCESS and kind != ROUTED]
         if type(ids) is list:
             listed = cast("list[Any]", ids)  # type: ignore[redundant-cast]

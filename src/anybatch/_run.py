@@ -440,19 +440,20 @@ def complete(processor: Hooks, run: Run) -> list[SuccessResponse | FailureRespon
     """Turn the run's outcomes into the result, the hooks' entries and the response."""
     batch = run.batch
     kinds, values = run.schedule.close()
-    permanent = (
-        mark_routed(processor, run, kinds, values)
-        if run.routing is not None or FAILURE in kinds
-        else _NONE
-    )
+    n = len(kinds)
+    ok = kinds.count(SUCCESS) == n  # identity checks: fast on the usual batch
+    permanent = _NONE if ok and run.routing is None else mark_routed(processor, run, kinds, values)
     source = run.reading.source
-    encoded = _encode(source, run.records, kinds, values) if source.encodes else None
+    encoded = None
+    if source.encodes:
+        encoded = _encode(source, run.records, kinds, values)
+        ok = kinds.count(SUCCESS) == n  # a value the source could not encode failed
     args = run.args
     errors: dict[int, BaseException] = {}
     processed: list[SuccessResponse | FailureResponse] = []
     if run.entries is not None:
         processed = _complete_custom(processor, run, kinds, values, errors)
-    elif kinds.count(SUCCESS) == len(kinds) and type(processor)._default_hooks:  # pyright: ignore[reportPrivateUsage]
+    elif ok and type(processor)._default_hooks:  # pyright: ignore[reportPrivateUsage]
         # Everything succeeded and nobody listens to the hooks: no per-record calls.
         batch.success_messages = list(args)
         if batch.collect:

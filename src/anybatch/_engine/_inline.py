@@ -4,6 +4,8 @@ The blocking facade's path for a sync handler at ``concurrency=1`` without ``rec
 (a record running inline cannot be interrupted, so it can have no timeout): exactly the
 incumbent's sequential loop, with the deadline checked before each record starts. Each record
 runs in its own copy of the caller's context, and ``schedule.current`` says which one runs.
+A record that leaves its copy as it found it (checked in O(1): copies share their mapping
+until one is changed) passes it on to the next record; one that changed it, a fresh copy.
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ def run_inline(
     if schedule.unconstrained:
         run_each_inline(schedule, func, args, deadline, clock)
         return
+    pristine = copy_context()
+    context = pristine.copy()
     while True:
         if deadline is not None and clock() >= deadline:
             schedule.stop(NOT_STARTED)
@@ -48,9 +52,11 @@ def run_inline(
         if index is None:
             return
         started = clock()
+        if context != pristine:  # the previous record changed its copy
+            context = pristine.copy()
         try:
             schedule.current = index
-            result = copy_context().run(func, args[index])
+            result = context.run(func, args[index])
         except Exception as exc:
             kind, result = FAILURE, exc
         except BaseException as exc:
@@ -81,14 +87,18 @@ def run_each_inline(
     if schedule.durations is not None:
         _run_each_timed(schedule, func, args, deadline, clock)
         return
+    pristine = copy_context()
+    context = pristine.copy()
     for index, arg in enumerate(args):
         if deadline is not None and clock() >= deadline:
             schedule.stop(NOT_STARTED)
             break
         kinds[index] = RUNNING  # what a BaseException leaves behind, as schedule.next() would
         schedule.current = index
+        if context != pristine:  # the previous record changed its copy
+            context = pristine.copy()
         try:
-            values[index] = copy_context().run(func, arg)
+            values[index] = context.run(func, arg)
         except Exception as exc:
             values[index] = exc
             kinds[index] = FAILURE
@@ -120,6 +130,8 @@ def _run_each_timed(
     kinds, values = schedule.kinds, schedule.values  # claimed by run_each_inline
     durations, ends = schedule.durations, schedule.ends
     assert durations is not None
+    pristine = copy_context()
+    context = pristine.copy()
     last = clock()
     for index, arg in enumerate(args):
         if deadline is not None and last >= deadline:
@@ -127,8 +139,10 @@ def _run_each_timed(
             break
         kinds[index] = RUNNING
         schedule.current = index
+        if context != pristine:  # the previous record changed its copy
+            context = pristine.copy()
         try:
-            values[index] = copy_context().run(func, arg)
+            values[index] = context.run(func, arg)
         except Exception as exc:
             values[index] = exc
             kinds[index] = FAILURE

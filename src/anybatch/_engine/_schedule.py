@@ -254,8 +254,9 @@ class Schedule:
         """
         not_started = NOT_STARTED if self._stopped is None else self._stopped
         kinds = self.kinds
-        if RUNNING not in kinds and _PENDING not in kinds:
-            return kinds, self.values  # the usual case: every record ran to its end
+        # The usual case: every record succeeded (identity checks), or ran to its end.
+        if kinds.count(SUCCESS) == len(kinds) or (RUNNING not in kinds and _PENDING not in kinds):
+            return kinds, self.values
         for index, kind in enumerate(kinds):
             if kind == RUNNING:
                 kinds[index] = CANCELLED
