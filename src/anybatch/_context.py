@@ -287,20 +287,29 @@ def on_tasks(
         running[task] = index
         return func(inputs[index])
 
+    ending = (token, running, dirty)
     starts = None if batch is None else batch[2]
     if starts is None:
-        return call, token
+        return call, ending
     untimed, clock = call, time.monotonic
 
     def timed(index: int) -> Any:
         starts[index] = clock()
         return untimed(index)
 
-    return timed, token
+    return timed, ending
 
 
-def off_tasks(token: Any) -> None:
-    """End what :func:`on_tasks` began."""
+def off_tasks(ending: Any) -> None:
+    """End what :func:`on_tasks` began.
+
+    Its worker tasks are let go: each task's context holds the batch (through ``_TASKS``),
+    whose ``running`` holds the task, a cycle that would keep the batch's records until the
+    garbage collector ran.
+    """
+    token, running, dirty = ending
+    running.clear()
+    dirty.clear()
     _TASKS.reset(token)
 
 

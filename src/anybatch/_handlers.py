@@ -9,6 +9,7 @@ results are awaitables that nobody awaited.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from types import CodeType
 from typing import Any, NamedTuple
 
@@ -16,6 +17,7 @@ from ._exceptions import HandlerTypeError
 
 __all__ = [
     "HandlerKind",
+    "as_called",
     "accepts_lambda_context",
     "handler_kind",
     "is_async_callable",
@@ -157,3 +159,15 @@ def refuse_awaitables(values: list[Any], handler: object, is_async: bool) -> Non
         f"the record handler {handler!r} returned an awaitable although it is not declared "
         "'async def'; declare it 'async def' so that anybatch awaits it"
     )
+
+
+def as_called(handler: Callable[..., Any], kind: HandlerKind, context: Any) -> Callable[[Any], Any]:
+    """*handler* as the incumbent calls it: ``record=`` by keyword, ``lambda_context=``."""
+    with_context = context is not None and kind.takes_context
+    if kind.by_keyword:
+        if with_context:
+            return lambda record: handler(record=record, lambda_context=context)
+        return lambda record: handler(record=record)
+    if with_context:
+        return functools.partial(handler, lambda_context=context)
+    return handler

@@ -299,7 +299,10 @@ class BatchResult(Sequence[RecordOutcome[RecordT]], Generic[RecordT]):
     Built from the engine's arrays; the :class:`RecordOutcome` objects are made on first use.
     """
 
+    # The fields below the slots are set only with observers (or by a source's response):
+    # class-level defaults until then, so that a plain batch sets seven fields, not twenty.
     __slots__ = (
+        "__dict__",
         "_errors",
         "_identifiers",
         "_kinds",
@@ -307,18 +310,27 @@ class BatchResult(Sequence[RecordOutcome[RecordT]], Generic[RecordT]):
         "_records",
         "_response",
         "_values",
-        "duration",
-        "durations",
-        "encoded",
-        "ends",
-        "event_type",
-        "permanent_indices",
         "raw_records",
         "source",
-        "started",
-        "started_at",
-        "time_left",
     )
+
+    #: What the response carries for each record that succeeded, when the source's
+    #: response carries what the handlers returned (Firehose); ``None`` otherwise.
+    encoded: Sequence[Any] | None = None
+    #: The indices of the records whose failure is permanent (routed or reported).
+    permanent_indices: frozenset[int] = frozenset()
+    #: With observers: each record's handler seconds (``None``: never started), and
+    #: when it ended (``time.monotonic``); ``None`` without observers.
+    durations: Sequence[float | None] | None = None
+    ends: Sequence[float | None] | None = None
+    #: The batch: the event type's name, when it started (``time.time()``), how many
+    #: seconds it took, and how many were left before the deadline when it ended
+    #: (``None`` without a Lambda context).
+    event_type: str = ""
+    started_at: float = 0.0
+    started: float = 0.0  # the same instant, on time.monotonic
+    duration: float = 0.0
+    time_left: float | None = None
 
     def __init__(
         self,
@@ -336,28 +348,11 @@ class BatchResult(Sequence[RecordOutcome[RecordT]], Generic[RecordT]):
         #: The event source's own response (a Firehose batch's), set once by the run; the
         #: partial batch response when ``None``.
         self._response: Any = None
-        #: What the response carries for each record that succeeded, when the source's
-        #: response carries what the handlers returned (Firehose); ``None`` otherwise.
-        self.encoded: Sequence[Any] | None = None
         self._outcomes: tuple[RecordOutcome[RecordT], ...] | None = None
-        #: The indices of the records whose failure is permanent (routed or reported).
-        self.permanent_indices: frozenset[int] = frozenset()
-        #: With observers: each record's handler seconds (``None``: never started), and
-        #: when it ended (``time.monotonic``); ``None`` without observers.
-        self.durations: Sequence[float | None] | None = None
-        self.ends: Sequence[float | None] | None = None
-        #: The batch: the event type's name, when it started (``time.time()``), how many
-        #: seconds it took, and how many were left before the deadline when it ended
-        #: (``None`` without a Lambda context).
-        self.event_type: str = ""
-        #: With observers: the batch's source (an ``EventType``: typed ``Any`` here, as
-        #: outcomes know no source) and its raw records.
+        #: The batch's source (an ``EventType``: typed ``Any`` here, as outcomes know no
+        #: source) and its raw records, as the run read them.
         self.source: Any = None
         self.raw_records: Sequence[Mapping[str, Any]] | None = None
-        self.started_at = 0.0
-        self.started = 0.0  # the same instant, on time.monotonic
-        self.duration = 0.0
-        self.time_left: float | None = None
 
     def _all(self) -> tuple[RecordOutcome[RecordT], ...]:
         outcomes = self._outcomes

@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 from ._sources import EventType, source_of
+from ._view import reusable
 
 __all__ = ["Reading", "reading_of"]
 
@@ -20,11 +21,10 @@ class Reading(NamedTuple):
     source: EventType[Any]
     view: Callable[[Mapping[str, Any]], Any]
     convert: Callable[[Mapping[str, Any]], Any]
-
-    @property
-    def converts(self) -> bool:
-        """Whether a model makes each handler argument (it may refuse a record)."""
-        return self.convert is not self.view
+    #: Whether a model makes each handler argument (it may refuse a record).
+    converts: bool = False
+    #: Whether a warm batch may re-use the previous batch's views (``_view.make_views``).
+    reuses: bool = False
 
 
 #: Each event type's reading, with or without a model.
@@ -46,5 +46,7 @@ def reading_of(event_type: object, model: type[Any] | None) -> Reading:
             from .models import converter_for  # imports pydantic: only when a model is used
 
             convert = converter_for(source, model)
-        reading = _READINGS[key] = Reading(source, view, convert)
+        converts = convert is not view
+        reading = Reading(source, view, convert, converts, not converts and reusable(view))
+        _READINGS[key] = reading
     return reading

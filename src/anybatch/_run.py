@@ -9,7 +9,6 @@ calls and the log of reported records.
 
 from __future__ import annotations
 
-import functools
 import time
 from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar
@@ -37,12 +36,13 @@ from ._engine import (
     runs_inline,
 )
 from ._exceptions import ProcessorStateError, RecordFailedError
-from ._handlers import refuse_awaitables
+from ._handlers import as_called, refuse_awaitables
 from ._invocation import RESULTS, batch_of
 from ._outcome import BatchResult, outcome_exception
 from ._permanent import PermanentHooks, mark_routed, route_awaited, route_blocking
 from ._reading import Reading, reading_of
 from ._sources import EventType, batch_source
+from ._view import make_views
 
 if TYPE_CHECKING:
     from ._exceptions import ExceptionInfo, RecordSkippedError
@@ -126,6 +126,7 @@ class Run:
     __slots__ = (
         "args",
         "batch",
+        "deadline",
         "entries",
         "func",
         "handed",
@@ -167,7 +168,9 @@ class Run:
         self.handler = handler
         self.is_async = is_async
         self.time_left = time_left
-        self.started = time.monotonic()
+        self.started = started = time.monotonic()
+        #: The batch's deadline on time.monotonic (``None`` without a Lambda context).
+        self.deadline = None if time_left is None else started + time_left
         self.args: list[Any] = [None] * self.n
         self.func: Callable[[Any], Any] = handler
         self.inputs: Sequence[Any] = self.args
@@ -333,7 +336,7 @@ def start(processor: Hooks, *, awaited: bool) -> Run:
         kind = processor._handler_kind(handler)  # pyright: ignore[reportPrivateUsage]
         is_async = kind.is_async
         if kind.by_keyword or (context is not None and kind.takes_context):
-            handler = _as_called(handler, kind, context)
+            handler = as_called(handler, kind, context)
     left = None if context is None else time_left(processor.deadline_margin, context)
     run = batch.run = Run(records, ids, schedule, handler, is_async, left, reading, batch)
     observing = processor._observing  # pyright: ignore[reportPrivateUsage]
@@ -347,6 +350,11 @@ def start(processor: Hooks, *, awaited: bool) -> Run:
     if custom:
         method = processor._async_process_record if is_async else processor._process_record  # pyright: ignore[reportPrivateUsage]
         run.process_each(method)
+    elif reading.reuses:  # the previous batch's views that nothing holds any more
+        spare = processor.__dict__.pop("_spare_views", None)  # taken in one step
+        view = reading.view
+        old = spare[1] if spare is not None and spare[0] is view else None
+        run.args = run.inputs = make_views(view, records, old)
     elif not reading.converts:
         run.args = run.inputs = list(map(reading.view, records))
     else:  # a model may refuse a record: that is the record's failure, not the batch's
@@ -360,36 +368,21 @@ def start(processor: Hooks, *, awaited: bool) -> Run:
     return run
 
 
-def _as_called(
-    handler: Callable[..., Any], kind: HandlerKind, context: Any
-) -> Callable[[Any], Any]:
-    """*handler* as the incumbent calls it: ``record=`` by keyword, ``lambda_context=``."""
-    with_context = context is not None and kind.takes_context
-    if kind.by_keyword:
-        if with_context:
-            return lambda record: handler(record=record, lambda_context=context)
-        return lambda record: handler(record=record)
-    if with_context:
-        return functools.partial(handler, lambda_context=context)
-    return handler
-
-
 def process(processor: Hooks) -> list[SuccessResponse | FailureResponse]:
     """Process the current batch, blocking: inline when it can be, else on a loop."""
     run = start(processor, awaited=False)
     if runs_inline(run.is_async, processor.concurrency, processor.record_timeout):
-        remaining = run.remaining()
-        deadline = None if remaining is None else time.monotonic() + remaining
-        func, inputs, batch = run.func, run.inputs, limits(deadline, None, 0)
+        deadline, func, inputs, schedule = run.deadline, run.func, run.inputs, run.schedule
+        batch = None if deadline is None else (deadline, None, None)  # its limits()
         if exact():  # inside an async record: name each record by the context variable
             func = in_own_context(func, inputs, run.handed, run.ids, False, batch)
             inputs = range(run.n)
-        outer = enter_inline(run.schedule, run.handed, run.ids, batch)
+        outer = enter_inline(schedule, run.handed, run.ids, batch)
         try:
-            run_inline(run.schedule, func, inputs, deadline)  # each record in its own context
+            run_inline(schedule, func, inputs, deadline)  # each record in its own context
         finally:
             leave_inline(outer)
-        refuse_awaitables(run.schedule.values, run.handler, False)
+        refuse_awaitables(schedule.values, run.handler, False)
     else:
         from ._portal import run_blocking
 
@@ -468,8 +461,10 @@ def complete(processor: Hooks, run: Run) -> list[SuccessResponse | FailureRespon
     else:
         processed = _call_hooks(processor, run, kinds, values, errors)
     result = batch.result = BatchResult(run.ids, kinds, values, args, errors)
-    result.permanent_indices = permanent
-    result.encoded = encoded
+    if permanent:
+        result.permanent_indices = permanent
+    if encoded is not None:
+        result.encoded = encoded
     result.source, result.raw_records = source, run.records
     # From the outcomes, not from fail_messages: a failure_handler override that does not
     # call super() must not make failed records go unreported. Built now, so that
@@ -486,7 +481,11 @@ def complete(processor: Hooks, run: Run) -> list[SuccessResponse | FailureRespon
         result.duration = time.monotonic() - run.started
         result.time_left = run.remaining()
         observing.finished(result)
-    if run.reading.converts:
+    reading = run.reading
+    if reading.reuses and run.entries is None:
+        # A copy, kept for the next batch (see _view.make_views).
+        processor.__dict__["_spare_views"] = (reading.view, list(args))
+    elif reading.converts:
         # A copy: a result kept by the user stays whole.
         processor._previous_models = list(args)  # pyright: ignore[reportPrivateUsage]
     observer = RESULTS.get()  # anybatch run counts outcomes this way

@@ -5,8 +5,9 @@ A leaf: the sources' modules build their views on these, and nothing here knows 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+import sys
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     from decimal import Decimal
@@ -16,6 +17,8 @@ __all__ = [
     "DictWrapper",
     "StreamRecord",
     "deserialize_dynamodb",
+    "make_views",
+    "reusable",
     "strict_b64decode",
 ]
 
@@ -35,6 +38,9 @@ class DictWrapper(Mapping[str, Any]):
     """A read-only view of one dict of an event."""
 
     __slots__ = ("_data",)
+    #: Whether a view of this class may be re-pointed at another record although it has slots
+    #: of its own: they hold caches that check which dict they were made from.
+    _repointable: ClassVar[bool] = False
 
     def __init__(self, data: Mapping[str, Any]) -> None:
         self._data = data
@@ -62,6 +68,73 @@ class DictWrapper(Mapping[str, Any]):
     def raw_event(self) -> Mapping[str, Any]:
         """The wrapped dict, unchanged."""
         return self._data
+
+
+# -- the views of a warm batch -----------------------------------------------------------
+#
+# A view costs more to make and free (about 2,000 instructions: a class call that enters
+# Python for __init__, a GC-tracked object) than a no-op handler costs to run. So a processor
+# keeps the views of its previous batch, and the next batch re-points those that nothing else
+# holds any more at its own records. "Nothing else": the spare list's own reference is the
+# object's only one (sys.getrefcount), so a view that a handler kept, that a kept result or
+# success_messages lists, or that an abandoned handler still runs with, is never reused.
+
+_getrefcount: Callable[[Any], int] | None = getattr(sys, "getrefcount", None)
+#: What getrefcount says of an object that only a list holds, called through map().
+_ALONE = -1 if _getrefcount is None else next(map(_getrefcount, [object()]))
+#: Free-threaded builds count references their own way: no reuse there.
+_COUNTS = _getrefcount is not None and getattr(sys, "_is_gil_enabled", lambda: True)()
+
+
+def reusable(view: Callable[[Mapping[str, Any]], Any]) -> bool:
+    """Whether views of class *view* hold nothing but their dict, so may be re-pointed."""
+    return (
+        _COUNTS
+        and isinstance(view, type)
+        and issubclass(view, DictWrapper)
+        and view.__init__ is DictWrapper.__init__
+        # No slot of its own, or only caches that check which dict they were made from.
+        and (view.__basicsize__ == DictWrapper.__basicsize__ or _repointable(view))
+        and view.__dictoffset__ == 0
+        and view.__weakrefoffset__ == 0
+    )
+
+
+def _repointable(view: type[DictWrapper]) -> bool:
+    return view._repointable  # pyright: ignore[reportPrivateUsage]
+
+
+def make_views(
+    view: Callable[[Mapping[str, Any]], Any],
+    records: Sequence[Mapping[str, Any]],
+    spare: list[Any] | None,
+) -> list[Any]:
+    """A *view* of each of *records*, re-using the views of *spare* that nothing else holds.
+
+    *spare* holds views of class *view* (see :func:`reusable`) and is consumed.
+    """
+    if not spare:
+        return list(map(view, records))
+    n = len(records)
+    if len(spare) > n:
+        del spare[n:]
+    assert _getrefcount is not None  # reusable() said so
+    counts = list(map(_getrefcount, spare))
+    free = counts.count(_ALONE)
+    if not free:  # the previous batch is still held (by a kept result, say)
+        return list(map(view, records))
+    if free == len(counts):  # the usual warm batch: every one is free
+        for item, record in zip(spare, records, strict=False):  # spare is no longer
+            item._data = record  # pyright: ignore[reportPrivateUsage]
+    else:
+        for index, count in enumerate(counts):
+            if count == _ALONE:
+                spare[index]._data = records[index]
+            else:
+                spare[index] = view(records[index])  # still held elsewhere: a new one
+    if len(spare) < n:
+        spare.extend(map(view, records[len(spare) :]))
+    return spare
 
 
 class Base64Data(DictWrapper):

@@ -66,6 +66,11 @@ else:  # pragma: no cover - Python 3.10 keeps no count of cancellation requests
         """Nothing to take back: Python 3.10 keeps no count."""
 
 
+def _ended(arg: Any) -> Awaitable[Any]:  # pragma: no cover - nothing calls it
+    """What a pool's closures call once it has ended: nothing may (see run_pool_asyncio)."""
+    raise RuntimeError("the worker pool has ended")
+
+
 async def run_pool_asyncio(
     schedule: Schedule,
     func: Callable[[Any], Awaitable[Any]],
@@ -342,5 +347,12 @@ async def run_pool_asyncio(
     finally:
         if expiry is not None:
             expiry.cancel()
+        # The workers' closures refer to one another: a cycle that only the garbage collector
+        # would free, with the batch's records in it (through *func*, *args* and the tasks'
+        # contexts). No record starts any more (an abandoned task returns before it would
+        # start another, and a late start_another() finds the pool stopping): let them go.
+        stopping = True
+        tasks.clear()
+        func, args = _ended, ()
     if fatal:
         raise fatal[0]

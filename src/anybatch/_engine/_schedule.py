@@ -131,15 +131,15 @@ class Schedule:
         self._cursor = 0
         self._remaining = n
         self._key_of: list[int] | None = None
-        self._queues: dict[int, deque[int]] = {}
-        self._ready: list[tuple[int, int]] = []
-        if keys is not None:
+        if keys is not None:  # the queues exist only with keys: nothing else reads them
             self._build_queues(keys)
 
     def _build_queues(self, keys: Sequence[Hashable | None]) -> None:
         ids: dict[Hashable, int] = {}
         key_of: list[int] = []
-        queues = self._queues
+        queues: dict[int, deque[int]] = {}
+        self._queues = queues
+        self._ready: list[tuple[int, int]] = []
         for index, key in enumerate(keys):
             # A record without a key gets a key of its own: it never waits for anything.
             kid = -1 - index if key is None else ids.setdefault(key, len(ids))
@@ -235,7 +235,7 @@ class Schedule:
         value when it ends. At the deadline it calls :meth:`stop` and starts no more; the
         records it never reached stay pending, and :meth:`close` settles them.
         """
-        if not self.unconstrained:
+        if self._key_of is not None or self.stop_on_failure or self._cursor:
             raise ValueError("claim_all() needs a schedule without keys or stop policy")
         self._cursor = self.n
         self._remaining = 0

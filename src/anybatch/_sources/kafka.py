@@ -28,7 +28,10 @@ class KafkaEventRecord(DictWrapper):
     A record without a key (or a tombstone, without a value) gives ``None``.
     """
 
+    # The decoded headers, with the dict they were read from: a view re-pointed at another
+    # record (see anybatch._view.make_views) decodes that record's afresh.
     __slots__ = ("_headers",)
+    _repointable = True
 
     @property
     def topic(self) -> str:
@@ -112,13 +115,17 @@ class KafkaEventRecord(DictWrapper):
     @property
     def decoded_headers(self) -> dict[str, bytes]:
         """The headers, name to bytes (a name sent twice keeps its last value)."""
+        data = self._data
         try:
-            return self._headers
+            read_from, headers = self._headers
         except AttributeError:
-            self._headers: dict[str, bytes] = {
-                name: bytes(value) for chunk in self.headers for name, value in chunk.items()
-            }
-            return self._headers
+            pass
+        else:
+            if read_from is data:
+                return headers
+        headers = {name: bytes(value) for chunk in self.headers for name, value in chunk.items()}
+        self._headers: tuple[Mapping[str, Any], dict[str, bytes]] = (data, headers)
+        return headers
 
     def get_header_value(
         self, name: str, default: bytes | None = None, *, case_sensitive: bool = True

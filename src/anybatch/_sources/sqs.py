@@ -120,7 +120,10 @@ class SQSMessageAttributes(Mapping[str, SQSMessageAttribute]):
 class SQSRecord(DictWrapper):
     """One message of an SQS event."""
 
+    # The parsed body, with the dict it was parsed from: a view re-pointed at another
+    # record (see anybatch._view.make_views) parses that record's body afresh.
     __slots__ = ("_json",)
+    _repointable = True
 
     @property
     def message_id(self) -> str:
@@ -140,13 +143,19 @@ class SQSRecord(DictWrapper):
     @property
     def json_body(self) -> Any:
         """The body parsed as JSON (parsed once, on first access)."""
+        data = self._data
         try:
-            return self._json
+            parsed_from, parsed = self._json
         except AttributeError:
-            import json
+            pass
+        else:
+            if parsed_from is data:
+                return parsed
+        import json
 
-            self._json: Any = json.loads(self._data["body"])
-            return self._json
+        parsed = json.loads(data["body"])
+        self._json: tuple[Mapping[str, Any], Any] = (data, parsed)
+        return parsed
 
     @property
     def attributes(self) -> SQSRecordAttributes:
