@@ -23,7 +23,7 @@ from contextvars import Context, ContextVar, copy_context
 from types import CoroutineType
 from typing import Any
 
-from ._engine import Resolved
+from ._engine import OnTasks, Resolved
 
 __all__ = [
     "add_record_id",
@@ -258,46 +258,24 @@ def on_tasks(
     handed: Sequence[Any],
     ids: Sequence[Any],
     batch: _Limits | None = None,
-) -> tuple[Callable[[int], Any], Any]:
-    """:func:`in_own_context` for async records on native asyncio tasks, copying lazily.
+) -> tuple[OnTasks, Any]:
+    """What the native asyncio driver needs to run async records without copying contexts.
 
     A worker task starts in a copy of the batch's context. While its records leave that
-    context as they found it (checked in O(1) before each record: the contexts share their
-    mapping until one is changed), they run in it directly: no copy, no step taken by hand,
-    and :func:`current_record` finds a record by its worker task. Once a record has changed
-    its worker's context, that worker runs its later records each in its own copy of the
-    batch's context, as :func:`in_own_context` does. Returns the call and what
+    context as they found it (the driver checks in O(1) before each record: the contexts
+    share their mapping until one is changed), they run in it directly: no copy, no step
+    taken by hand, and :func:`current_record` finds a record by its worker task. Once a
+    record has changed its worker's context, that worker runs its later records each in its
+    own copy of the batch's context, as :func:`in_own_context` does. Returns the
+    :class:`~anybatch._engine.OnTasks` for :func:`~anybatch._engine.drive` and what
     :func:`off_tasks` takes to end the batch.
     """
-    asyncio = sys.modules["asyncio"]
-    current_task = asyncio.current_task
     running: dict[Any, int] = {}
     token = _TASKS.set((handed, ids, running, batch))
     pristine = copy_context()  # what every worker starts from
-    copied = _async_in_own_context(func, inputs, handed, ids, batch, pristine)
-    dirty: set[Any] = set()
-
-    def call(index: int) -> Any:
-        task = current_task()
-        if task in dirty:
-            return copied(index)
-        if copy_context() != pristine:  # a record of this worker changed its context
-            dirty.add(task)
-            return copied(index)
-        running[task] = index
-        return func(inputs[index])
-
-    ending = (token, running, dirty)
+    isolate = _async_in_own_context(func, inputs, handed, ids, batch, pristine)
     starts = None if batch is None else batch[2]
-    if starts is None:
-        return call, ending
-    untimed, clock = call, time.monotonic
-
-    def timed(index: int) -> Any:
-        starts[index] = clock()
-        return untimed(index)
-
-    return timed, ending
+    return OnTasks(pristine, running, isolate, starts), (token, running)
 
 
 def off_tasks(ending: Any) -> None:
@@ -307,9 +285,8 @@ def off_tasks(ending: Any) -> None:
     whose ``running`` holds the task, a cycle that would keep the batch's records until the
     garbage collector ran.
     """
-    token, running, dirty = ending
+    token, running = ending
     running.clear()
-    dirty.clear()
     _TASKS.reset(token)
 
 

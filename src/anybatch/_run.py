@@ -407,24 +407,27 @@ async def _drive(processor: Hooks, run: Run) -> None:
     left, timeout = run.remaining(), processor.record_timeout
     batch = limits(None if left is None else time.monotonic() + left, timeout, run.n)
     hidden = hide_inline()
-    tasks = None
+    tasks = ending = None
+    func, args = run.func, run.inputs
     if run.is_async and asyncio_running() and not exact():
-        func, tasks = on_tasks(run.func, run.inputs, run.handed, run.ids, batch)
+        tasks, ending = on_tasks(func, args, run.handed, run.ids, batch)
     else:
-        func = in_own_context(run.func, run.inputs, run.handed, run.ids, run.is_async, batch)
+        func = in_own_context(func, args, run.handed, run.ids, run.is_async, batch)
+        args = range(run.n)
     try:
         await drive(
             run.schedule,
             func,
-            range(run.n),
+            args,
             is_async=run.is_async,
             concurrency=processor.concurrency,
             record_timeout=timeout,
             time_left=left,
+            on_tasks=tasks,
         )
     finally:
-        if tasks is not None:
-            off_tasks(tasks)
+        if ending is not None:
+            off_tasks(ending)
         show_inline(hidden)
     refuse_awaitables(run.schedule.values, run.handler, run.is_async)
 

@@ -33,6 +33,9 @@ anyio's asyncio backend costs a cold start about 30 ms; trio has only anyio.
 8. An async *func* returns an awaitable, or a :class:`Resolved` value when the record ended
    without waiting: the driver takes its ``.value`` without an ``await``.
 
+On native asyncio the caller may also hand :class:`OnTasks`: records then run directly in
+their worker task's context while they leave it as they found it (see ``anybatch._context``).
+
 :func:`drive` is the one place that picks an async driver; :func:`runs_inline` says when the
 blocking facade needs none.
 """
@@ -40,6 +43,7 @@ blocking facade needs none.
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -54,6 +58,7 @@ from ._schedule import (
     SUCCESS,
     TIMEOUT,
     WAIT,
+    OnTasks,
     Resolved,
     Schedule,
 )
@@ -68,6 +73,7 @@ __all__ = [
     "SUCCESS",
     "TIMEOUT",
     "WAIT",
+    "OnTasks",
     "Resolved",
     "Schedule",
     "asyncio_running",
@@ -101,11 +107,13 @@ async def drive(
     concurrency: int | None,
     record_timeout: float | None,
     time_left: float | None,
+    on_tasks: OnTasks | None = None,
 ) -> None:
     """Run *schedule* on the running loop: ``func(args[index])`` for each record it starts.
 
     A sync *func* runs in worker threads. The native asyncio driver serves an asyncio loop
-    (anyio is not imported on that path); anyio's pool serves trio.
+    (anyio is not imported on that path); anyio's pool serves trio. *on_tasks* is for async
+    records on native asyncio only.
     """
     running = None
     if not is_async:
@@ -114,9 +122,23 @@ async def drive(
         func, running = in_threads(func, args)
         args = range(len(args))
     if asyncio_running():
-        from ._asyncio import run_pool_asyncio as run_pool
-    else:
-        from ._anyio import run_pool
+        from ._asyncio import run_pool_asyncio
+
+        await run_pool_asyncio(
+            schedule,
+            func,
+            args,
+            concurrency=concurrency,
+            record_timeout=record_timeout,
+            time_left=time_left,
+            running=running,
+            on_tasks=on_tasks,
+        )
+        return
+    if on_tasks is not None:  # anyio's pool on asyncio: each record in its own copy
+        func, args = _isolated(on_tasks), range(len(args))
+    from ._anyio import run_pool
+
     await run_pool(
         schedule,
         func,
@@ -126,3 +148,17 @@ async def drive(
         time_left=time_left,
         running=running,
     )
+
+
+def _isolated(on_tasks: OnTasks) -> Callable[[int], Any]:
+    """*on_tasks*' records each in its own copy of the context, by index (no task checks)."""
+    isolate, starts = on_tasks.isolate, on_tasks.starts
+    if starts is None:
+        return isolate
+    clock = time.monotonic
+
+    def timed(index: int) -> Any:
+        starts[index] = clock()
+        return isolate(index)
+
+    return timed

@@ -29,8 +29,9 @@ import asyncio
 import logging
 import sys
 from collections.abc import Awaitable, Callable, Container, Sequence
+from contextvars import copy_context
 from time import monotonic
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._exceptions import RecordTimeoutError
 from ._schedule import (
@@ -43,6 +44,9 @@ from ._schedule import (
     Resolved,
     Schedule,
 )
+
+if TYPE_CHECKING:
+    from ._schedule import OnTasks
 
 __all__ = ["ABANDON_AFTER", "run_pool_asyncio"]
 
@@ -80,6 +84,7 @@ async def run_pool_asyncio(
     record_timeout: float | None = None,
     time_left: float | None = None,
     running: Container[int] | None = None,
+    on_tasks: OnTasks | None = None,
 ) -> None:
     """Run every record *schedule* lets start, at most *concurrency* at a time, on asyncio.
 
@@ -89,6 +94,8 @@ async def run_pool_asyncio(
     :class:`BaseException` s propagate after every worker has stopped, or been abandoned
     (:data:`ABANDON_AFTER`). *running* holds the indices whose work goes on after the call
     returned (a worker thread abandoned at its timeout): such a record keeps its key held.
+    With *on_tasks* (see :class:`~anybatch._engine.OnTasks`), records run directly in their
+    worker's context while they leave it as they found it.
     """
     n = schedule.n
     limit = n if concurrency is None else min(concurrency, n)
@@ -118,6 +125,11 @@ async def run_pool_asyncio(
     stopping = False  # the engine cancels its workers: the deadline, a fatal error, the caller
     starting = False  # a start_another() callback is pending
     fatal: list[BaseException] = []
+    on_task: dict[Any, int] = {}
+    if on_tasks is None:
+        pristine, isolate, starts = None, func, None
+    else:
+        pristine, on_task, isolate, starts = on_tasks
 
     def spawn() -> None:
         nonlocal live
@@ -215,6 +227,7 @@ async def run_pool_asyncio(
         clock, took, ended_at = monotonic, durations, ends
         last = clock() if timing else 0.0
         ran = -1
+        dirty = False  # a record changed this worker's context (with on_tasks)
 
         def time_out() -> None:
             nonlocal fired, grace
@@ -271,7 +284,17 @@ async def run_pool_asyncio(
                 current = index
                 timer = loop.call_later(record_timeout, time_out)
             try:
-                step = func(args[index])
+                if pristine is None:
+                    step = func(args[index])
+                else:
+                    if starts is not None:
+                        starts[index] = clock()
+                    if dirty or copy_context() != pristine:
+                        dirty = True  # this worker's records each run in a copy of their own
+                        step = isolate(index)
+                    else:
+                        on_task[task] = index
+                        step = func(args[index])
                 result = step[0] if type(step) is Resolved else await step
                 kind = SUCCESS
             except Exception as exc:

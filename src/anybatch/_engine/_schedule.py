@@ -25,8 +25,9 @@ from __future__ import annotations
 import heapq
 import sys
 from collections import deque
-from collections.abc import Generator, Hashable, Sequence
-from typing import Any, Final
+from collections.abc import Callable, Generator, Hashable, Sequence
+from contextvars import Context
+from typing import Any, Final, NamedTuple
 
 __all__ = [
     "CANCELLED",
@@ -38,6 +39,7 @@ __all__ = [
     "SUCCESS",
     "TIMEOUT",
     "WAIT",
+    "OnTasks",
     "Resolved",
     "Schedule",
     "is_asyncio_cancellation",
@@ -81,6 +83,22 @@ class Resolved(tuple[Any]):
     def __await__(self) -> Generator[Any, Any, Any]:
         yield from ()  # a generator that never suspends
         return self[0]
+
+
+class OnTasks(NamedTuple):
+    """Async records run directly in their worker task's context, while they leave it be.
+
+    The native asyncio driver checks before each record that its worker's context still
+    equals *pristine* (in O(1): copies share their mapping until one is changed). While it
+    does, the record runs directly in it, and *running* notes ``{worker task: index}``; once a
+    record of a worker has changed it, that worker's later records each run through
+    *isolate* (by index), in their own copy. With *starts*, each record's start is noted.
+    """
+
+    pristine: Context
+    running: dict[Any, int]
+    isolate: Callable[[int], Any]
+    starts: list[float] | None = None
 
 
 class Schedule:

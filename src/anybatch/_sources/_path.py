@@ -55,10 +55,11 @@ class PathSource(EventType[RecordT_co]):
         if type(records) is list:
             try:
                 ids = self.fast_identifiers(records)  # pyright: ignore[reportUnknownArgumentType]
+                "".join(ids)  # raises TypeError unless every identifier is a string
             except (KeyError, TypeError, AttributeError, IndexError):
                 pass
             else:
-                if set(map(type, ids)) <= {str} and "" not in ids:
+                if all(ids):  # and none is empty
                     return ids
         checked = check_objects(cast("object", records))  # type: ignore[redundant-cast]
         ident = self.identifier
