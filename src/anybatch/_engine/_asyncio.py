@@ -119,6 +119,7 @@ async def run_pool_asyncio(
     live = 0
     slots = limit  # workers that may exist: one more for each abandoned task
     gone: set[asyncio.Task[None]] = set()  # abandoned tasks, until they end
+    counted_out: set[asyncio.Task[None]] = set()  # until their done callback
     done = loop.create_future()
     wake: asyncio.Future[None] | None = None  # keyed schedules: workers wait for a finish()
     waiting = 0
@@ -149,10 +150,24 @@ async def run_pool_asyncio(
             spawn()
 
     def ended(task: asyncio.Task[None]) -> None:
+        # A task's done callback: it was counted out already, unless it never ran.
         nonlocal live
+        if task in counted_out:
+            counted_out.discard(task)
+            return
         if gone and task in gone:
             gone.discard(task)  # counted out when it was abandoned
             return
+        live -= 1
+        if not live and not done.done():
+            done.set_result(None)
+
+    def leave(task: asyncio.Task[None]) -> None:
+        # A worker ends (whatever ends it): counted out unless it was abandoned.
+        nonlocal live
+        if gone and task in gone:
+            return  # counted out when it was abandoned; its done callback forgets it
+        counted_out.add(task)
         live -= 1
         if not live and not done.done():
             done.set_result(None)
@@ -235,117 +250,122 @@ async def run_pool_asyncio(
             task.cancel()
             grace = loop.call_later(ABANDON_AFTER, give_up, task, current)
 
-        while True:
-            if deadline is not None:
-                now = clock()
-                if ran >= 0:
-                    took[ran] = now - last  # type: ignore[index]
-                    if ended_at is not None:
-                        ended_at[ran] = now
-                    ran = -1
-                last = now
-                if now >= deadline:
-                    schedule.stop(NOT_STARTED)
-                    return
-            index: int | None
-            if free:
-                if cursor >= n:
-                    return
-                index = cursor
-                cursor = index + 1
-            else:
-                index = take()
-                if index is None:
-                    return
-                if index == WAIT:
-                    if wake is None:
-                        wake = loop.create_future()
-                    waiting += 1
-                    try:
-                        await wake
-                    except asyncio.CancelledError:
-                        if stopping:
-                            return
-                        raise
-                    finally:
-                        waiting -= 1
-                    if timing and deadline is None:
-                        last = clock()
-                    continue
-            kinds[index] = RUNNING
-            # Another worker starts only if this handler really waits (see the module doc):
-            # the callback runs when this task yields. One is pending at a time; when no
-            # handler waits it runs once, as the last worker ends, and finds nothing to do.
-            if not starting and len(tasks) < slots:
-                starting = True
-                loop.call_soon(start_another)
-            timer = None
-            if record_timeout is not None:
-                current = index
-                timer = loop.call_later(record_timeout, time_out)
-            try:
-                if pristine is None:
-                    step = func(args[index])
+        try:
+            while True:
+                if deadline is not None:
+                    now = clock()
+                    if ran >= 0:
+                        took[ran] = now - last  # type: ignore[index]
+                        if ended_at is not None:
+                            ended_at[ran] = now
+                        ran = -1
+                    last = now
+                    if now >= deadline:
+                        schedule.stop(NOT_STARTED)
+                        return
+                index: int | None
+                if free:
+                    if cursor >= n:
+                        return
+                    index = cursor
+                    cursor = index + 1
                 else:
-                    if starts is not None:
-                        starts[index] = clock()
-                    if dirty or copy_context() != pristine:
-                        dirty = True  # this worker's records each run in a copy of their own
-                        step = isolate(index)
-                    else:
-                        on_task[task] = index
+                    index = take()
+                    if index is None:
+                        return
+                    if index == WAIT:
+                        if wake is None:
+                            wake = loop.create_future()
+                        waiting += 1
+                        try:
+                            await wake
+                        except asyncio.CancelledError:
+                            if stopping:
+                                return
+                            raise
+                        finally:
+                            waiting -= 1
+                        if timing and deadline is None:
+                            last = clock()
+                        continue
+                kinds[index] = RUNNING
+                # Another worker starts only if this handler really waits (see the module doc):
+                # the callback runs when this task yields. One is pending at a time; when no
+                # handler waits it runs once, as the last worker ends, and finds nothing to do.
+                if not starting and len(tasks) < slots:
+                    starting = True
+                    loop.call_soon(start_another)
+                timer = None
+                if record_timeout is not None:
+                    current = index
+                    timer = loop.call_later(record_timeout, time_out)
+                try:
+                    if pristine is None:
                         step = func(args[index])
-                result = step[0] if type(step) is Resolved else await step
-                kind = SUCCESS
-            except Exception as exc:
-                kind, result = FAILURE, exc
-            except asyncio.CancelledError as exc:
-                if stopping:
-                    return  # the record stays RUNNING: cancelled at the deadline (or torn down)
-                if fired:
-                    kind, result = TIMEOUT, RecordTimeoutError(record_timeout or 0.0)
-                else:
-                    # A cancellation the engine did not ask for (the handler awaited a task
-                    # somebody else cancelled, or cancelled its own) is that record's
-                    # failure, never the deadline's. Nobody else holds this worker task.
+                    else:
+                        if starts is not None:
+                            starts[index] = clock()
+                        if dirty or copy_context() != pristine:
+                            dirty = True  # this worker's records each run in a copy of their own
+                            step = isolate(index)
+                        else:
+                            on_task[task] = index
+                            step = func(args[index])
+                    result = step[0] if type(step) is Resolved else await step
+                    kind = SUCCESS
+                except Exception as exc:
                     kind, result = FAILURE, exc
-                    _forget_cancellation(task)
-            except BaseException as exc:
+                except asyncio.CancelledError as exc:
+                    if stopping:
+                        return  # the record stays RUNNING: cancelled at the deadline (or torn down)
+                    if fired:
+                        kind, result = TIMEOUT, RecordTimeoutError(record_timeout or 0.0)
+                    else:
+                        # A cancellation the engine did not ask for (the handler awaited a task
+                        # somebody else cancelled, or cancelled its own) is that record's
+                        # failure, never the deadline's. Nobody else holds this worker task.
+                        kind, result = FAILURE, exc
+                        _forget_cancellation(task)
+                except BaseException as exc:
+                    if gone and task in gone:
+                        return  # abandoned: its record's outcome is settled already
+                    # KeyboardInterrupt, SystemExit...: stop every worker, raise it in the caller.
+                    fatal.append(exc)
+                    stop_all()
+                    return
+                finally:
+                    if timer is not None:
+                        timer.cancel()
+                        if grace is not None:
+                            grace.cancel()
+                            grace = None
                 if gone and task in gone:
                     return  # abandoned: its record's outcome is settled already
-                # KeyboardInterrupt, SystemExit...: stop every worker, raise it in the caller.
-                fatal.append(exc)
-                stop_all()
-                return
-            finally:
-                if timer is not None:
-                    timer.cancel()
-                    if grace is not None:
-                        grace.cancel()
-                        grace = None
-            if gone and task in gone:
-                return  # abandoned: its record's outcome is settled already
-            if fired:
-                fired = False
-                _forget_cancellation(task)  # our own timeout's cancellation is spent
-            if timing:
-                if deadline is not None:
-                    ran = index  # timed by the read at the top of the loop
+                if fired:
+                    fired = False
+                    _forget_cancellation(task)  # our own timeout's cancellation is spent
+                if timing:
+                    if deadline is not None:
+                        ran = index  # timed by the read at the top of the loop
+                    else:
+                        ended = clock()
+                        took[index] = ended - last  # type: ignore[index]
+                        if ended_at is not None:
+                            ended_at[index] = ended
+                        last = ended
+                if free:
+                    kinds[index] = kind
+                    values[index] = result
                 else:
-                    ended = clock()
-                    took[index] = ended - last  # type: ignore[index]
-                    if ended_at is not None:
-                        ended_at[index] = ended
-                    last = ended
-            if free:
-                kinds[index] = kind
-                values[index] = result
-            else:
-                finish(index, kind, result, kind == TIMEOUT and held(index))
-                if waiting and wake is not None:
-                    # A key may have unblocked, a stop may have come, or nothing is left.
-                    wake.set_result(None)
-                    wake = None
+                    finish(index, kind, result, kind == TIMEOUT and held(index))
+                    if waiting and wake is not None:
+                        # A key may have unblocked, a stop may have come, or nothing is left.
+                        wake.set_result(None)
+                        wake = None
+        finally:
+            # Counted out here rather than by its done callback: the pool wakes a loop turn
+            # sooner when its last worker ends.
+            leave(task)
 
     spawn()
     expiry = None if expires is None else loop.call_at(expires, expire)
@@ -376,6 +396,6 @@ async def run_pool_asyncio(
         # start another, and a late start_another() finds the pool stopping): let them go.
         stopping = True
         tasks.clear()
-        func, args = _ended, ()
+        func, args, isolate, pristine = _ended, (), _ended, None
     if fatal:
         raise fatal[0]
