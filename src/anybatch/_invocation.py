@@ -141,7 +141,7 @@ def bind(processor: ProcessorLike) -> tuple[Token[_Bound | None] | None, _Batch]
     The processor's own state when it is free (the usual case: one invocation at a time);
     otherwise, when another invocation holds it, a fresh state bound to this context.
     """
-    shared = own_batch(processor)
+    shared = processor.__dict__.get("_shared") or own_batch(processor)
     with _CLAIM:
         if not (shared.claimed or shared.busy):
             shared.claimed = True
@@ -299,10 +299,7 @@ class Invocation:
 
     def response(self) -> PartialItemFailureResponse:
         """``processor.response()``: read from the batch unless a subclass overrides it."""
-        return self.processor._response_of(self._open())  # pyright: ignore[reportPrivateUsage]
-
-    def _open(self) -> _Batch:
         batch = self.batch
         if batch is None:
             raise RuntimeError("an Invocation is used inside its 'with' block")
-        return batch
+        return self.processor._response_of(batch)  # pyright: ignore[reportPrivateUsage]

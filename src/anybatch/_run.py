@@ -382,7 +382,9 @@ def process(processor: Hooks) -> list[SuccessResponse | FailureResponse]:
             run_inline(schedule, func, inputs, deadline)  # each record in its own context
         finally:
             leave_inline(outer)
-        refuse_awaitables(schedule.values, run.handler, False)
+        values = schedule.values
+        if values.count(None) != len(values):  # handlers that returned something
+            refuse_awaitables(values, run.handler, False)
     else:
         from ._portal import run_blocking
 
@@ -474,7 +476,9 @@ def complete(processor: Hooks, run: Run) -> list[SuccessResponse | FailureRespon
     # response() is right inside the block too, and after a block that raised.
     if source.responds:
         result.set_response(source.response(result))
-    batch.batch_response = result.response()
+        batch.batch_response = result.response()
+    else:  # the partial batch response
+        batch.batch_response = {"batchItemFailures": []} if ok else result.item_failures()
     observing = processor._observing  # pyright: ignore[reportPrivateUsage]
     if observing is not None:
         schedule = run.schedule
