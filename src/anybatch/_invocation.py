@@ -71,6 +71,7 @@ class _Batch:
         "extras",
         "fail_messages",
         "handler",
+        "kind",
         "lambda_context",
         "records",
         "result",
@@ -81,6 +82,8 @@ class _Batch:
     def __init__(self) -> None:
         self.records: Sequence[Mapping[str, Any]] = ()
         self.handler: Callable[..., Any] | None = None
+        #: How to call the handler (``anybatch._handlers.HandlerKind``), read when it is set.
+        self.kind: Any = None
         self.lambda_context: Any = None
         self.success_messages: list[Any] = []
         self.fail_messages: list[Any] = []

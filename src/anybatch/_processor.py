@@ -248,7 +248,8 @@ class BasePartialProcessor(Generic[RecordT]):
             )
         if not callable(handler):
             raise HandlerTypeError(f"the record handler must be callable, got {handler!r}")
-        self._handler_kind(handler)  # refuses a generator function, before anything runs
+        # Refuses a generator function, before anything runs.
+        batch.kind = self._handler_kind(handler)
         batch.records = records
         batch.handler = handler
         batch.lambda_context = lambda_context

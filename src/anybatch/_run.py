@@ -317,7 +317,7 @@ def start(processor: Hooks, *, awaited: bool) -> Run:
     if batch.run is not None:
         raise ProcessorStateError("this batch was processed already; prepare the next one")
     records = batch.records
-    reading = reading_for(processor, records)
+    reading = processor._fixed or reading_for(processor, records)  # pyright: ignore[reportPrivateUsage]
     ids = reading.source.identifiers(records)
     make_schedule = type(processor)._make_schedule  # pyright: ignore[reportPrivateUsage]
     if getattr(make_schedule, "anybatch_default", False):  # no override: the source is at hand
@@ -333,7 +333,7 @@ def start(processor: Hooks, *, awaited: bool) -> Run:
         # The subclass's _process_record / _async_process_record handles each record.
         is_async = cls._custom_async and (awaited or not cls._custom_sync)  # pyright: ignore[reportPrivateUsage]
     else:
-        kind = processor._handler_kind(handler)  # pyright: ignore[reportPrivateUsage]
+        kind: HandlerKind = batch.kind  # read by _set_batch
         is_async = kind.is_async
         if kind.by_keyword or (context is not None and kind.takes_context):
             handler = as_called(handler, kind, context)

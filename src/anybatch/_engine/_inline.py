@@ -40,7 +40,8 @@ def run_inline(
     only; any other :class:`BaseException` propagates. With a *deadline* (on *clock*), no
     record starts once it has passed; the one running cannot be interrupted.
     """
-    if schedule.unconstrained:
+    # schedule.unconstrained, read without a call:
+    if schedule._key_of is None and not schedule.stop_on_failure and not schedule._cursor:  # pyright: ignore[reportPrivateUsage]
         run_each_inline(schedule, func, args, deadline, clock)
         return
     pristine = copy_context()

@@ -100,7 +100,8 @@ class Source(Generic[RecordT_co]):
         Raises :class:`InvalidEventError` for an event of another shape.
         """
         if type(event) is dict:  # the usual event: no checks to explain
-            records: object = cast("dict[str, object]", event).get("Records")
+            found: dict[str, object] = event  # pyright: ignore[reportUnknownVariableType]
+            records = found.get("Records")
             if type(records) is list:
                 return records  # pyright: ignore[reportUnknownVariableType] - a list, checked
         return records_list(cast("object", event), "Records", self)  # type: ignore[redundant-cast]
