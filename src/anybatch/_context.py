@@ -59,9 +59,9 @@ _INLINE: ContextVar[tuple[Any, Sequence[Any], Sequence[Any], _Limits | None] | N
 
 #: An async batch on native asyncio tasks whose records leave their worker's context as they
 #: found it, and so need no copy of their own: (handed, ids, {worker task: index}, limits).
-_TASKS: ContextVar[tuple[Sequence[Any], Sequence[Any], dict[Any, int], _Limits | None] | None] = (
-    ContextVar("anybatch_task_batch", default=None)
-)
+_TASKS: ContextVar[
+    tuple[Sequence[Any], Sequence[Any], dict[Any, list[int]], _Limits | None] | None
+] = ContextVar("anybatch_task_batch", default=None)
 
 
 def _task_here() -> _Here | None:
@@ -73,8 +73,10 @@ def _task_here() -> _Here | None:
         task = None if asyncio is None else asyncio.current_task()
     except RuntimeError:  # no loop in this thread (a thread the handler started)
         return None
-    index = tasks[2].get(task)
-    return None if index is None else (tasks[0], tasks[1], index, tasks[3])
+    box = tasks[2].get(task)  # [the index of the record the task runs], -1: none
+    if box is None or box[0] < 0:
+        return None
+    return (tasks[0], tasks[1], box[0], tasks[3])
 
 
 def _here() -> _Here | None:
@@ -270,7 +272,7 @@ def on_tasks(
     :class:`~anybatch._engine.OnTasks` for :func:`~anybatch._engine.drive` and what
     :func:`off_tasks` takes to end the batch.
     """
-    running: dict[Any, int] = {}
+    running: dict[Any, list[int]] = {}
     token = _TASKS.set((handed, ids, running, batch))
     pristine = copy_context()  # what every worker starts from
     isolate = _async_in_own_context(func, inputs, handed, ids, batch, pristine)

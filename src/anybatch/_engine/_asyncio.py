@@ -29,7 +29,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Awaitable, Callable, Container, Sequence
-from contextvars import copy_context
+from contextvars import Context, copy_context
 from time import monotonic
 from typing import TYPE_CHECKING, Any
 
@@ -126,7 +126,7 @@ async def run_pool_asyncio(
     stopping = False  # the engine cancels its workers: the deadline, a fatal error, the caller
     starting = False  # a start_another() callback is pending
     fatal: list[BaseException] = []
-    on_task: dict[Any, int] = {}
+    on_task: dict[Any, list[int]] = {}
     if on_tasks is None:
         pristine, isolate, starts = None, func, None
     else:
@@ -243,6 +243,13 @@ async def run_pool_asyncio(
         last = clock() if timing else 0.0
         ran = -1
         dirty = False  # a record changed this worker's context (with on_tasks)
+        # With on_tasks: the record this worker runs in its own context, for current_record();
+        # and that context itself where asyncio hands it out (3.12), else a copy to compare.
+        box = [-1]
+        context_now: Callable[[], Context] = copy_context
+        if pristine is not None:
+            on_task[task] = box
+            context_now = getattr(task, "get_context", copy_context)
 
         def time_out() -> None:
             nonlocal fired, grace
@@ -305,11 +312,12 @@ async def run_pool_asyncio(
                     else:
                         if starts is not None:
                             starts[index] = clock()
-                        if dirty or copy_context() != pristine:
+                        if dirty or context_now() != pristine:
                             dirty = True  # this worker's records each run in a copy of their own
+                            box[0] = -1
                             step = isolate(index)
                         else:
-                            on_task[task] = index
+                            box[0] = index
                             step = func(args[index])
                     result = step[0] if type(step) is Resolved else await step
                     kind = SUCCESS

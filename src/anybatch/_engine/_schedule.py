@@ -90,13 +90,14 @@ class OnTasks(NamedTuple):
 
     The native asyncio driver checks before each record that its worker's context still
     equals *pristine* (in O(1): copies share their mapping until one is changed). While it
-    does, the record runs directly in it, and *running* notes ``{worker task: index}``; once a
-    record of a worker has changed it, that worker's later records each run through
-    *isolate* (by index), in their own copy. With *starts*, each record's start is noted.
+    does, the record runs directly in it, and *running* notes ``{worker task: [index]}`` (-1:
+    none); once a record of a worker has changed it, that worker's later records each run
+    through *isolate* (by index), in their own copy. With *starts*, each record's start is
+    noted.
     """
 
     pristine: Context
-    running: dict[Any, int]
+    running: dict[Any, list[int]]
     isolate: Callable[[int], Any]
     starts: list[float] | None = None
 
