@@ -275,9 +275,17 @@ def on_tasks(
     running: dict[Any, list[int]] = {}
     token = _TASKS.set((handed, ids, running, batch))
     pristine = copy_context()  # what every worker starts from
-    isolate = _async_in_own_context(func, inputs, handed, ids, batch, pristine)
+    made: list[Callable[[int], Any]] = []
+
+    def isolate(index: int) -> Any:  # made on first use: most batches never need it
+        if not made:
+            made.append(_async_in_own_context(func, inputs, handed, ids, batch, pristine))
+        return made[0](index)
+
     starts = None if batch is None else batch[2]
-    return OnTasks(pristine, running, isolate, starts), (token, running)
+    # tuple.__new__: a NamedTuple's own __new__ is a Python function, a frame per batch.
+    found: OnTasks = tuple.__new__(OnTasks, (pristine, running, isolate, starts))  # pyright: ignore[reportUnknownMemberType]
+    return found, (token, running)
 
 
 def off_tasks(ending: Any) -> None:
