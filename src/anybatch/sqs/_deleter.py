@@ -96,10 +96,13 @@ async def perform(
             await run(state)
 
     with anyio.CancelScope(deadline=math.inf if deadline is None else deadline):
-        async with anyio.create_task_group() as group:
-            queue = iter(states)
-            for _ in range(min(max_concurrent_calls, len(states))):
-                group.start_soon(worker, queue)
+        if len(states) == 1 or max_concurrent_calls == 1:  # one at a time: no tasks needed
+            await worker(iter(states))
+        else:
+            async with anyio.create_task_group() as group:
+                queue = iter(states)
+                for _ in range(min(max_concurrent_calls, len(states))):
+                    group.start_soon(worker, queue)
     done: list[Entry] = []
     failures: list[SQSActionFailure] = []
     for state in states:
