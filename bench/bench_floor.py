@@ -44,7 +44,7 @@ from _floor_cases import FIGURES, LIBRARIES
 HERE = Path(__file__).resolve().parent
 #: Each wall-time sample runs this many records' worth of invocations (at least one).
 RECORDS_PER_SAMPLE = 4_000
-COLD_RUNS = 11
+COLD_RUNS = 7
 COLD_RECORDS = 100
 
 

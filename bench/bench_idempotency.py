@@ -49,7 +49,7 @@ from _common import Row, Samples, fmt_ratio, fmt_time, info_row, interleave, mai
 MEMORY_RECORDS = 1_000
 MEMORY_ROUNDS = 11
 DYNAMO_RECORDS = 100
-DYNAMO_ROUNDS = 3
+DYNAMO_ROUNDS = 2
 SLOW_RECORDS = 20  # at concurrency 1 with the added latency, and on moto: 20 records tell
 CONCURRENCY = 20
 HANDLER_WAIT = 0.010

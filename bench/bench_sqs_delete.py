@@ -35,7 +35,7 @@ from typing import Any
 from _common import Row, Samples, fmt_ratio, fmt_time, info_row, main, ratio_row, say
 
 N_SUCCESSES = 1_000
-ROUNDS = 4
+ROUNDS = 3
 EXPECTED_CALLS = N_SUCCESSES // 10
 LATENCIES = (0.0, 0.010)
 #: anybatch / sequential loop, per latency: never slower, even against a local server whose

@@ -42,7 +42,7 @@ RECORDS_PER_SAMPLE = 4_000
 
 
 def rounds_for(size: int) -> int:
-    return 15 if size <= 100 else 7
+    return 11 if size <= 100 else 5
 
 
 def noop_sync(record: Any) -> None:
