@@ -69,6 +69,8 @@ def log_failures(
     if counts[Status.SUCCESS] == len(result):
         return
     failed = result.failed
+    if not failed:  # every record that did not succeed was routed away: nothing reported
+        return
     first = failed[0].exception
     same = (
         len(failed) == len(result) > 1

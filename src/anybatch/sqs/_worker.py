@@ -37,6 +37,7 @@ from anybatch._invocation import Invocation
 from anybatch._processor import AsyncBatchProcessor, BasePartialProcessor
 from anybatch._sources import EventType
 
+from ._deadletter import DeadLetterQueue, DeadLetterRouter, check_dead_letter_queue
 from ._deleter import SQSCallError
 from ._errors import SQSWorkerError
 from ._failures import log_failures, looks_like_lambda_handler
@@ -104,6 +105,12 @@ class SQSWorker:
     * *health_file*: a path the event loop touches every *health_interval* seconds (default
       5) from the start of :meth:`run` to its end (the drain included), and removes then: a
       liveness probe checks its age. A loop blocked by a handler stops touching it.
+    * *dead_letter_queue*: where a permanent failure (a handler raised
+      :class:`~anybatch.PermanentFailure`, or a type in the processor's ``permanent=``) goes:
+      ``True`` for the queue's own dead-letter queue (its ``RedrivePolicy``), or a queue URL
+      or ARN. The message is sent there with its body and attributes and the failure's type
+      and message, then deleted from the queue; a send that fails leaves it to come back, as
+      any failure. Not with a processor that has ``on_permanent_failure=`` (one target).
 
     The SQS client comes from *session* (aiobotocore) or *boto3_session*, *config* and
     *endpoint_url*, as for the legacy processors; *region* defaults to the queue URL's. With no
@@ -133,6 +140,7 @@ class SQSWorker:
         max_concurrent_calls: int = 10,
         health_file: str | os.PathLike[str] | None = None,
         health_interval: float = 5.0,
+        dead_letter_queue: DeadLetterQueue | None = None,
     ) -> None:
         if not isinstance(cast("object", queue_url), str) or "/" not in queue_url:
             raise ValueError(f"queue_url must be an SQS queue URL, got {queue_url!r}")
@@ -198,6 +206,18 @@ class SQSWorker:
         if health_file is not None:
             self.health = HealthFile(
                 health_file, _check_positive("health_interval", health_interval)
+            )
+        self.dead_letter_queue = dead_letter_queue
+        target = check_dead_letter_queue(dead_letter_queue)
+        if target is not False:
+            if self.processor.on_permanent_failure is not None or self.processor._router:  # pyright: ignore[reportPrivateUsage]
+                raise TypeError(
+                    "give the worker dead_letter_queue= or the processor a target of its own "
+                    "(on_permanent_failure=), not both: a permanent failure goes to one target"
+                )
+            # The processor's permanent failures go through the worker's own client.
+            self.processor._router = DeadLetterRouter(  # pyright: ignore[reportPrivateUsage]
+                self._sqs, target, self.retry, max_concurrent_calls
             )
         self.stats = WorkerStats()
         self._caller = Caller(self._sqs, self.retry, max_concurrent_calls)
