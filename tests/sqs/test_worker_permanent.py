@@ -93,7 +93,8 @@ async def test_the_worker_sends_a_permanent_failure_to_the_queues_dead_letter_qu
     )
     stats = await run_until(worker, lambda: worker.stats.deleted >= 3)
     assert queue.counts() == (0, 0)  # the two successes and the dead-lettered one: deleted
-    assert stats.failed == 0
+    assert (stats.succeeded, stats.routed, stats.failed, stats.deleted) == (2, 1, 0, 3)
+    assert "1 failed permanently and routed away" in stats.summary()
     (message,) = _dead_letters(dlq)
     assert message["Body"] == "bad-1"
     attributes = message["MessageAttributes"]
@@ -163,6 +164,6 @@ async def test_a_batch_whose_every_failure_was_routed_logs_nothing_and_carries_o
     worker = SQSWorker(queue.url, _judge, processor, endpoint_url=queue.endpoint, wait_time=1)
     stats = await run_until(worker, lambda: worker.stats.deleted >= 2)
     assert parked == ["bad-1"]
-    assert stats.failed == 0
+    assert (stats.succeeded, stats.routed, stats.failed) == (1, 1, 0)
     assert queue.counts() == (0, 0)
     assert not [r for r in caplog.records if r.levelname in ("WARNING", "ERROR")]

@@ -63,8 +63,9 @@ def observe_worker(worker: SQSWorker, meter_provider: MeterProvider | None = Non
     """The worker's own figures, read from its ``stats`` when metrics are collected.
 
     ``anybatch.worker.messages`` (counter, by ``anybatch.message.outcome``: ``received``,
-    ``deleted``, ``not_deleted``, ``failed``, ``released``), ``anybatch.worker.receive_errors``
-    (counter) and ``anybatch.worker.in_flight`` (gauge: received and not yet settled).
+    ``deleted``, ``not_deleted``, ``failed``, ``released``, ``routed``),
+    ``anybatch.worker.receive_errors`` (counter) and ``anybatch.worker.in_flight`` (gauge:
+    received and not yet settled).
     """
     from opentelemetry import metrics
     from opentelemetry.metrics import Observation
@@ -73,7 +74,7 @@ def observe_worker(worker: SQSWorker, meter_provider: MeterProvider | None = Non
     stats = worker.stats
 
     def messages(options: CallbackOptions) -> Iterable[Observation]:
-        for outcome in ("received", "deleted", "not_deleted", "failed", "released"):
+        for outcome in ("received", "deleted", "not_deleted", "failed", "released", "routed"):
             yield Observation(getattr(stats, outcome), {"anybatch.message.outcome": outcome})
 
     def receive_errors(options: CallbackOptions) -> Iterable[Observation]:

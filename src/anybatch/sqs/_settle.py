@@ -39,7 +39,7 @@ __all__ = [
 logger = logging.getLogger("anybatch.worker")
 
 #: What happens to a message once its batch has run.
-Settle = Literal["delete", "fail", "release"]
+Settle = Literal["delete", "routed", "fail", "release"]
 
 #: A success is deleted; a failure (its handler raised or timed out, its model refused it)
 #: waits for its visibility; a record that never ran (the rest of a failed FIFO group) is
@@ -50,7 +50,7 @@ _SETTLES: dict[Status, Settle] = {
     Status.TIMED_OUT: "fail",
     Status.DEADLINE: "release",
     Status.SKIPPED: "release",
-    Status.ROUTED: "delete",  # failed permanently, and its target has it: not retried
+    Status.ROUTED: "routed",  # failed permanently, and its target has it: deleted, not retried
 }
 
 
@@ -101,7 +101,7 @@ def settle_calls(
     errors: list[PolicyError] = []
     for index, (record, what) in enumerate(zip(records, settles, strict=True)):
         message_id, handle = str(record["messageId"]), str(record["receiptHandle"])
-        if what == "delete":
+        if what == "delete" or what == "routed":
             deletes.append(Entry(index, "delete", message_id, handle, arn))
         elif what == "release":
             hides.append(Entry(index, "change_visibility", message_id, handle, arn, 0))
@@ -149,6 +149,7 @@ async def settle(
 ) -> None:
     """Settle a batch as *settles* says, counting it in *stats* and logging what went wrong."""
     stats.succeeded += settles.count("delete")
+    stats.routed += settles.count("routed")
     stats.failed += settles.count("fail")
     stats.released += settles.count("release")
     calls, policy_errors = settle_calls(queue, records, settles, visibility)

@@ -15,6 +15,9 @@ class WorkerStats:
 
     received: int = 0
     succeeded: int = 0
+    #: Failed permanently and taken by their target (a dead-letter queue, the processor's
+    #: ``on_permanent_failure``): deleted, not retried, and not counted as succeeded.
+    routed: int = 0
     failed: int = 0
     released: int = 0
     deleted: int = 0
@@ -42,6 +45,8 @@ class WorkerStats:
             f"{self.released} released; {self.visibility_changed} visibility changes, "
             f"{self.extended} extensions, {self.receive_errors} receive errors"
         )
+        if self.routed:
+            line += f"; {self.routed} failed permanently and routed away"
         if self.failures:
             first = self.failures[0]
             line += (
