@@ -518,6 +518,11 @@ def _parser() -> argparse.ArgumentParser:
         help="how long a failed message stays hidden (default: the queue's visibility)",
     )
     worker.add_argument(
+        "--dead-letter-queue",
+        metavar="own|URL|ARN",
+        help="where a permanent failure goes, then deleted (own: the queue's RedrivePolicy)",
+    )
+    worker.add_argument(
         "--drain-timeout",
         type=_timeout,
         default=30.0,

@@ -245,3 +245,57 @@ def test_a_sync_handler_blocked_past_the_drain_does_not_keep_the_process_alive(
     assert "3 released" in err  # the last log line is written out before the process ends
     assert "still running: exiting without waiting for them" in err
     assert queue.counts() == (3, 0), err  # released at once for another worker
+
+
+PERMANENT_APP = """
+from anybatch import PermanentFailure
+
+
+async def record_handler(record):
+    if record.body.startswith("bad"):
+        raise PermanentFailure(f"{record.body} is not an order")
+"""
+
+
+def test_dead_letter_queue_own_sends_a_permanent_failure_there_and_deletes_it(
+    make_queue: MakeQueue, tmp_path: Path
+) -> None:
+    import json
+
+    queue, dlq = make_queue(), make_queue()
+    policy = {"deadLetterTargetArn": dlq.arn, "maxReceiveCount": "5"}
+    queue.client.set_queue_attributes(
+        QueueUrl=queue.url, Attributes={"RedrivePolicy": json.dumps(policy)}
+    )
+    queue.send(["ok-1", "bad-1", "ok-2"])
+    (tmp_path / "permanent_app.py").write_text(PERMANENT_APP)
+    worker = run_worker(
+        queue, tmp_path, "permanent_app:record_handler", "--dead-letter-queue", "own"
+    )
+    try:
+        wait_for(lambda: dlq.counts()[0] == 1 and queue.counts() == (0, 0), 30, "the DLQ send")
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        _, err = worker.communicate(timeout=30)
+    assert worker.returncode == 0, err
+    assert "1 failed permanently and routed away" in err
+    answer = dlq.client.receive_message(QueueUrl=dlq.url, MessageAttributeNames=["All"])
+    (message,) = answer["Messages"]
+    assert message["Body"] == "bad-1"
+    assert message["MessageAttributes"]["anybatch.error_message"]["StringValue"] == (
+        "bad-1 is not an order"
+    )
+
+
+def test_a_dead_letter_queue_that_is_no_queue_is_an_option_error(
+    make_queue: MakeQueue, tmp_path: Path
+) -> None:
+    queue = make_queue()
+    (tmp_path / "permanent_app.py").write_text(PERMANENT_APP)
+    worker = run_worker(
+        queue, tmp_path, "permanent_app:record_handler", "--dead-letter-queue", "dlq"
+    )
+    _, err = worker.communicate(timeout=30)
+    assert worker.returncode == 2
+    assert "--dead-letter-queue: dead_letter_queue must be a queue URL" in err
+    assert "Traceback" not in err

@@ -23,6 +23,7 @@ from anybatch._sources import EventType
 from anybatch.observe import OpenTelemetryMetrics
 
 from ._backoff import parse_failed_visibility
+from ._deadletter import check_dead_letter_queue
 from ._metrics import check_metrics, observe_worker, serve_metrics
 from ._worker import SQSWorker
 
@@ -72,6 +73,16 @@ def make_worker(
         if report is not None:
             report("metrics", port)
     processor = worker_processor(args, handler, load, metrics=args.metrics_port is not None)
+    dead_letter_queue = args.dead_letter_queue
+    try:
+        check_dead_letter_queue(True if dead_letter_queue == "own" else dead_letter_queue)
+    except ValueError as exc:
+        raise OptionError(f"--dead-letter-queue: {exc}") from None
+    if dead_letter_queue and processor.on_permanent_failure is not None:
+        raise OptionError(
+            "--dead-letter-queue: the processor has on_permanent_failure= already; a "
+            "permanent failure goes to one target"
+        )
     worker = SQSWorker(
         args.queue_url,
         handler,
@@ -85,6 +96,7 @@ def make_worker(
         region=args.region,
         endpoint_url=args.endpoint_url,
         health_file=args.health_file,
+        dead_letter_queue=True if dead_letter_queue == "own" else dead_letter_queue,
     )
     if serving:
         observe_worker(worker)
