@@ -42,7 +42,7 @@ from ._deleter import SQSCallError
 from ._errors import SQSWorkerError
 from ._failures import log_failures, looks_like_lambda_handler
 from ._health import HealthFile
-from ._heartbeat import heartbeat
+from ._heartbeat import Beating
 from ._plan import (
     MAX_ENTRIES,
     MAX_VISIBILITY_TIMEOUT,
@@ -438,15 +438,21 @@ class SQSWorker:
         self, queue: QueueRef, context: Any, records: list[dict[str, Any]], received: float
     ) -> None:
         cut: list[Settle] = []  # what to do should the drain cut the batch off
-        settles: list[Settle] | None = None
         context = context.for_batch(received, self._visibility, self.max_visibility)
+        beating = Beating(
+            self._caller,
+            queue,
+            records,
+            received=received,
+            visibility=self._visibility,
+            max_visibility=self.max_visibility,
+            stats=self.stats,
+        )
         try:
-            async with anyio.create_task_group() as group:
-                group.start_soon(self._heartbeat, queue, records, received)
-                try:
-                    settles = await self._process(records, context, cut)
-                finally:
-                    group.cancel_scope.cancel()
+            try:
+                settles = await self._process(records, context, cut)
+            finally:
+                await beating.stop()
         except anyio.get_cancelled_exc_class():
             if self._stop_now:
                 raise  # a second signal: nothing is settled, visibility runs out instead
@@ -455,9 +461,6 @@ class SQSWorker:
             with anyio.CancelScope(shield=True):
                 await self._settle(queue, records, drained)
             raise
-        if settles is None:
-            self._release_slots(len(records))
-            return
         # Processed: its room goes to the next receive while its deletes are made.
         self._settling += len(records)
         self._release_slots(len(records))
@@ -513,19 +516,6 @@ class SQSWorker:
     ) -> None:
         await settle(
             self._caller, queue, records, settles, self.failed_visibility_timeout, self.stats
-        )
-
-    async def _heartbeat(
-        self, queue: QueueRef, records: list[dict[str, Any]], received: float
-    ) -> None:
-        await heartbeat(
-            self._caller,
-            queue,
-            records,
-            received=received,
-            visibility=self._visibility,
-            max_visibility=self.max_visibility,
-            stats=self.stats,
         )
 
     def _notify(self) -> None:
