@@ -42,10 +42,9 @@ blocking facade needs none.
 
 from __future__ import annotations
 
-import functools
 import sys
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ._inline import run_each_inline, run_inline
@@ -122,17 +121,25 @@ async def drive(
 
         func, running = in_threads(func, args)
         args = range(len(args))
-    pool: Callable[..., Awaitable[None]]
     if asyncio_running():
         from ._asyncio import run_pool_asyncio
 
-        pool = functools.partial(run_pool_asyncio, on_tasks=on_tasks)
-    else:
-        from ._anyio import run_pool as pool
+        await run_pool_asyncio(
+            schedule,
+            func,
+            args,
+            concurrency=concurrency,
+            record_timeout=record_timeout,
+            time_left=time_left,
+            running=running,
+            on_tasks=on_tasks,
+        )
+        return
+    if on_tasks is not None:  # anyio's pool on asyncio: each record in its own copy
+        func, args = _isolated(on_tasks), range(len(args))
+    from ._anyio import run_pool
 
-        if on_tasks is not None:  # anyio's pool on asyncio: each record in its own copy
-            func, args = _isolated(on_tasks), range(len(args))
-    await pool(
+    await run_pool(
         schedule,
         func,
         args,
