@@ -111,6 +111,72 @@ def test_each_record_runs_in_its_own_copy_of_the_context(
     assert current_record_id() is None
 
 
+class _Unanswerable:
+    """A value whose ``==`` cannot say (as a numpy array's): comparing contexts raises."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __eq__(self, other: object) -> bool:
+        raise ValueError("the truth value of an array is ambiguous")
+
+    __hash__ = object.__hash__
+
+
+ODD: contextvars.ContextVar[Any] = contextvars.ContextVar("odd")
+
+
+@pytest.mark.parametrize("way", ["inline", "asyncio"])
+def test_a_context_value_whose_equality_raises_fails_no_record(
+    way: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[str] = []
+
+    def note(record: Any) -> None:
+        seen.append(ODD.get().name)
+        ODD.set(_Unanswerable(record.body))  # the next record must not see it
+
+    async def note_async(record: Any) -> None:
+        note(record)
+
+    token = ODD.set(_Unanswerable("before"))
+    try:
+        response = run_way(way, note, note_async, sqs_event(["1", "2", "3"]), monkeypatch)
+    finally:
+        ODD.reset(token)
+    assert response == {"batchItemFailures": []}
+    assert seen == ["before", "before", "before"]
+
+
+def test_an_abandoned_handler_still_knows_its_record_after_the_batch() -> None:
+    # It swallowed its timeout's cancellation and runs on, unheard: what it logs later
+    # still names its record.
+    later: list[Any] = []
+
+    async def stubborn(record: Any) -> None:
+        try:
+            await asyncio.sleep(5)
+        except asyncio.CancelledError:
+            await asyncio.sleep(0.3)  # past the engine's 0.1 s: abandoned
+        later.append((current_record(), current_record_id()))
+
+    async def main() -> Any:
+        processor = AsyncBatchProcessor(
+            EventType.SQS, record_timeout=0.05, raise_on_entire_batch_failure=False
+        )
+        event = sqs_event(["slow"])
+        response = await async_process_partial_response(event, stubborn, processor)
+        await asyncio.sleep(0.5)  # the abandoned handler ends meanwhile
+        return event, response
+
+    event, response = asyncio.run(main())
+    message_id = event["Records"][0]["messageId"]
+    assert failures(response) == [message_id]
+    ((record, record_id),) = later
+    assert record.body == "slow"
+    assert record_id == message_id
+
+
 # -- Logger: per-record keys at any concurrency -------------------------------------------------
 
 

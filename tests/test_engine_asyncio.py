@@ -106,3 +106,32 @@ def test_an_async_batch_on_asyncio_never_imports_anyio() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="eager task factories are 3.12+")
+@pytest.mark.parametrize("waits", [(), (0,), (0, 2)])
+def test_an_eager_task_factory_runs_every_record_and_waits_for_them(
+    waits: tuple[int, ...],
+) -> None:
+    # An eager task runs inside create_task(): the pool must count its worker in before.
+    done: list[int] = []
+
+    async def handler(record: SQSRecord) -> None:
+        index = int(record.body)
+        if index in waits:
+            await asyncio.sleep(0.02)
+        done.append(index)
+
+    async def main() -> Any:
+        loop = asyncio.get_running_loop()
+        loop.set_task_factory(asyncio.eager_task_factory)  # type: ignore[attr-defined, unused-ignore]
+        processor = AsyncBatchProcessor(EventType.SQS, concurrency=4)
+        return await asyncio.wait_for(
+            async_process_partial_response(
+                sqs_event([str(i) for i in range(6)]), handler, processor
+            ),
+            5,
+        )
+
+    assert asyncio.run(main()) == {"batchItemFailures": []}
+    assert sorted(done) == list(range(6))

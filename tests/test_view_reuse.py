@@ -132,3 +132,31 @@ def test_kafka_views_decode_their_own_headers() -> None:
         }
         anybatch.process_partial_response(event, handler, processor)
     assert seen == [(f"{r}-{i}".encode(),) * 2 for r in range(3) for i in range(3)]
+
+
+def test_a_record_changed_in_place_between_batches_is_read_afresh() -> None:
+    # The same event dict, its records changed in place: a re-used view must not answer
+    # from what it cached of the previous batch.
+    processor = anybatch.BatchProcessor(anybatch.EventType.SQS)
+    event = _event("a", 2)
+    got: list[Any] = []
+    anybatch.process_partial_response(event, lambda r: got.append(r.json_body["n"]), processor)
+    for record in event["Records"]:
+        record["body"] = json.dumps({"n": "changed"})
+    anybatch.process_partial_response(event, lambda r: got.append(r.json_body["n"]), processor)
+    assert got == ["a0", "a1", "changed", "changed"]
+
+
+def test_a_kafka_record_changed_in_place_between_batches_decodes_its_new_headers() -> None:
+    processor = anybatch.BatchProcessor(anybatch.EventType.Kafka)
+    event = kafka_event([])
+    event["records"] = {"orders-0": [kafka_record("v", headers={"id": "first"})]}
+    seen: list[bytes | None] = []
+    anybatch.process_partial_response(
+        event, lambda r: seen.append(r.get_header_value("id")), processor
+    )
+    event["records"]["orders-0"][0]["headers"] = [{"id": list(b"second")}]
+    anybatch.process_partial_response(
+        event, lambda r: seen.append(r.get_header_value("id")), processor
+    )
+    assert seen == [b"first", b"second"]

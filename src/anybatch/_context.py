@@ -291,12 +291,15 @@ def on_tasks(
 def off_tasks(ending: Any) -> None:
     """End what :func:`on_tasks` began.
 
-    Its worker tasks are let go: each task's context holds the batch (through ``_TASKS``),
-    whose ``running`` holds the task, a cycle that would keep the batch's records until the
-    garbage collector ran.
+    Its ended worker tasks are let go: each task's context holds the batch (through
+    ``_TASKS``), whose ``running`` holds the task, a cycle that would keep the batch's records
+    until the garbage collector ran.
     """
     token, running = ending
-    running.clear()
+    # A task abandoned at its timeout or the deadline still runs its record: it keeps its
+    # entry (and current_record()) until it ends, and the cycle with it.
+    for task in [task for task in running if task.done()]:
+        del running[task]
     _TASKS.reset(token)
 
 

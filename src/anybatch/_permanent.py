@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol
 
 from ._engine import FAILURE, asyncio_running
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     import logging
 
 __all__ = [
+    "ROUTER",
     "HookRouter",
     "PermanentHooks",
     "PermanentItem",
@@ -133,8 +135,13 @@ def _named(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {describe(exc)}"
 
 
+#: The router of whoever runs the processors in this context (the SQS worker's dead-letter
+#: queue), before the processor's own: the processor itself is left as it was.
+ROUTER: ContextVar[Router | None] = ContextVar("anybatch_router", default=None)
+
+
 def _router(processor: PermanentHooks) -> Router | None:
-    router: Router | None = processor._router  # pyright: ignore[reportPrivateUsage]
+    router: Router | None = ROUTER.get() or processor._router  # pyright: ignore[reportPrivateUsage]
     if router is not None:
         return router
     hook = processor.on_permanent_failure

@@ -39,7 +39,7 @@ from ._exceptions import ProcessorStateError, RecordFailedError
 from ._handlers import as_called, refuse_awaitables
 from ._invocation import RESULTS, batch_of
 from ._outcome import BatchResult, outcome_exception
-from ._permanent import PermanentHooks, mark_routed, route_awaited, route_blocking
+from ._permanent import ROUTER, PermanentHooks, mark_routed, route_awaited, route_blocking
 from ._reading import Reading, reading_of
 from ._sources import EventType, batch_source
 from ._view import make_views
@@ -389,7 +389,7 @@ def process(processor: Hooks) -> list[SuccessResponse | FailureResponse]:
         from ._portal import run_blocking
 
         run_blocking(processor.backend, _drive, processor, run)
-    if processor._router is not None or processor.on_permanent_failure is not None:  # pyright: ignore[reportPrivateUsage]
+    if processor._router or processor.on_permanent_failure or ROUTER.get():  # pyright: ignore[reportPrivateUsage]
         route_blocking(processor, run)  # not in _drive: the router may need another loop
     return complete(processor, run)
 
@@ -398,7 +398,7 @@ async def async_process(processor: Hooks) -> list[SuccessResponse | FailureRespo
     """Process the current batch on the running event loop."""
     run = start(processor, awaited=True)
     await _drive(processor, run)
-    if processor._router is not None or processor.on_permanent_failure is not None:  # pyright: ignore[reportPrivateUsage]
+    if processor._router or processor.on_permanent_failure or ROUTER.get():  # pyright: ignore[reportPrivateUsage]
         await route_awaited(processor, run)
     return complete(processor, run)
 

@@ -39,11 +39,17 @@ class DictWrapper(Mapping[str, Any]):
 
     __slots__ = ("_data",)
     #: Whether a view of this class may be re-pointed at another record although it has slots
-    #: of its own: they hold caches that check which dict they were made from.
+    #: of its own: they hold caches, which its :meth:`_repoint` empties.
     _repointable: ClassVar[bool] = False
 
     def __init__(self, data: Mapping[str, Any]) -> None:
         self._data = data
+
+    @staticmethod
+    def _repoint(views: Sequence[Any], records: Sequence[Mapping[str, Any]]) -> None:
+        """Point each of *views* at the record of the same index (see :func:`make_views`)."""
+        for view, record in zip(views, records, strict=False):
+            view._data = record
 
     def __getitem__(self, key: str) -> Any:
         return self._data[key]
@@ -123,13 +129,14 @@ def make_views(
     free = counts.count(_ALONE)
     if not free:  # the previous batch is still held (by a kept result, say)
         return list(map(view, records))
+    repoint: Callable[[Sequence[Any], Sequence[Mapping[str, Any]]], None]
+    repoint = view._repoint  # type: ignore[attr-defined]  # pyright: ignore[reportFunctionMemberAccess]
     if free == len(counts):  # the usual warm batch: every one is free
-        for item, record in zip(spare, records, strict=False):  # spare is no longer
-            item._data = record  # pyright: ignore[reportPrivateUsage]
+        repoint(spare, records)  # spare is no longer than records
     else:
         for index, count in enumerate(counts):
             if count == _ALONE:
-                spare[index]._data = records[index]
+                repoint((spare[index],), (records[index],))
             else:
                 spare[index] = view(records[index])  # still held elsewhere: a new one
     if len(spare) < n:

@@ -167,3 +167,18 @@ async def test_a_batch_whose_every_failure_was_routed_logs_nothing_and_carries_o
     assert (stats.succeeded, stats.routed, stats.failed) == (1, 1, 0)
     assert queue.counts() == (0, 0)
     assert not [r for r in caplog.records if r.levelname in ("WARNING", "ERROR")]
+
+
+def test_the_worker_leaves_its_processor_as_it_was() -> None:
+    from anybatch import Status, process_partial_response
+    from anybatch.testing import sqs_event
+
+    processor = AsyncBatchProcessor(EventType.SQS)
+    url = "http://127.0.0.1:1/123456789012/q"
+    SQSWorker(url, _judge, processor, dead_letter_queue=True)
+    SQSWorker(url, _judge, processor, dead_letter_queue=True)  # a restart: no "one target"
+    # Outside the workers, its permanent failures are reported as before.
+    event = sqs_event(["ok-1", "bad-1"])
+    response = process_partial_response(event, _judge, processor)
+    assert response == {"batchItemFailures": [{"itemIdentifier": event["Records"][1]["messageId"]}]}
+    assert [o.status for o in processor.result] == [Status.SUCCESS, Status.FAILED]

@@ -136,10 +136,12 @@ async def run_pool_asyncio(
         nonlocal live
         if stopping or len(tasks) >= slots or not more_to_start():
             return
+        # Counted in before it is made: an eager task factory runs the worker (to its end,
+        # if no handler waits) inside create_task().
+        live += 1
         task = loop.create_task(worker())
         task.add_done_callback(ended)
         tasks.append(task)
-        live += 1
 
     def start_another() -> None:
         # A handler waits: as many more workers as run now (at least one), so that a batch
@@ -312,8 +314,12 @@ async def run_pool_asyncio(
                     else:
                         if starts is not None:
                             starts[index] = clock()
-                        if dirty or context_now() != pristine:
-                            dirty = True  # this worker's records each run in a copy of their own
+                        if not dirty:
+                            try:  # a value whose == cannot answer (an array): a change
+                                dirty = context_now() != pristine
+                            except Exception:
+                                dirty = True
+                        if dirty:  # this worker's records each run in a copy of their own
                             box[0] = -1
                             step = isolate(index)
                         else:

@@ -53,7 +53,11 @@ def run_inline(
         if index is None:
             return
         started = clock()
-        if context != pristine:  # the previous record changed its copy
+        try:  # the previous record changed its copy? (a value whose == fails: it did)
+            changed = context != pristine
+        except Exception:
+            changed = True
+        if changed:
             context = pristine.copy()
         try:
             schedule.current = index
@@ -96,7 +100,11 @@ def run_each_inline(
             break
         kinds[index] = RUNNING  # what a BaseException leaves behind, as schedule.next() would
         schedule.current = index
-        if context != pristine:  # the previous record changed its copy
+        try:  # the previous record changed its copy? (a value whose == fails: it did)
+            changed = context != pristine
+        except Exception:
+            changed = True
+        if changed:
             context = pristine.copy()
         try:
             values[index] = context.run(func, arg)
@@ -140,7 +148,11 @@ def _run_each_timed(
             break
         kinds[index] = RUNNING
         schedule.current = index
-        if context != pristine:  # the previous record changed its copy
+        try:  # the previous record changed its copy? (a value whose == fails: it did)
+            changed = context != pristine
+        except Exception:
+            changed = True
+        if changed:
             context = pristine.copy()
         try:
             values[index] = context.run(func, arg)

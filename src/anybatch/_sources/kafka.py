@@ -28,10 +28,16 @@ class KafkaEventRecord(DictWrapper):
     A record without a key (or a tombstone, without a value) gives ``None``.
     """
 
-    # The decoded headers, with the dict they were read from: a view re-pointed at another
-    # record (see anybatch._view.make_views) decodes that record's afresh.
+    # The decoded headers, with the dict they were read from; emptied when the view is
+    # re-pointed at another record (see anybatch._view.make_views), which decodes its own.
     __slots__ = ("_headers",)
     _repointable = True
+
+    @staticmethod
+    def _repoint(views: Sequence[Any], records: Sequence[Mapping[str, Any]]) -> None:
+        for view, record in zip(views, records, strict=False):
+            view._data = record
+            view._headers = None
 
     @property
     def topic(self) -> str:
@@ -116,15 +122,11 @@ class KafkaEventRecord(DictWrapper):
     def decoded_headers(self) -> dict[str, bytes]:
         """The headers, name to bytes (a name sent twice keeps its last value)."""
         data = self._data
-        try:
-            read_from, headers = self._headers
-        except AttributeError:
-            pass
-        else:
-            if read_from is data:
-                return headers
+        cached: tuple[Mapping[str, Any], dict[str, bytes]] | None = getattr(self, "_headers", None)
+        if cached is not None and cached[0] is data:
+            return cached[1]
         headers = {name: bytes(value) for chunk in self.headers for name, value in chunk.items()}
-        self._headers: tuple[Mapping[str, Any], dict[str, bytes]] = (data, headers)
+        self._headers: tuple[Mapping[str, Any], dict[str, bytes]] | None = (data, headers)
         return headers
 
     def get_header_value(

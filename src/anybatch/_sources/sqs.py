@@ -120,10 +120,16 @@ class SQSMessageAttributes(Mapping[str, SQSMessageAttribute]):
 class SQSRecord(DictWrapper):
     """One message of an SQS event."""
 
-    # The parsed body, with the dict it was parsed from: a view re-pointed at another
-    # record (see anybatch._view.make_views) parses that record's body afresh.
+    # The parsed body, with the dict it was parsed from; emptied when the view is re-pointed
+    # at another record (see anybatch._view.make_views), which then parses its own.
     __slots__ = ("_json",)
     _repointable = True
+
+    @staticmethod
+    def _repoint(views: Sequence[Any], records: Sequence[Mapping[str, Any]]) -> None:
+        for view, record in zip(views, records, strict=False):
+            view._data = record
+            view._json = None
 
     @property
     def message_id(self) -> str:
@@ -144,17 +150,13 @@ class SQSRecord(DictWrapper):
     def json_body(self) -> Any:
         """The body parsed as JSON (parsed once, on first access)."""
         data = self._data
-        try:
-            parsed_from, parsed = self._json
-        except AttributeError:
-            pass
-        else:
-            if parsed_from is data:
-                return parsed
+        cached: tuple[Mapping[str, Any], Any] | None = getattr(self, "_json", None)
+        if cached is not None and cached[0] is data:
+            return cached[1]
         import json
 
         parsed = json.loads(data["body"])
-        self._json: tuple[Mapping[str, Any], Any] = (data, parsed)
+        self._json: tuple[Mapping[str, Any], Any] | None = (data, parsed)
         return parsed
 
     @property

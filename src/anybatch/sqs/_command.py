@@ -78,10 +78,12 @@ def make_worker(
         check_dead_letter_queue(True if dead_letter_queue == "own" else dead_letter_queue)
     except ValueError as exc:
         raise OptionError(f"--dead-letter-queue: {exc}") from None
-    if dead_letter_queue and processor.on_permanent_failure is not None:
+    own = processor.on_permanent_failure or processor._router  # pyright: ignore[reportPrivateUsage]
+    if dead_letter_queue and own is not None:
         raise OptionError(
-            "--dead-letter-queue: the processor has on_permanent_failure= already; a "
-            "permanent failure goes to one target"
+            "--dead-letter-queue: the processor has a target of its own already "
+            "(on_permanent_failure=, or an SQS processor's dead_letter_queue=); a permanent "
+            "failure goes to one target"
         )
     worker = SQSWorker(
         args.queue_url,

@@ -34,6 +34,7 @@ import anyio
 
 from anybatch._exceptions import BatchProcessingError
 from anybatch._invocation import Invocation
+from anybatch._permanent import ROUTER
 from anybatch._processor import AsyncBatchProcessor, BasePartialProcessor
 from anybatch._sources import EventType
 
@@ -209,16 +210,20 @@ class SQSWorker:
             )
         self.dead_letter_queue = dead_letter_queue
         target = check_dead_letter_queue(dead_letter_queue)
-        if target is not False:
-            if self.processor.on_permanent_failure is not None or self.processor._router:  # pyright: ignore[reportPrivateUsage]
-                raise TypeError(
-                    "give the worker dead_letter_queue= or the processor a target of its own "
-                    "(on_permanent_failure=), not both: a permanent failure goes to one target"
-                )
-            # The processor's permanent failures go through the worker's own client.
-            self.processor._router = DeadLetterRouter(  # pyright: ignore[reportPrivateUsage]
-                self._sqs, target, self.retry, max_concurrent_calls
+        own = self.processor.on_permanent_failure or self.processor._router  # pyright: ignore[reportPrivateUsage]
+        if target is not False and own is not None:
+            raise TypeError(
+                "give the worker dead_letter_queue= or the processor a target of its own "
+                "(on_permanent_failure=, an SQS processor's dead_letter_queue=), not both: a "
+                "permanent failure goes to one target"
             )
+        # The permanent failures of the batches it runs go through the worker's own client
+        # (the processor itself is left as it was: see run()).
+        self._router = (
+            None
+            if target is False
+            else DeadLetterRouter(self._sqs, target, self.retry, max_concurrent_calls)
+        )
         self.stats = WorkerStats()
         self._caller = Caller(self._sqs, self.retry, max_concurrent_calls)
         self._stopping = False
@@ -303,6 +308,7 @@ class SQSWorker:
             self._visibility,
             "" if self.visibility_timeout else " (the queue's)",
         )
+        routing = ROUTER.set(self._router) if self._router is not None else None
         try:
             async with anyio.create_task_group() as batches:
                 if self.health is not None:
@@ -321,6 +327,8 @@ class SQSWorker:
                         await self._drained.wait()
                 batches.cancel_scope.cancel()
         finally:
+            if routing is not None:
+                ROUTER.reset(routing)
             if self.health is not None:
                 self.health.remove()
             with anyio.CancelScope(shield=True):
