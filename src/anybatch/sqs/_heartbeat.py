@@ -8,6 +8,7 @@ only once the first extension is due.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -74,7 +75,7 @@ class Beating:
     worker runs on asyncio (aiobotocore's loop), so the timer is the loop's own.
     """
 
-    __slots__ = ("_arguments", "_task", "_timer")
+    __slots__ = ("_beats", "_task", "_timer")
 
     def __init__(
         self,
@@ -87,7 +88,16 @@ class Beating:
         max_visibility: int,
         stats: WorkerStats,
     ) -> None:
-        self._arguments = (caller, queue, records, received, visibility, max_visibility, stats)
+        self._beats = functools.partial(
+            heartbeat,
+            caller,
+            queue,
+            records,
+            received=received,
+            visibility=visibility,
+            max_visibility=max_visibility,
+            stats=stats,
+        )
         self._task: asyncio.Task[None] | None = None
         first = Heartbeat(received, visibility, max_visibility).due
         self._timer: asyncio.TimerHandle | None = None
@@ -97,17 +107,7 @@ class Beating:
 
     def _start(self) -> None:
         self._timer = None
-        caller, queue, records, received, visibility, max_visibility, stats = self._arguments
-        beats = heartbeat(
-            caller,
-            queue,
-            records,
-            received=received,
-            visibility=visibility,
-            max_visibility=max_visibility,
-            stats=stats,
-        )
-        self._task = asyncio.get_running_loop().create_task(beats)
+        self._task = asyncio.get_running_loop().create_task(self._beats())
 
     async def stop(self) -> None:
         """Stop the heartbeat (its batch has run) and wait until its task, if any, has ended."""
