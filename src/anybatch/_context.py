@@ -17,21 +17,27 @@ too (a clock read).
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from collections.abc import Callable, Generator, Sequence
 from contextvars import Context, ContextVar, copy_context
 from types import CoroutineType
-from typing import Any
+from typing import Any, Protocol
 
 from ._engine import OnTasks, Resolved
 
 __all__ = [
+    "AT_END",
     "add_record_id",
+    "at_batch_end",
+    "current_batch",
     "current_record",
     "current_record_deadline",
     "current_record_id",
     "in_own_context",
     "limits",
+    "end_awaited",
+    "end_blocking",
     "record_end",
 ]
 
@@ -156,6 +162,72 @@ def record_end() -> float | None:
         return None
     _, timeout, starts = here[3]
     return None if starts is None or timeout is None else starts[here[2]] + timeout
+
+
+def current_batch() -> tuple[Sequence[Any], Sequence[Any], int] | None:
+    """The batch of the record being handled: (what its handlers get, identifiers, index).
+
+    ``None`` outside a record handler. What handlers get is filled in as records start (a
+    ``model=`` instance is made when its record starts): an entry not yet made is ``None``.
+    """
+    here = _here()
+    return None if here is None else (here[0], here[1], here[2])
+
+
+class BatchEnder(Protocol):
+    """What a batch's records left to do when the batch ends (see :func:`at_batch_end`)."""
+
+    def end_blocking(self) -> None:
+        """Do it, blocking (the batch ran under ``process()``). Must not raise."""
+        ...
+
+    async def end(self) -> None:
+        """Do it on the running loop (the batch ran under ``async_process()``). Must not raise."""
+        ...
+
+
+#: What batches left to do when they end, by ``id()`` of what their handlers got (each entry
+#: holds that sequence, so that its id stays its own): the idempotency layer's held-back
+#: writes. Empty, it costs a batch one truth test.
+AT_END: dict[int, tuple[Sequence[Any], list[BatchEnder]]] = {}
+_at_end_lock = threading.Lock()
+
+
+def at_batch_end(handed: Sequence[Any], ender: BatchEnder) -> None:
+    """Have *ender* run when the batch whose handlers get *handed* ends.
+
+    It runs before the batch's outcomes are read. Called from inside one of its records
+    (see :func:`current_batch`).
+
+    A batch that ends by an exception (a fatal error, cancellation) does not run it.
+    """
+    with _at_end_lock:
+        entry = AT_END.get(id(handed))
+        if entry is None or entry[0] is not handed:
+            AT_END[id(handed)] = (handed, [ender])
+        else:
+            entry[1].append(ender)
+
+
+def _enders(handed: Sequence[Any]) -> list[BatchEnder]:
+    with _at_end_lock:
+        entry = AT_END.get(id(handed))
+        if entry is None or entry[0] is not handed:
+            return []
+        del AT_END[id(handed)]
+        return entry[1]
+
+
+def end_blocking(handed: Sequence[Any]) -> None:
+    """Run what the batch of *handed* left to do, blocking."""
+    for ender in _enders(handed):
+        ender.end_blocking()
+
+
+async def end_awaited(handed: Sequence[Any]) -> None:
+    """Run what the batch of *handed* left to do, on the running loop."""
+    for ender in _enders(handed):
+        await ender.end()
 
 
 def add_record_id(logger: object, method_name: str, event_dict: Any) -> Any:

@@ -16,6 +16,9 @@ from itertools import repeat
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, cast
 
 from ._context import (
+    AT_END,
+    end_awaited,
+    end_blocking,
     enter_inline,
     exact,
     hide_inline,
@@ -107,11 +110,7 @@ REPORTED: ContextVar[list[BaseException] | None] = ContextVar("anybatch_reported
 
 
 def _is_success_entry(entry: object) -> bool:
-    return (
-        isinstance(entry, tuple)
-        and len(cast("tuple[object, ...]", entry)) > 0
-        and (cast("tuple[object, ...]", entry)[0] == "success")
-    )
+    return isinstance(entry, tuple) and cast("tuple[object, ...]", entry)[:1] == ("success",)
 
 
 class Run:
@@ -382,6 +381,8 @@ def process(processor: Hooks) -> list[SuccessResponse | FailureResponse]:
             run_inline(schedule, func, inputs, deadline)  # each record in its own context
         finally:
             leave_inline(outer)
+        if AT_END:  # what its records left to do (the idempotency layer's held-back writes)
+            end_blocking(run.handed)
         values = schedule.values
         if values.count(None) != len(values):  # handlers that returned something
             refuse_awaitables(values, run.handler, False)
@@ -427,6 +428,8 @@ async def _drive(processor: Hooks, run: Run) -> None:
             time_left=left,
             on_tasks=tasks,
         )
+        if AT_END:  # what its records left to do (the idempotency layer's held-back writes)
+            await end_awaited(run.handed)
     finally:
         if ending is not None:
             off_tasks(ending)

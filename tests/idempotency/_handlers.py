@@ -14,6 +14,10 @@ from anybatch.idempotency import IdempotencyStore, idempotent
 
 Kind = Literal["async", "thread"]
 
+#: Whether make_handler's handlers claim and store a batch's keys at once (``batched=``): the
+#: ``batched_writes`` fixture runs a test module both ways.
+BATCHED = [False]
+
 
 class Counter:
     """What the handlers ran: the bodies, in order (thread-safe)."""
@@ -37,6 +41,7 @@ def make_handler(
     **options: Any,
 ) -> Callable[..., Any]:
     """An idempotent handler of *kind* that counts its runs and returns ``{"body": ...}``."""
+    options.setdefault("batched", BATCHED[0])
     if kind == "async":
 
         async def handle_async(record: Any) -> dict[str, str]:

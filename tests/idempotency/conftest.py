@@ -13,6 +13,8 @@ from moto.server import ThreadedMotoServer
 
 from anybatch.idempotency import DynamoDBStore
 
+from ._handlers import BATCHED
+
 _names = itertools.count()
 
 
@@ -84,3 +86,13 @@ def blocking_dynamo(table: Table) -> Iterator[DynamoDBStore]:
     store = table.store()
     yield store
     store.close()
+
+
+@pytest.fixture(params=[False, True], ids=["per-record", "batched"])
+def batched_writes(request: pytest.FixtureRequest) -> Iterator[bool]:
+    """Runs a test with make_handler's handlers per record, then batched (``batched=True``)."""
+    BATCHED[0] = request.param
+    try:
+        yield request.param
+    finally:
+        BATCHED[0] = False

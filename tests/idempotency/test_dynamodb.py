@@ -33,7 +33,8 @@ from anybatch.testing import fake_lambda_context, sqs_event
 from ._handlers import Counter, Kind, blocking_processor, errors, failures, make_handler, processor
 from .conftest import Table
 
-pytestmark = pytest.mark.anyio
+#: Each test runs twice: records claiming their own keys, then batched (``batched=True``).
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("batched_writes")]
 KINDS = ["async", "thread"]
 
 

@@ -12,6 +12,7 @@ import logging
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -51,6 +52,9 @@ from ._handlers import (
 )
 
 KINDS = ["async", "thread"]
+
+#: Each test runs twice: records claiming their own keys, then batched (``batched=True``).
+pytestmark = pytest.mark.usefixtures("batched_writes")
 
 
 def _ids(event: dict[str, Any], *indices: int) -> list[str]:
@@ -447,6 +451,11 @@ def test_a_result_that_could_not_be_stored_still_succeeds(
 ) -> None:
     class FailingCompletes(InMemoryStore):
         def complete_blocking(self, record: StoredRecord) -> None:
+            raise OSError("the store is gone")
+
+        def settle_many_blocking(  # batched: the results are stored when the batch ends
+            self, completed: Sequence[StoredRecord], released: Sequence[str]
+        ) -> None:
             raise OSError("the store is gone")
 
     store, counter = FailingCompletes(), Counter()

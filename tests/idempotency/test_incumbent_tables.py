@@ -75,8 +75,9 @@ def incumbent(
     return run
 
 
+@pytest.mark.parametrize("batched", [False, True], ids=["per-record", "batched"])
 def test_anybatch_replays_what_the_incumbent_completed(
-    table: Table, blocking_dynamo: DynamoDBStore
+    table: Table, blocking_dynamo: DynamoDBStore, batched: bool
 ) -> None:
     event = sqs_event(["a", "bad-b", "c"])
     assert len(incumbent(table)(event)["batchItemFailures"]) == 1
@@ -84,17 +85,22 @@ def test_anybatch_replays_what_the_incumbent_completed(
     RUNS.clear()
 
     proc = blocking_processor()
-    response = process_partial_response(event, idempotent(blocking_dynamo)(charge), proc)
+    response = process_partial_response(
+        event, idempotent(blocking_dynamo, batched=batched)(charge), proc
+    )
     assert failures(response) == [event["Records"][1]["messageId"]]
     assert RUNS == ["bad-b"]  # a and c replayed from the incumbent's items
     assert proc.result[0].result == {"charged": "a", "cents": 125}
 
 
+@pytest.mark.parametrize("batched", [False, True], ids=["per-record", "batched"])
 def test_the_incumbent_replays_what_anybatch_completed(
-    table: Table, blocking_dynamo: DynamoDBStore
+    table: Table, blocking_dynamo: DynamoDBStore, batched: bool
 ) -> None:
     event = sqs_event(["a", "bad-b", "c"])
-    process_partial_response(event, idempotent(blocking_dynamo)(charge), blocking_processor())
+    process_partial_response(
+        event, idempotent(blocking_dynamo, batched=batched)(charge), blocking_processor()
+    )
     assert sorted(RUNS) == ["a", "bad-b", "c"]
     RUNS.clear()
     response = incumbent(table)(event)

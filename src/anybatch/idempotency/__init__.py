@@ -35,6 +35,7 @@ from ._keys import hash_value, payload_of, record_identifier
 from ._store import (
     COMPLETED,
     IN_PROGRESS,
+    BatchingIdempotencyStore,
     BlockingIdempotencyStore,
     IdempotencyStore,
     InMemoryStore,
@@ -53,6 +54,7 @@ __all__ = [
     "DEFAULT_IN_PROGRESS_TIMEOUT",
     "IN_PROGRESS",
     "RECORD_TIMEOUT_MARGIN",
+    "BatchingIdempotencyStore",
     "BlockingIdempotencyStore",
     "DynamoDBStore",
     "IdempotencyAlreadyInProgressError",

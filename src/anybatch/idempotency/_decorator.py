@@ -18,7 +18,16 @@ from anybatch._handlers import accepts_lambda_context, is_async_callable
 
 from ._flow import RUN, Attempt, Claim, Complete, Flight, Flights, Release, Step, after_wait, flow
 from ._keys import hash_value, key_value, payload_of, record_identifier, result_type_of
-from ._store import BlockingIdempotencyStore, IdempotencyStore
+from ._ledger import (
+    NOT_CLAIMED,
+    Ledger,
+    Ledgers,
+    claim_ahead,
+    claim_ahead_blocking,
+    wait_ready,
+    wait_ready_blocking,
+)
+from ._store import BatchingIdempotencyStore, BlockingIdempotencyStore, IdempotencyStore
 
 __all__ = [
     "DEFAULT_EXPIRES_AFTER",
@@ -109,6 +118,7 @@ def idempotent(
     in_progress_timeout: float = DEFAULT_IN_PROGRESS_TIMEOUT,
     key_prefix: str | None = None,
     result_type: Any = None,
+    batched: bool = False,
 ) -> Callable[[F], F]:
     """Make a record handler idempotent: each key runs once; later deliveries replay its result.
 
@@ -144,6 +154,13 @@ def idempotent(
         result_type: the type of the result, to rebuild it on replay (a pydantic model,
             ``list[Model]``...); by default a pydantic model named by the handler's return
             annotation, else JSON as stored.
+        batched: claim the keys of the whole batch at once, when its first record starts,
+            and store the results when the batch ends: on :class:`DynamoDBStore`, one
+            ``TransactWriteItems`` per 100 records and one ``BatchWriteItem`` per 25,
+            instead of two calls a record. A transaction costs two write units an item,
+            so a record costs three instead of two. The store must implement
+            :class:`BatchingIdempotencyStore`. Not with a ``record_timeout`` (each mark
+            ends with its own record): records then claim their own keys.
     """
     if expires_after <= 0 or in_progress_timeout <= 0:
         raise ValueError("expires_after and in_progress_timeout must be positive seconds")
@@ -156,6 +173,11 @@ def idempotent(
     else:
         raise TypeError(f"validate= takes True, False or a function, got {validate!r}")
     key_function = _key_function(key)
+    if batched and not isinstance(store, BatchingIdempotencyStore):
+        raise TypeError(
+            f"batched=True needs a store with claim_many() and settle_many() "
+            f"(a BatchingIdempotencyStore); {store!r} has not"
+        )
 
     def decorate(func: F) -> F:
         prefix = key_prefix or (
@@ -171,10 +193,11 @@ def idempotent(
             prefix,
             result_type if result_type is not None else result_type_of(func),
         )
+        ledgers = Ledgers(settings) if batched else None
         if is_async_callable(func):
-            wrapper = _async_wrapper(func, settings)
+            wrapper = _async_wrapper(func, settings, ledgers)
         else:
-            wrapper = _blocking_wrapper(func, settings)
+            wrapper = _blocking_wrapper(func, settings, ledgers)
         for name in ("__module__", "__name__", "__qualname__", "__doc__"):
             setattr(wrapper, name, getattr(func, name, None))
         return cast("F", wrapper)
@@ -188,11 +211,15 @@ def _call(func: Callable[..., Any], record: object, lambda_context: object) -> C
     return lambda: func(record)
 
 
-def _async_wrapper(func: Callable[..., Awaitable[Any]], settings: _Settings) -> Any:
+def _async_wrapper(
+    func: Callable[..., Awaitable[Any]], settings: _Settings, ledgers: Ledgers | None
+) -> Any:
     flights = Flights()
     store = settings.store
 
-    async def drive(steps: Generator[Step, Any, Any], call: Callable[[], Any]) -> Any:
+    async def drive(
+        steps: Generator[Step, Any, Any], call: Callable[[], Any], ledger: Ledger | None
+    ) -> Any:
         sent: Any = None
         error: Exception | None = None
         while True:
@@ -205,9 +232,14 @@ def _async_wrapper(func: Callable[..., Awaitable[Any]], settings: _Settings) -> 
                 if step is RUN:
                     sent = await call()
                 elif isinstance(step, Claim):
-                    sent = await store.claim(step.record, step.now)
+                    held = NOT_CLAIMED if ledger is None else ledger.take(step.record.key)
+                    if held is NOT_CLAIMED:
+                        sent = await store.claim(step.record, step.now)
+                    else:
+                        sent = held
                 elif isinstance(step, Complete):
-                    await store.complete(step.record)
+                    if ledger is None or not ledger.hold(step.record):
+                        await store.complete(step.record)
                 elif isinstance(step, Release):
                     await store.release(step.key)
             except Exception as exc:
@@ -215,6 +247,13 @@ def _async_wrapper(func: Callable[..., Awaitable[Any]], settings: _Settings) -> 
 
     async def idempotent_handler(record: Any, lambda_context: Any = None) -> Any:
         attempt = settings.attempt(record, lambda_context)
+        ledger = None
+        if ledgers is not None:
+            ledger, mine, ids = ledgers.find(_async_event)
+            if mine:
+                await claim_ahead(ledger, ids, lambda_context)  # type: ignore[arg-type]
+            elif ledger is not None:
+                await wait_ready(ledger)
         while True:
             flight, mine = flights.board(attempt, time.time())
             if mine:
@@ -225,13 +264,21 @@ def _async_wrapper(func: Callable[..., Awaitable[Any]], settings: _Settings) -> 
                 return value
         ok = False
         try:
-            value = await drive(flow(attempt, time.time), _call(func, record, lambda_context))
+            value = await drive(
+                flow(attempt, time.time), _call(func, record, lambda_context), ledger
+            )
             ok = True
             return value
         finally:
             flights.land(attempt.key, flight, ok, attempt.data)
 
     return idempotent_handler
+
+
+def _async_event() -> Any:
+    from anyio import Event
+
+    return Event()
 
 
 async def _wait_async(flight: Flight) -> None:
@@ -244,7 +291,9 @@ async def _wait_async(flight: Flight) -> None:
     await to_thread.run_sync(done.wait, timeout, abandon_on_cancel=True, limiter=CapacityLimiter(1))
 
 
-def _blocking_wrapper(func: Callable[..., Any], settings: _Settings) -> Any:
+def _blocking_wrapper(
+    func: Callable[..., Any], settings: _Settings, ledgers: Ledgers | None
+) -> Any:
     flights = Flights()
     store = settings.store
     if isinstance(store, BlockingIdempotencyStore):
@@ -264,7 +313,9 @@ def _blocking_wrapper(func: Callable[..., Any], settings: _Settings) -> Any:
         def release(key: str) -> None:
             call_on_loop("asyncio", store.release, key)
 
-    def drive(steps: Generator[Step, Any, Any], call: Callable[[], Any]) -> Any:
+    def drive(
+        steps: Generator[Step, Any, Any], call: Callable[[], Any], ledger: Ledger | None
+    ) -> Any:
         sent: Any = None
         error: Exception | None = None
         while True:
@@ -277,9 +328,11 @@ def _blocking_wrapper(func: Callable[..., Any], settings: _Settings) -> Any:
                 if step is RUN:
                     sent = call()
                 elif isinstance(step, Claim):
-                    sent = claim(step.record, step.now)
+                    held = NOT_CLAIMED if ledger is None else ledger.take(step.record.key)
+                    sent = claim(step.record, step.now) if held is NOT_CLAIMED else held
                 elif isinstance(step, Complete):
-                    complete(step.record)
+                    if ledger is None or not ledger.hold(step.record):
+                        complete(step.record)
                 elif isinstance(step, Release):
                     release(step.key)
             except Exception as exc:
@@ -287,6 +340,13 @@ def _blocking_wrapper(func: Callable[..., Any], settings: _Settings) -> Any:
 
     def idempotent_handler(record: Any, lambda_context: Any = None) -> Any:
         attempt = settings.attempt(record, lambda_context)
+        ledger = None
+        if ledgers is not None:
+            ledger, mine, ids = ledgers.find()
+            if mine:
+                claim_ahead_blocking(ledger, ids, lambda_context)  # type: ignore[arg-type]
+            elif ledger is not None:
+                wait_ready_blocking(ledger)
         while True:
             flight, mine = flights.board(attempt, time.time())
             if mine:
@@ -299,7 +359,7 @@ def _blocking_wrapper(func: Callable[..., Any], settings: _Settings) -> Any:
                 return value
         ok = False
         try:
-            value = drive(flow(attempt, time.time), _call(func, record, lambda_context))
+            value = drive(flow(attempt, time.time), _call(func, record, lambda_context), ledger)
             ok = True
             return value
         finally:

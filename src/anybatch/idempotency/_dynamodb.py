@@ -17,7 +17,7 @@ from __future__ import annotations
 # pyright: reportMissingTypeStubs=false, reportUnknownMemberType=false
 # pyright: reportUnknownVariableType=false, reportUnknownArgumentType=false
 import os
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -42,6 +42,10 @@ CONDITION = (
     "(#status = :inprogress AND attribute_exists(#in_progress_expiry) AND "
     "#in_progress_expiry < :now_in_millis)"
 )
+
+#: The most items one ``TransactWriteItems`` takes, and one ``BatchWriteItem``.
+TRANSACTION_ITEMS = 100
+BATCH_WRITE_ITEMS = 25
 
 
 def _on_asyncio() -> bool:
@@ -185,23 +189,7 @@ class DynamoDBStore:
         client = await self._client()
         for _ in range(3):
             try:
-                await client.put_item(
-                    TableName=self.table_name,
-                    Item=self.item_of(record),
-                    ConditionExpression=CONDITION,
-                    ExpressionAttributeNames={
-                        "#id": self.key_attr,
-                        "#expiry": self.expiry_attr,
-                        "#in_progress_expiry": self.in_progress_expiry_attr,
-                        "#status": self.status_attr,
-                    },
-                    ExpressionAttributeValues={
-                        ":now": {"N": str(int(now))},
-                        ":now_in_millis": {"N": str(int(now * 1000))},
-                        ":inprogress": {"S": IN_PROGRESS},
-                    },
-                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
-                )
+                await client.put_item(**self._put_of(record, now))
             except ClientError as exc:
                 if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
                     raise
@@ -247,6 +235,112 @@ class DynamoDBStore:
     async def _release(self, key: str) -> None:
         client = await self._client()
         await client.delete_item(TableName=self.table_name, Key=self.key_of(key))
+
+    # -- many keys a call (idempotent(..., batched=True)) ----------------------------------
+
+    async def claim_many(
+        self, records: Sequence[StoredRecord], now: float
+    ) -> dict[str, StoredRecord | None]:
+        """The claims of *records* in ``TransactWriteItems`` of up to 100 conditional puts.
+
+        A transaction writes all its marks or none. One that a held key cancels tells which
+        key and what holds it (its cancellation reasons, with the item): the others are
+        tried again without it. A key left out of the answer (a failed call, a conflict) is
+        claimed on its own when its record runs. A transaction costs two write units an item.
+        """
+        return await self._call(self._claim_many, records, now)
+
+    async def settle_many(self, completed: Sequence[StoredRecord], released: Sequence[str]) -> None:
+        """``BatchWriteItem``: each COMPLETED record put whole, each released key deleted.
+
+        25 a call; what DynamoDB leaves unprocessed is sent again, three times at most.
+        """
+        await self._call(self._settle_many, completed, released)
+
+    def _put_of(self, record: StoredRecord, now: float) -> dict[str, Any]:
+        return {
+            "TableName": self.table_name,
+            "Item": self.item_of(record),
+            "ConditionExpression": CONDITION,
+            "ExpressionAttributeNames": {
+                "#id": self.key_attr,
+                "#expiry": self.expiry_attr,
+                "#in_progress_expiry": self.in_progress_expiry_attr,
+                "#status": self.status_attr,
+            },
+            "ExpressionAttributeValues": {
+                ":now": {"N": str(int(now))},
+                ":now_in_millis": {"N": str(int(now * 1000))},
+                ":inprogress": {"S": IN_PROGRESS},
+            },
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
+
+    async def _claim_many(
+        self, records: Sequence[StoredRecord], now: float
+    ) -> dict[str, StoredRecord | None]:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        client = await self._client()
+        found: dict[str, StoredRecord | None] = {}
+        for start in range(0, len(records), TRANSACTION_ITEMS):
+            chunk = list(records[start : start + TRANSACTION_ITEMS])
+            for _ in range(3):  # each round leaves out at least one held key
+                if not chunk:
+                    break
+                try:
+                    await client.transact_write_items(
+                        TransactItems=[{"Put": self._put_of(record, now)} for record in chunk]
+                    )
+                except ClientError as exc:
+                    if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+                        return found  # throttled, failing: the rest are claimed one by one
+                    reasons = cast(
+                        "list[Mapping[str, Any]]", exc.response.get("CancellationReasons") or []
+                    )
+                    if len(reasons) != len(chunk):
+                        return found
+                    again: list[StoredRecord] = []
+                    for record, reason in zip(chunk, reasons, strict=True):
+                        code = reason.get("Code")
+                        item = cast("Mapping[str, Any] | None", reason.get("Item"))
+                        if code == "ConditionalCheckFailed" and item is not None:
+                            found[record.key] = self.record_of(item)
+                        elif code in (None, "", "None"):  # not written: another item failed
+                            again.append(record)
+                        # else (a conflict with another transaction...): claimed on its own
+                    chunk = again
+                except BotoCoreError:
+                    return found  # the connection failed: the rest are claimed one by one
+                else:
+                    found.update(dict.fromkeys([record.key for record in chunk]))
+                    break
+        return found
+
+    async def _settle_many(
+        self, completed: Sequence[StoredRecord], released: Sequence[str]
+    ) -> None:
+        import asyncio
+
+        client = await self._client()
+        requests: list[dict[str, Any]] = [
+            {"PutRequest": {"Item": self.item_of(record)}} for record in completed
+        ]
+        requests += [{"DeleteRequest": {"Key": self.key_of(key)}} for key in released]
+        for start in range(0, len(requests), BATCH_WRITE_ITEMS):
+            pending = requests[start : start + BATCH_WRITE_ITEMS]
+            for attempt in range(4):
+                if attempt:
+                    await asyncio.sleep(0.05 * 2**attempt)
+                answer = await client.batch_write_item(RequestItems={self.table_name: pending})
+                unprocessed = cast("dict[str, Any]", answer.get("UnprocessedItems") or {})
+                pending = cast("list[dict[str, Any]]", unprocessed.get(self.table_name) or [])
+                if not pending:
+                    break
+            else:
+                raise RuntimeError(
+                    f"DynamoDB left {len(pending)} of the batch's idempotency writes unprocessed"
+                )
 
     # -- the clients ----------------------------------------------------------------------
 

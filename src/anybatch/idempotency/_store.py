@@ -10,11 +10,13 @@ reads and writes.
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from typing import Literal, NamedTuple, Protocol, runtime_checkable
 
 __all__ = [
     "COMPLETED",
     "IN_PROGRESS",
+    "BatchingIdempotencyStore",
     "BlockingIdempotencyStore",
     "IdempotencyStore",
     "InMemoryStore",
@@ -101,6 +103,36 @@ class BlockingIdempotencyStore(Protocol):
         ...
 
 
+@runtime_checkable
+class BatchingIdempotencyStore(Protocol):
+    """A store that claims and stores many keys a call: ``idempotent(store, batched=True)``.
+
+    Both calls are an optimisation over :class:`IdempotencyStore`'s three, never a
+    replacement: a key :meth:`claim_many` leaves out is claimed on its own when its record
+    runs. A store that can also answer without an event loop adds ``claim_many_blocking``
+    and ``settle_many_blocking``, which blocking handlers then call directly.
+    """
+
+    async def claim_many(
+        self, records: Sequence[StoredRecord], now: float
+    ) -> dict[str, StoredRecord | None]:
+        """:meth:`IdempotencyStore.claim` for each of *records* (their keys are distinct).
+
+        Returns, by key, ``None`` for a key written (claimed) or the record that holds it.
+        A key left out of the answer was neither written nor read: a partial answer (a
+        failed call, a conflict) is allowed, a wrong one never is.
+        """
+        ...
+
+    async def settle_many(self, completed: Sequence[StoredRecord], released: Sequence[str]) -> None:
+        """Store each of *completed* and delete the records of *released*.
+
+        As :meth:`IdempotencyStore.complete` and :meth:`IdempotencyStore.release` do; the
+        keys are distinct. Raises if any was not written.
+        """
+        ...
+
+
 class InMemoryStore:
     """An idempotency store in a dict, for tests and local runs; safe across threads.
 
@@ -131,6 +163,32 @@ class InMemoryStore:
         """Delete the key's record."""
         with self._lock:
             self.records.pop(key, None)
+
+    def claim_many_blocking(
+        self, records: Sequence[StoredRecord], now: float
+    ) -> dict[str, StoredRecord | None]:
+        """:meth:`claim_blocking` for each of *records*: by key, ``None`` or what holds it."""
+        return {record.key: self.claim_blocking(record, now) for record in records}
+
+    def settle_many_blocking(
+        self, completed: Sequence[StoredRecord], released: Sequence[str]
+    ) -> None:
+        """Store each of *completed* and delete each key of *released*."""
+        with self._lock:
+            for record in completed:
+                self.records[record.key] = record
+            for key in released:
+                self.records.pop(key, None)
+
+    async def claim_many(
+        self, records: Sequence[StoredRecord], now: float
+    ) -> dict[str, StoredRecord | None]:
+        """:meth:`claim_many_blocking`, awaitable."""
+        return self.claim_many_blocking(records, now)
+
+    async def settle_many(self, completed: Sequence[StoredRecord], released: Sequence[str]) -> None:
+        """:meth:`settle_many_blocking`, awaitable."""
+        self.settle_many_blocking(completed, released)
 
     async def claim(self, record: StoredRecord, now: float) -> StoredRecord | None:
         """:meth:`claim_blocking`, awaitable."""

@@ -1,0 +1,289 @@
+"""``idempotent(store, batched=True)``: a batch's keys claimed at once, its results stored at once.
+
+The first record of a batch to reach the handler claims the keys of every record of the batch
+it can name (one ``TransactWriteItems`` for up to 100 on DynamoDB); the others wait for that
+call, then each takes its own answer instead of claiming. The results are held back and
+stored when the batch ends (``BatchWriteItem``, 25 a call), with the release of the keys
+claimed for records that never ran (cut off by the deadline, skipped after a failure in
+their FIFO group). Two calls a batch instead of two a record; the decisions stay
+:func:`~._flow.flow`'s.
+
+A record the batch cannot name ahead keeps the per-record path: with ``model=`` and a
+``key=`` other than ``"id"`` (or ``validate=``), a record's model is made only when it
+starts; with a ``record_timeout``, a mark must end with its own record.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from anybatch._context import at_batch_end, current_batch, record_end
+
+from ._keys import hash_value, key_value, record_identifier
+
+if TYPE_CHECKING:
+    from ._decorator import _Settings  # pyright: ignore[reportPrivateUsage]
+    from ._store import StoredRecord
+
+__all__ = ["NOT_CLAIMED", "Ledger", "Ledgers"]
+
+_log = logging.getLogger("anybatch.idempotency")
+
+#: The longest a blocking record waits for the claims another record makes.
+WAIT_READY = 60.0
+
+#: What :meth:`Ledger.take` returns for a key the ledger did not claim.
+NOT_CLAIMED: Any = object()
+
+
+class Ledger:
+    """One batch's claims made ahead and results held back, for one decorated handler.
+
+    Safe across threads (blocking handlers in worker threads share it).
+    """
+
+    def __init__(self, settings: _Settings, handed: Sequence[Any], blocking: bool) -> None:
+        self.settings = settings
+        #: Made by blocking handlers: the store is called as they call it, even when the
+        #: batch ends on a loop (their worker threads' batch).
+        self.blocking = blocking
+        self.handed = handed  # the batch's identity while it runs (its id() is the key)
+        #: By key, the claim made ahead not yet taken: ``None`` (ours) or what holds it.
+        self.claims: dict[str, StoredRecord | None] = {}
+        #: The COMPLETED records to store when the batch ends.
+        self.completed: list[StoredRecord] = []
+        self.ended = False
+        self.ready = threading.Event()  # set once the claims are made (or failed)
+        #: For async handlers, the same as an event of their loop's (anyio's, made there).
+        self.signal: Any = None
+        self._lock = threading.Lock()
+
+    def marks(self, ids: Sequence[Any], lambda_context: object, now: float) -> list[StoredRecord]:
+        """The IN_PROGRESS marks of every record the batch can name now, one a key."""
+        from ._decorator import in_progress_until
+        from ._flow import Attempt
+
+        settings, handed = self.settings, self.handed
+        by_id = settings.key is record_identifier
+        until = in_progress_until(lambda_context)
+        seen: set[str] = set()
+        marks: list[StoredRecord] = []
+        for index, ident in enumerate(ids):
+            arg = handed[index] if index < len(handed) else None
+            try:
+                if by_id:
+                    value = ident
+                elif arg is None:
+                    continue  # its model is made when it starts
+                else:
+                    value = key_value(settings.key, arg)
+                if settings.validate is not None and arg is None:
+                    continue
+                key = f"{settings.prefix}#{hash_value(value)}"
+                if key in seen:
+                    continue
+                validation = (
+                    None if settings.validate is None else hash_value(settings.validate(arg))
+                )
+            except Exception:  # its own run says what is wrong
+                continue
+            seen.add(key)
+            attempt = Attempt(
+                key,
+                validation,
+                expires_after=settings.expires_after,
+                in_progress_ms=settings.in_progress_timeout * 1000,
+                result_type=settings.result_type,
+                in_progress_until=until,
+            )
+            marks.append(attempt.in_progress(now))
+        return marks
+
+    def claimed(self, answer: dict[str, StoredRecord | None]) -> None:
+        """Keep the store's answer to the claims made ahead."""
+        with self._lock:
+            self.claims = answer
+        self.ready.set()
+        if self.signal is not None:
+            self.signal.set()
+
+    def take(self, key: str) -> Any:
+        """The claim made ahead for *key*, once.
+
+        ``None`` (ours), the record that holds it, or :data:`NOT_CLAIMED` (claim it now).
+        """
+        with self._lock:
+            return self.claims.pop(key, NOT_CLAIMED)
+
+    def hold(self, record: StoredRecord) -> bool:
+        """Hold *record* (COMPLETED) back until the batch ends.
+
+        ``False`` once it has ended (a handler abandoned at the deadline ends late): the
+        caller stores it now.
+        """
+        with self._lock:
+            if self.ended:
+                return False
+            self.completed.append(record)
+            return True
+
+    def _close(self) -> tuple[list[StoredRecord], list[str]]:
+        with self._lock:
+            self.ended = True
+            completed, self.completed = self.completed, []
+            unused = [key for key, holder in self.claims.items() if holder is None]
+            self.claims = {}
+        return completed, unused
+
+    def _failed(self, completed: list[StoredRecord], unused: list[str], exc: Exception) -> None:
+        _log.warning(
+            "the results of %d records could not be stored (%r): the records succeeded, and "
+            "their keys stay in progress until their marks expire; %d keys claimed for "
+            "records that never ran were not released either",
+            len(completed),
+            exc,
+            len(unused),
+        )
+
+    def end_blocking(self) -> None:
+        """Store the results and release the unused claims, blocking."""
+        completed, unused = self._close()
+        if not (completed or unused):
+            return
+        store: Any = self.settings.store
+        try:
+            settle = getattr(store, "settle_many_blocking", None)
+            if settle is not None:
+                settle(completed, unused)
+            else:
+                from anybatch._portal import call_on_loop
+
+                call_on_loop("asyncio", store.settle_many, completed, unused)
+        except Exception as exc:
+            self._failed(completed, unused, exc)
+
+    async def end(self) -> None:
+        """Store the results and release the unused claims, on the running loop."""
+        if self.blocking:
+            from anyio import to_thread
+
+            await to_thread.run_sync(self.end_blocking)
+            return
+        completed, unused = self._close()
+        if not (completed or unused):
+            return
+        store: Any = self.settings.store
+        try:
+            await store.settle_many(completed, unused)
+        except Exception as exc:
+            self._failed(completed, unused, exc)
+
+
+class Ledgers:
+    """The ledgers of one decorated handler's batches running now, by batch."""
+
+    def __init__(self, settings: _Settings) -> None:
+        self.settings = settings
+        self._open: dict[int, Ledger] = {}
+        self._lock = threading.Lock()
+
+    def find(
+        self, signal: Callable[[], Any] | None = None
+    ) -> tuple[Ledger | None, bool, Sequence[Any]]:
+        """The ledger of the record's batch, and whether the record makes its claims.
+
+        ``(None, ...)`` outside a batch, or where marks cannot be made ahead (a
+        ``record_timeout``). *signal* makes a new ledger's event for async waiters (on
+        their loop).
+        """
+        here = current_batch()
+        if here is None or record_end() is not None:
+            return None, False, ()
+        handed, ids, _ = here
+        with self._lock:
+            ledger = self._open.get(id(handed))
+            if ledger is not None and ledger.handed is handed and not ledger.ended:
+                return ledger, False, ids
+            ledger = Ledger(self.settings, handed, signal is None)
+            if signal is not None:
+                ledger.signal = signal()
+            self._open[id(handed)] = ledger
+        at_batch_end(handed, _Closing(self, ledger))
+        return ledger, True, ids
+
+    def forget(self, ledger: Ledger) -> None:
+        with self._lock:
+            if self._open.get(id(ledger.handed)) is ledger:
+                del self._open[id(ledger.handed)]
+
+
+class _Closing:
+    """What the batch does when it ends: its ledger's writes, and the ledger forgotten."""
+
+    __slots__ = ("ledger", "ledgers")
+
+    def __init__(self, ledgers: Ledgers, ledger: Ledger) -> None:
+        self.ledgers, self.ledger = ledgers, ledger
+
+    def end_blocking(self) -> None:
+        self.ledgers.forget(self.ledger)
+        self.ledger.end_blocking()
+
+    async def end(self) -> None:
+        self.ledgers.forget(self.ledger)
+        await self.ledger.end()
+
+
+def claim_ahead_blocking(ledger: Ledger, ids: Sequence[Any], lambda_context: object) -> None:
+    """Make the batch's claims (the record that made the ledger), blocking."""
+    answer: dict[str, StoredRecord | None] = {}
+    try:
+        now = time.time()
+        marks = ledger.marks(ids, lambda_context, now)
+        store: Any = ledger.settings.store
+        if len(marks) > 1:
+            claim = getattr(store, "claim_many_blocking", None)
+            if claim is not None:
+                answer = claim(marks, now)
+            else:
+                from anybatch._portal import call_on_loop
+
+                answer = call_on_loop("asyncio", store.claim_many, marks, now)
+    except Exception as exc:  # each record claims its own key
+        _log.debug("claiming the batch's idempotency keys at once failed: %r", exc)
+    finally:
+        ledger.claimed(answer)
+
+
+async def claim_ahead(ledger: Ledger, ids: Sequence[Any], lambda_context: object) -> None:
+    """Make the batch's claims (the record that made the ledger), on the running loop."""
+    answer: dict[str, StoredRecord | None] = {}
+    try:
+        now = time.time()
+        marks = ledger.marks(ids, lambda_context, now)
+        store: Any = ledger.settings.store
+        if len(marks) > 1:
+            answer = await store.claim_many(marks, now)
+    except Exception as exc:  # each record claims its own key
+        _log.debug("claiming the batch's idempotency keys at once failed: %r", exc)
+    finally:
+        ledger.claimed(answer)
+
+
+async def wait_ready(ledger: Ledger) -> None:
+    """Wait for the claims another record of the batch is making."""
+    if not ledger.ready.is_set():
+        await ledger.signal.wait()
+
+
+def wait_ready_blocking(ledger: Ledger) -> None:
+    """Wait for the claims another record of the batch is making, in this thread.
+
+    Past :data:`WAIT_READY` seconds (a store that does not answer) the record claims its own
+    key: a claim made ahead that lands later makes it fail as in progress, never run twice.
+    """
+    ledger.ready.wait(WAIT_READY)
