@@ -18,8 +18,14 @@ from anybatch import (
     async_process_partial_response,
     process_partial_response,
 )
-from anybatch.records import KafkaEventRecord, KinesisStreamRecord, SQSRecord
-from anybatch.testing import fake_lambda_context, kafka_event, kinesis_event, sqs_event
+from anybatch.records import FirehoseRecord, KafkaEventRecord, KinesisStreamRecord, SQSRecord
+from anybatch.testing import (
+    fake_lambda_context,
+    firehose_event,
+    kafka_event,
+    kinesis_event,
+    sqs_event,
+)
 
 
 class Unreadable(PermanentFailure):
@@ -31,6 +37,8 @@ def _text(record: Any) -> str:
         return record.body
     if isinstance(record, KinesisStreamRecord):
         return base64.b64decode(record.kinesis.data).decode()
+    if isinstance(record, FirehoseRecord):
+        return record.data_as_text()
     assert isinstance(record, KafkaEventRecord)
     return str(record.decoded_value.decode() if record.decoded_value else "")
 
@@ -267,3 +275,24 @@ def test_emf_counts_routed_and_permanent_records_apart() -> None:
     assert document["RecordsFailed"] == 2  # bad-2 (its hook raised) and flaky: retried
     names = [m["Name"] for m in document["_aws"]["CloudWatchMetrics"][0]["Metrics"]]
     assert {"RecordsRouted", "RecordsPermanent"} <= set(names)
+
+
+@pytest.mark.anyio
+async def test_firehose_drops_what_its_hook_took_and_fails_the_rest() -> None:
+    # A Firehose transformation has no retry to skip: a record whose permanent failure the
+    # hook took is Dropped (handled, not delivered), one the hook refused ProcessingFailed.
+    target = Target(fail_on="bad-3")
+
+    async def transform(record: FirehoseRecord) -> str:
+        return judge(record).upper()
+
+    processor = AsyncBatchProcessor(EventType.Firehose, on_permanent_failure=target)
+    event = firehose_event(["ok", "bad-1", "bad-3"])
+    response: Any = await async_process_partial_response(event, transform, processor)
+    assert [answer["result"] for answer in response["records"]] == [
+        "Ok",
+        "Dropped",
+        "ProcessingFailed",
+    ]
+    assert [text for text, _ in target.got] == ["bad-1"]
+    assert [o.status for o in processor.result] == [Status.SUCCESS, Status.ROUTED, Status.FAILED]

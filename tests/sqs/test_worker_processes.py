@@ -299,3 +299,35 @@ def test_a_dead_letter_queue_that_is_no_queue_is_an_option_error(
     assert worker.returncode == 2
     assert "--dead-letter-queue: dead_letter_queue must be a queue URL" in err
     assert "Traceback" not in err
+
+
+PROCESSOR_WITH_A_TARGET = """
+from anybatch import AsyncBatchProcessor, EventType
+
+
+async def to_s3(record, error):
+    pass
+
+
+processor = AsyncBatchProcessor(EventType.SQS, on_permanent_failure=to_s3)
+"""
+
+
+def test_a_dead_letter_queue_beside_a_processor_with_a_target_is_an_option_error(
+    make_queue: MakeQueue, tmp_path: Path
+) -> None:
+    queue = make_queue()
+    (tmp_path / "permanent_app.py").write_text(PERMANENT_APP + PROCESSOR_WITH_A_TARGET)
+    worker = run_worker(
+        queue,
+        tmp_path,
+        "permanent_app:record_handler",
+        "--processor",
+        "permanent_app:processor",
+        "--dead-letter-queue",
+        "own",
+    )
+    _, err = worker.communicate(timeout=30)
+    assert worker.returncode == 2
+    assert "--dead-letter-queue: the processor has a target of its own already" in err
+    assert "Traceback" not in err

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, cast
 
 from .._exceptions import InvalidEventError, ResponseTooLargeError
+from .._outcome import Status
 from .._view import Base64Data, DictWrapper, strict_b64decode
 from . import EventType
 from ._base import check_objects, mapping, records_list
@@ -261,7 +262,10 @@ class FirehoseSource(EventType[FirehoseRecord]):
             entry = None if encoded is None else encoded[index]
             if entry is None:  # the record did not succeed: its data goes back as it came
                 original = "" if raw is None else cast("str", raw[index]["data"])
-                entry = ("ProcessingFailed", original, None)
+                # A permanent failure its hook took (on_permanent_failure returned) is handled:
+                # Firehose drops it instead of retrying it or sending it to its error output.
+                routed = result[index].status is Status.ROUTED
+                entry = ("Dropped" if routed else "ProcessingFailed", original, None)
             outcome, data, keys = entry
             answer: dict[str, Any] = {"recordId": ident, "result": outcome, "data": data}
             if keys is not None:
