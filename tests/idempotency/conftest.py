@@ -9,11 +9,13 @@ from typing import Any
 
 import boto3
 import pytest
+import respx
 from moto.server import ThreadedMotoServer
 
 from anybatch.idempotency import DynamoDBStore
 
 from ._handlers import BATCHED
+from ._wire import Wire
 
 _names = itertools.count()
 
@@ -96,3 +98,12 @@ def batched_writes(request: pytest.FixtureRequest) -> Iterator[bool]:
         yield request.param
     finally:
         BATCHED[0] = False
+
+
+@pytest.fixture
+def wire(table: Table) -> Iterator[Wire]:
+    """The scripted wire to ``table``'s moto server."""
+    found = Wire(table.endpoint)
+    with respx.mock(using="httpx", assert_all_called=False) as router:
+        router.post(f"{table.endpoint}/").mock(side_effect=found)
+        yield found

@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
-import respx
 from aiobotocore.session import get_session
 from pydantic import BaseModel, Json
 
@@ -39,7 +38,7 @@ from anybatch.models import SqsRecordModel
 from anybatch.testing import fake_lambda_context, sqs_event
 
 from ._handlers import Counter, Kind, blocking_processor, errors, failures, make_handler, processor
-from .test_dynamodb_faults import CONFIG, Wire
+from ._wire import CONFIG, Wire
 
 if TYPE_CHECKING:
     from .conftest import Table
@@ -230,15 +229,6 @@ async def test_with_a_record_timeout_each_record_claims_its_own_key(
     await async_process_partial_response(sqs_event(["a", "b"]), handler, proc)
     assert errors(proc) == ["ok", "ok"]
     assert sorted(calls) == ["PutItem", "PutItem", "UpdateItem", "UpdateItem"]
-
-
-@pytest.fixture
-def wire(table: Table) -> Iterator[Wire]:
-    """The scripted wire to ``table``'s moto server."""
-    found = Wire(table.endpoint)
-    with respx.mock(using="httpx", assert_all_called=False) as router:
-        router.post(f"{table.endpoint}/").mock(side_effect=found)
-        yield found
 
 
 @pytest.mark.parametrize("fault", ["throttle", "error", "drop"])

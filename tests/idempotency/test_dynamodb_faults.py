@@ -8,38 +8,25 @@ answer without reaching DynamoDB; ``lost`` lets the write happen and loses its a
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import anyio
-import httpx
 import pytest
-import respx
-from aiobotocore.config import AioConfig
-from aiobotocore.httpxsession import HttpxSession
 
 from anybatch import async_process_partial_response, process_partial_response
 from anybatch.idempotency import COMPLETED, IN_PROGRESS, DynamoDBStore
 from anybatch.testing import fake_lambda_context, sqs_event
 
 from ._handlers import Counter, blocking_processor, errors, make_handler, processor
+from ._wire import CONFIG, Wire
 
 if TYPE_CHECKING:
     from .conftest import Table
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore:aiobotocore's httpx backend now prefers httpx2:DeprecationWarning"
-)
-
-#: Two attempts per call: a fault scripted twice outlasts botocore's retries.
-CONFIG = AioConfig(
-    http_session_cls=HttpxSession, retries={"mode": "standard", "total_max_attempts": 2}
 )
 
 
@@ -49,64 +36,10 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-@dataclass
-class Wire:
-    """Forwards each request to moto, after the next fault scripted for its action."""
-
-    endpoint: str
-    script: dict[str, list[str]] = field(default_factory=dict)
-    seen: list[str] = field(default_factory=list)
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        action = request.headers["X-Amz-Target"].split(".")[-1]
-        self.seen.append(action)
-        faults = self.script.get(action) or []
-        fault = faults.pop(0) if faults else None
-        if fault == "throttle":
-            return _error(400, "ProvisionedThroughputExceededException")
-        if fault == "error":
-            return _error(500, "InternalServerError")
-        if fault == "drop":
-            raise httpx.ConnectError("connection reset", request=request)
-        answer = self.forward(request)
-        if fault == "lost":
-            return _error(500, "InternalServerError")
-        return answer
-
-    def forward(self, request: httpx.Request) -> httpx.Response:
-        headers = {k: v for k, v in request.headers.items() if k.lower() != "host"}
-        outgoing = urllib.request.Request(
-            self.endpoint + "/", data=request.content, headers=headers, method="POST"
-        )
-        try:
-            with urllib.request.urlopen(outgoing, timeout=10) as reply:
-                return httpx.Response(
-                    reply.status, headers=dict(reply.headers), content=reply.read()
-                )
-        except urllib.error.HTTPError as reply:
-            return httpx.Response(reply.code, headers=dict(reply.headers), content=reply.read())
-
-
-def _error(status: int, code: str) -> httpx.Response:
-    body = {"__type": f"com.amazonaws.dynamodb.v20120810#{code}", "message": code}
-    return httpx.Response(
-        status, content=json.dumps(body), headers={"Content-Type": "application/x-amz-json-1.0"}
-    )
-
-
 def _mark_expiry(table: Table) -> float:
     """When the table's one IN_PROGRESS mark expires (epoch seconds)."""
     [mark] = [item for item in table.items() if item["status"]["S"] == IN_PROGRESS]
     return int(mark["in_progress_expiration"]["N"]) / 1000
-
-
-@pytest.fixture
-def wire(table: Table) -> Iterator[Wire]:
-    """The scripted wire to ``table``'s moto server."""
-    found = Wire(table.endpoint)
-    with respx.mock(using="httpx", assert_all_called=False) as router:
-        router.post(f"{table.endpoint}/").mock(side_effect=found)
-        yield found
 
 
 @pytest.fixture
