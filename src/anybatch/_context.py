@@ -38,6 +38,7 @@ __all__ = [
     "limits",
     "end_awaited",
     "end_blocking",
+    "open_batch",
     "record_end",
 ]
 
@@ -186,27 +187,40 @@ class BatchEnder(Protocol):
         ...
 
 
-#: What batches left to do when they end, by ``id()`` of what their handlers got (each entry
-#: holds that sequence, so that its id stays its own): the idempotency layer's held-back
-#: writes. Empty, it costs a batch one truth test.
+#: The batches running, by ``id()`` of what their handlers get (each entry holds that
+#: sequence, so that its id stays its own), with what their records left to do when they end:
+#: the idempotency layer's held-back writes.
 AT_END: dict[int, tuple[Sequence[Any], list[BatchEnder]]] = {}
 _at_end_lock = threading.Lock()
 
+#: The longest a batch that ends by an exception (a cancellation) waits for what its records
+#: left to do, shielded from the cancellation.
+END_TIMEOUT = 10.0
 
-def at_batch_end(handed: Sequence[Any], ender: BatchEnder) -> None:
+
+def open_batch(handed: Sequence[Any]) -> None:
+    """Note that the batch whose handlers get *handed* runs.
+
+    Until :func:`end_blocking` or :func:`end_awaited` ends it, its records may leave work for
+    its end (:func:`at_batch_end`).
+    """
+    AT_END[id(handed)] = (handed, [])
+
+
+def at_batch_end(handed: Sequence[Any], ender: BatchEnder) -> bool:
     """Have *ender* run when the batch whose handlers get *handed* ends.
 
-    It runs before the batch's outcomes are read. Called from inside one of its records
-    (see :func:`current_batch`).
-
-    A batch that ends by an exception (a fatal error, cancellation) does not run it.
+    It runs before the batch's outcomes are read, whether the batch ends normally or by an
+    exception. Called from inside one of its records (see :func:`current_batch`). Returns
+    ``False``, and nothing will run *ender*, when the batch has ended already (a record
+    abandoned at its timeout or the deadline runs on).
     """
     with _at_end_lock:
         entry = AT_END.get(id(handed))
         if entry is None or entry[0] is not handed:
-            AT_END[id(handed)] = (handed, [ender])
-        else:
-            entry[1].append(ender)
+            return False
+        entry[1].append(ender)
+        return True
 
 
 def _enders(handed: Sequence[Any]) -> list[BatchEnder]:
@@ -219,15 +233,30 @@ def _enders(handed: Sequence[Any]) -> list[BatchEnder]:
 
 
 def end_blocking(handed: Sequence[Any]) -> None:
-    """Run what the batch of *handed* left to do, blocking."""
+    """End the batch of *handed*: run what its records left to do, blocking."""
     for ender in _enders(handed):
         ender.end_blocking()
 
 
 async def end_awaited(handed: Sequence[Any]) -> None:
-    """Run what the batch of *handed* left to do, on the running loop."""
-    for ender in _enders(handed):
-        await ender.end()
+    """End the batch of *handed*: run what its records left to do, on the running loop.
+
+    Shielded from a cancellation that ends the batch, for :data:`END_TIMEOUT` seconds at most.
+    """
+    enders = _enders(handed)
+    if not enders:
+        return
+    from anyio import CancelScope
+
+    with CancelScope(shield=True, deadline=_deadline_in(END_TIMEOUT)):
+        for ender in enders:
+            await ender.end()
+
+
+def _deadline_in(seconds: float) -> float:
+    from anyio import current_time
+
+    return current_time() + seconds
 
 
 def add_record_id(logger: object, method_name: str, event_dict: Any) -> Any:

@@ -16,7 +16,6 @@ from itertools import repeat
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, cast
 
 from ._context import (
-    AT_END,
     end_awaited,
     end_blocking,
     enter_inline,
@@ -27,6 +26,7 @@ from ._context import (
     limits,
     off_tasks,
     on_tasks,
+    open_batch,
     show_inline,
 )
 from ._engine import (
@@ -377,12 +377,12 @@ def process(processor: Hooks) -> list[SuccessResponse | FailureResponse]:
             func = in_own_context(func, inputs, run.handed, run.ids, False, batch)
             inputs = range(run.n)
         outer = enter_inline(schedule, run.handed, run.ids, batch)
+        open_batch(run.handed)  # until it ends, its records may leave work for its end
         try:
             run_inline(schedule, func, inputs, deadline)  # each record in its own context
         finally:
             leave_inline(outer)
-        if AT_END:  # what its records left to do (the idempotency layer's held-back writes)
-            end_blocking(run.handed)
+            end_blocking(run.handed)  # what its records left (held-back idempotency writes)
         values = schedule.values
         if values.count(None) != len(values):  # handlers that returned something
             refuse_awaitables(values, run.handler, False)
@@ -417,6 +417,7 @@ async def _drive(processor: Hooks, run: Run) -> None:
     else:
         func = in_own_context(func, args, run.handed, run.ids, run.is_async, batch)
         args = range(run.n)
+    open_batch(run.handed)  # until it ends, its records may leave work for its end
     try:
         await drive(
             run.schedule,
@@ -428,12 +429,11 @@ async def _drive(processor: Hooks, run: Run) -> None:
             time_left=left,
             on_tasks=tasks,
         )
-        if AT_END:  # what its records left to do (the idempotency layer's held-back writes)
-            await end_awaited(run.handed)
     finally:
         if ending is not None:
             off_tasks(ending)
         show_inline(hidden)
+        await end_awaited(run.handed)  # what its records left (held-back idempotency writes)
     refuse_awaitables(run.schedule.values, run.handler, run.is_async)
 
 

@@ -232,7 +232,7 @@ def _async_wrapper(
                 if step is RUN:
                     sent = await call()
                 elif isinstance(step, Claim):
-                    held = NOT_CLAIMED if ledger is None else ledger.take(step.record.key)
+                    held = NOT_CLAIMED if ledger is None else ledger.take(step.record.key, step.now)
                     if held is NOT_CLAIMED:
                         sent = await store.claim(step.record, step.now)
                     else:
@@ -328,7 +328,7 @@ def _blocking_wrapper(
                 if step is RUN:
                     sent = call()
                 elif isinstance(step, Claim):
-                    held = NOT_CLAIMED if ledger is None else ledger.take(step.record.key)
+                    held = NOT_CLAIMED if ledger is None else ledger.take(step.record.key, step.now)
                     sent = claim(step.record, step.now) if held is NOT_CLAIMED else held
                 elif isinstance(step, Complete):
                     if ledger is None or not ledger.hold(step.record):

@@ -327,8 +327,9 @@ class DynamoDBStore:
             {"PutRequest": {"Item": self.item_of(record)}} for record in completed
         ]
         requests += [{"DeleteRequest": {"Key": self.key_of(key)}} for key in released]
-        for start in range(0, len(requests), BATCH_WRITE_ITEMS):
-            pending = requests[start : start + BATCH_WRITE_ITEMS]
+
+        async def write(pending: list[dict[str, Any]]) -> int:
+            # The count of writes that did not land; what is left unprocessed goes again.
             for attempt in range(4):
                 if attempt:
                     await asyncio.sleep(0.05 * 2**attempt)
@@ -336,11 +337,26 @@ class DynamoDBStore:
                 unprocessed = cast("dict[str, Any]", answer.get("UnprocessedItems") or {})
                 pending = cast("list[dict[str, Any]]", unprocessed.get(self.table_name) or [])
                 if not pending:
-                    break
+                    return 0
+            return len(pending)
+
+        chunks = [
+            requests[start : start + BATCH_WRITE_ITEMS]
+            for start in range(0, len(requests), BATCH_WRITE_ITEMS)
+        ]
+        # At once: a chunk that fails does not hold back or stop the others.
+        outcomes = await asyncio.gather(*map(write, chunks), return_exceptions=True)
+        failed, first = 0, None
+        for chunk, outcome in zip(chunks, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                failed, first = failed + len(chunk), first or outcome
             else:
-                raise RuntimeError(
-                    f"DynamoDB left {len(pending)} of the batch's idempotency writes unprocessed"
-                )
+                failed += outcome
+        if failed:
+            raise RuntimeError(
+                f"{failed} of the batch's {len(requests)} idempotency writes failed"
+                + ("" if first is None else f" ({first!r})")
+            ) from first
 
     # -- the clients ----------------------------------------------------------------------
 

@@ -33,6 +33,11 @@ __all__ = ["NOT_CLAIMED", "Ledger", "Ledgers"]
 
 _log = logging.getLogger("anybatch.idempotency")
 
+#: Seconds a mark claimed ahead must have left for its key to be released when its record
+#: never ran: one closer to its end expires by itself (and another run could claim the key
+#: before the delete landed).
+RELEASE_MARGIN = 0.5
+
 #: The longest a blocking record waits for the claims another record makes.
 WAIT_READY = 60.0
 
@@ -46,16 +51,19 @@ class Ledger:
     Safe across threads (blocking handlers in worker threads share it).
     """
 
-    def __init__(self, settings: _Settings, handed: Sequence[Any], blocking: bool) -> None:
-        self.settings = settings
+    def __init__(self, ledgers: Ledgers, handed: Sequence[Any], blocking: bool) -> None:
+        self.ledgers = ledgers
+        self.settings = ledgers.settings
         #: Made by blocking handlers: the store is called as they call it, even when the
         #: batch ends on a loop (their worker threads' batch).
         self.blocking = blocking
         self.handed = handed  # the batch's identity while it runs (its id() is the key)
         #: By key, the claim made ahead not yet taken: ``None`` (ours) or what holds it.
         self.claims: dict[str, StoredRecord | None] = {}
-        #: The COMPLETED records to store when the batch ends.
-        self.completed: list[StoredRecord] = []
+        #: By key, the IN_PROGRESS marks the claims made ahead wrote (or tried to).
+        self.written: dict[str, StoredRecord] = {}
+        #: By key, the COMPLETED records to store when the batch ends.
+        self.completed: dict[str, StoredRecord] = {}
         self.ended = False
         self.ready = threading.Event()  # set once the claims are made (or failed)
         #: For async handlers, the same as an event of their loop's (anyio's, made there).
@@ -100,24 +108,51 @@ class Ledger:
                 result_type=settings.result_type,
                 in_progress_until=until,
             )
-            marks.append(attempt.in_progress(now))
+            mark = attempt.in_progress(now)
+            marks.append(mark)
+            self.written[key] = mark
         return marks
 
-    def claimed(self, answer: dict[str, StoredRecord | None]) -> None:
-        """Keep the store's answer to the claims made ahead."""
+    def claimed(self, answer: dict[str, StoredRecord | None]) -> list[str]:
+        """Keep the store's answer to the claims made ahead.
+
+        Returns the keys claimed after the batch ended (the call outlived its deadline):
+        no record of it will run, and the caller releases them.
+        """
+        live = (time.time() + RELEASE_MARGIN) * 1000
         with self._lock:
-            self.claims = answer
+            if self.ended:
+                late = [
+                    key
+                    for key, holder in answer.items()
+                    if holder is None and (self.written[key].in_progress_expires_at or 0) > live
+                ]
+            else:
+                self.claims, late = answer, []
         self.ready.set()
         if self.signal is not None:
             self.signal.set()
+        return late
 
-    def take(self, key: str) -> Any:
-        """The claim made ahead for *key*, once.
+    def take(self, key: str, now: float) -> Any:
+        """What holds *key* as this process knows it, instead of claiming it now.
 
-        ``None`` (ours), the record that holds it, or :data:`NOT_CLAIMED` (claim it now).
+        A result of the key held back by a batch of this handler (this one or another
+        running now), COMPLETED: the record replays it. Else the claim made ahead, once:
+        ``None`` (ours) or the record that held the key. :data:`NOT_CLAIMED` when there is
+        none, or when the mark made ahead has expired before its record started (the key
+        may be claimed again: the record claims it itself).
         """
+        held = self.ledgers.held(key)
         with self._lock:
-            return self.claims.pop(key, NOT_CLAIMED)
+            found = self.claims.pop(key, NOT_CLAIMED)
+        if held is not None:
+            return held
+        if found is None:
+            ends = self.written[key].in_progress_expires_at
+            if ends is not None and ends <= now * 1000:
+                return NOT_CLAIMED
+        return found
 
     def hold(self, record: StoredRecord) -> bool:
         """Hold *record* (COMPLETED) back until the batch ends.
@@ -128,16 +163,50 @@ class Ledger:
         with self._lock:
             if self.ended:
                 return False
-            self.completed.append(record)
-            return True
+            self.completed[record.key] = record
+        self.ledgers.keep(record)
+        return True
 
     def _close(self) -> tuple[list[StoredRecord], list[str]]:
+        # The keys claimed for records that never ran are released while their marks have
+        # RELEASE_MARGIN seconds left: a mark about to expire may be claimed by another run
+        # by the time the delete lands (a batch write cannot be conditional).
+        live = (time.time() + RELEASE_MARGIN) * 1000
         with self._lock:
             self.ended = True
-            completed, self.completed = self.completed, []
-            unused = [key for key, holder in self.claims.items() if holder is None]
+            completed = list(self.completed.values())
+            unused = [
+                key
+                for key, holder in self.claims.items()
+                if holder is None and (self.written[key].in_progress_expires_at or 0) > live
+            ]
             self.claims = {}
         return completed, unused
+
+    def _settled(self, completed: list[StoredRecord]) -> None:
+        self.ledgers.drop(completed)
+
+    def release_late(self, keys: list[str]) -> None:
+        """Release *keys*, claimed after the batch ended, blocking."""
+        store: Any = self.settings.store
+        try:
+            settle = getattr(store, "settle_many_blocking", None)
+            if settle is not None:
+                settle([], keys)
+            else:
+                from anybatch._portal import call_on_loop
+
+                call_on_loop("asyncio", store.settle_many, [], keys)
+        except Exception as exc:
+            self._failed([], keys, exc)
+
+    async def release_late_async(self, keys: list[str]) -> None:
+        """Release *keys*, claimed after the batch ended, on the running loop."""
+        store: Any = self.settings.store
+        try:
+            await store.settle_many([], keys)
+        except Exception as exc:
+            self._failed([], keys, exc)
 
     def _failed(self, completed: list[StoredRecord], unused: list[str], exc: Exception) -> None:
         _log.warning(
@@ -165,6 +234,8 @@ class Ledger:
                 call_on_loop("asyncio", store.settle_many, completed, unused)
         except Exception as exc:
             self._failed(completed, unused, exc)
+        finally:
+            self._settled(completed)
 
     async def end(self) -> None:
         """Store the results and release the unused claims, on the running loop."""
@@ -181,6 +252,8 @@ class Ledger:
             await store.settle_many(completed, unused)
         except Exception as exc:
             self._failed(completed, unused, exc)
+        finally:
+            self._settled(completed)
 
 
 class Ledgers:
@@ -189,7 +262,24 @@ class Ledgers:
     def __init__(self, settings: _Settings) -> None:
         self.settings = settings
         self._open: dict[int, Ledger] = {}
+        #: By key, the results held back by the ledgers until their batches' writes land.
+        self._held: dict[str, StoredRecord] = {}
         self._lock = threading.Lock()
+
+    def held(self, key: str) -> StoredRecord | None:
+        """The COMPLETED record of *key* a batch of this handler holds back, if any."""
+        return self._held.get(key) if self._held else None
+
+    def keep(self, record: StoredRecord) -> None:
+        with self._lock:
+            self._held[record.key] = record
+
+    def drop(self, records: list[StoredRecord]) -> None:
+        """Forget *records*: written now (or failed to be: their keys stay in progress)."""
+        with self._lock:
+            for record in records:
+                if self._held.get(record.key) is record:
+                    del self._held[record.key]
 
     def find(
         self, signal: Callable[[], Any] | None = None
@@ -208,11 +298,12 @@ class Ledgers:
             ledger = self._open.get(id(handed))
             if ledger is not None and ledger.handed is handed and not ledger.ended:
                 return ledger, False, ids
-            ledger = Ledger(self.settings, handed, signal is None)
+            ledger = Ledger(self, handed, signal is None)
             if signal is not None:
                 ledger.signal = signal()
+            if not at_batch_end(handed, _Closing(self, ledger)):
+                return None, False, ()  # its batch has ended: this record runs on alone
             self._open[id(handed)] = ledger
-        at_batch_end(handed, _Closing(self, ledger))
         return ledger, True, ids
 
     def forget(self, ledger: Ledger) -> None:
@@ -241,10 +332,10 @@ class _Closing:
 def claim_ahead_blocking(ledger: Ledger, ids: Sequence[Any], lambda_context: object) -> None:
     """Make the batch's claims (the record that made the ledger), blocking."""
     answer: dict[str, StoredRecord | None] = {}
+    store: Any = ledger.settings.store
     try:
         now = time.time()
         marks = ledger.marks(ids, lambda_context, now)
-        store: Any = ledger.settings.store
         if len(marks) > 1:
             claim = getattr(store, "claim_many_blocking", None)
             if claim is not None:
@@ -256,22 +347,51 @@ def claim_ahead_blocking(ledger: Ledger, ids: Sequence[Any], lambda_context: obj
     except Exception as exc:  # each record claims its own key
         _log.debug("claiming the batch's idempotency keys at once failed: %r", exc)
     finally:
-        ledger.claimed(answer)
+        late = ledger.claimed(answer)
+    if late:
+        ledger.release_late(late)
 
 
 async def claim_ahead(ledger: Ledger, ids: Sequence[Any], lambda_context: object) -> None:
-    """Make the batch's claims (the record that made the ledger), on the running loop."""
+    """Make the batch's claims (the record that made the ledger), on the running loop.
+
+    On asyncio the call runs in a task of its own, which outlives the record's cancellation
+    (the deadline) without holding the batch back: a transaction that committed is
+    answered, and its keys released if the batch ended meanwhile. On trio a cancelled call
+    leaves the keys it may have claimed to expire with their marks (the invocation's end).
+    """
+    from anybatch._engine import asyncio_running
+
+    store: Any = ledger.settings.store
+    marks: list[StoredRecord] = []
+    now = time.time()
+    try:
+        marks = ledger.marks(ids, lambda_context, now)
+    except Exception as exc:  # each record claims its own key
+        _log.debug("claiming the batch's idempotency keys at once failed: %r", exc)
+    if len(marks) < 2:
+        ledger.claimed({})
+        return
+    if asyncio_running():
+        import asyncio
+
+        await asyncio.shield(asyncio.ensure_future(_claim_and_keep(ledger, store, marks, now)))
+        return
+    await _claim_and_keep(ledger, store, marks, now)
+
+
+async def _claim_and_keep(
+    ledger: Ledger, store: Any, marks: list[StoredRecord], now: float
+) -> None:
     answer: dict[str, StoredRecord | None] = {}
     try:
-        now = time.time()
-        marks = ledger.marks(ids, lambda_context, now)
-        store: Any = ledger.settings.store
-        if len(marks) > 1:
-            answer = await store.claim_many(marks, now)
+        answer = await store.claim_many(marks, now)
     except Exception as exc:  # each record claims its own key
         _log.debug("claiming the batch's idempotency keys at once failed: %r", exc)
     finally:
-        ledger.claimed(answer)
+        late = ledger.claimed(answer)
+    if late:
+        await ledger.release_late_async(late)
 
 
 async def wait_ready(ledger: Ledger) -> None:
