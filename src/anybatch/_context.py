@@ -28,6 +28,7 @@ from ._engine import OnTasks, Resolved
 
 __all__ = [
     "AT_END",
+    "ENDS",
     "add_record_id",
     "at_batch_end",
     "current_batch",
@@ -193,6 +194,22 @@ class BatchEnder(Protocol):
 AT_END: dict[int, tuple[Sequence[Any], list[BatchEnder]]] = {}
 _at_end_lock = threading.Lock()
 
+
+class ENDS:
+    """Whether anything in this process may leave work for a batch's end.
+
+    Off until a companion that does is made (``idempotent(store, batched=True)`` turns it on
+    with :meth:`use`): until then a batch notes nothing, and pays nothing, for its end.
+    """
+
+    used = False
+
+    @classmethod
+    def use(cls) -> None:
+        """Turn the switch on, for good."""
+        cls.used = True
+
+
 #: The longest a batch that ends by an exception (a cancellation) waits for what its records
 #: left to do, shielded from the cancellation.
 END_TIMEOUT = 10.0
@@ -224,12 +241,11 @@ def at_batch_end(handed: Sequence[Any], ender: BatchEnder) -> bool:
 
 
 def _enders(handed: Sequence[Any]) -> list[BatchEnder]:
-    with _at_end_lock:
-        entry = AT_END.get(id(handed))
-        if entry is None or entry[0] is not handed:
-            return []
-        del AT_END[id(handed)]
-        return entry[1]
+    # The entry of a live *handed* is its own: ids are unique among live objects.
+    _at_end_lock.acquire()  # not `with`: a batch pays this whenever ENDS.used
+    entry = AT_END.pop(id(handed), None)
+    _at_end_lock.release()
+    return [] if entry is None else entry[1]
 
 
 def end_blocking(handed: Sequence[Any]) -> None:

@@ -16,6 +16,7 @@ from itertools import repeat
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, cast
 
 from ._context import (
+    ENDS,
     end_awaited,
     end_blocking,
     enter_inline,
@@ -173,8 +174,7 @@ class Run:
         self.args: list[Any] = [None] * self.n
         self.func: Callable[[Any], Any] = handler
         self.inputs: Sequence[Any] = self.args
-        #: What each record's handler gets, for current_record() (the raw records for a
-        #: custom processor).
+        #: What each record's handler gets, for current_record() (custom: the raw records).
         self.handed: Sequence[Any] = self.args
 
     def convert_each(
@@ -283,8 +283,7 @@ def default_schedule(
     skip = processor.skip_key_on_failure
     keys = None
     if processor.ordered:
-        # A record_timeout may abandon a thread (or a task that will not end) that still
-        # runs its record: the keys then keep the rest of its key from starting beside it.
+        # A record_timeout may abandon a record still running: its key then holds the rest.
         if processor.concurrency != 1 or processor.record_timeout is not None:
             keys = source.ordering_keys(records)
             if skip is None:
@@ -357,8 +356,7 @@ def start(processor: Hooks, *, awaited: bool) -> Run:
     elif not reading.converts:
         run.args = run.inputs = list(map(reading.view, records))
     else:  # a model may refuse a record: that is the record's failure, not the batch's
-        # The previous batch's models go as this one's are made (see Run.convert_each);
-        # taken, so that an invocation running at the same time makes its own.
+        # The previous batch's models go as this one's are made (Run.convert_each); taken.
         previous = processor._previous_models  # pyright: ignore[reportPrivateUsage]
         processor._previous_models = None  # pyright: ignore[reportPrivateUsage]
         run.convert_each(reading.convert, previous)
@@ -377,12 +375,14 @@ def process(processor: Hooks) -> list[SuccessResponse | FailureResponse]:
             func = in_own_context(func, inputs, run.handed, run.ids, False, batch)
             inputs = range(run.n)
         outer = enter_inline(schedule, run.handed, run.ids, batch)
-        open_batch(run.handed)  # until it ends, its records may leave work for its end
+        if ENDS.used:  # until it ends, its records may leave work for its end
+            open_batch(run.handed)
         try:
             run_inline(schedule, func, inputs, deadline)  # each record in its own context
         finally:
             leave_inline(outer)
-            end_blocking(run.handed)  # what its records left (held-back idempotency writes)
+            if ENDS.used:  # what its records left (held-back idempotency writes)
+                end_blocking(run.handed)
         values = schedule.values
         if values.count(None) != len(values):  # handlers that returned something
             refuse_awaitables(values, run.handler, False)
@@ -405,8 +405,7 @@ async def async_process(processor: Hooks) -> list[SuccessResponse | FailureRespo
 
 
 async def _drive(processor: Hooks, run: Run) -> None:
-    # Each record in its own copy of the invocation's context (see _context); on native
-    # asyncio tasks, copied only once a record changes its worker's context.
+    # Each record in its own copy of the context (see _context); on native asyncio tasks, once.
     left, timeout = run.remaining(), processor.record_timeout
     batch = limits(None if left is None else time.monotonic() + left, timeout, run.n)
     hidden = hide_inline()
@@ -417,7 +416,8 @@ async def _drive(processor: Hooks, run: Run) -> None:
     else:
         func = in_own_context(func, args, run.handed, run.ids, run.is_async, batch)
         args = range(run.n)
-    open_batch(run.handed)  # until it ends, its records may leave work for its end
+    if ENDS.used:  # until it ends, its records may leave work for its end
+        open_batch(run.handed)
     try:
         await drive(
             run.schedule,
@@ -433,7 +433,8 @@ async def _drive(processor: Hooks, run: Run) -> None:
         if ending is not None:
             off_tasks(ending)
         show_inline(hidden)
-        await end_awaited(run.handed)  # what its records left (held-back idempotency writes)
+        if ENDS.used:  # what its records left (held-back idempotency writes)
+            await end_awaited(run.handed)
     refuse_awaitables(run.schedule.values, run.handler, run.is_async)
 
 
@@ -474,9 +475,8 @@ def complete(processor: Hooks, run: Run) -> list[SuccessResponse | FailureRespon
     if encoded is not None:
         result.encoded = encoded
     result.source, result.raw_records = source, run.records
-    # From the outcomes, not from fail_messages: a failure_handler override that does not
-    # call super() must not make failed records go unreported. Built now, so that
-    # response() is right inside the block too, and after a block that raised.
+    # From the outcomes, not from fail_messages (a failure_handler override may not call
+    # super()). Built now: response() is right inside the block, and after one that raised.
     if source.responds:
         result.set_response(source.response(result))
         batch.batch_response = result.response()

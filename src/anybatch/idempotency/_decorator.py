@@ -13,7 +13,7 @@ import time
 from collections.abc import Awaitable, Callable, Generator
 from typing import Any, Literal, NamedTuple, TypeVar, cast
 
-from anybatch._context import record_end
+from anybatch._context import ENDS, record_end
 from anybatch._handlers import accepts_lambda_context, is_async_callable
 
 from ._flow import RUN, Attempt, Claim, Complete, Flight, Flights, Release, Step, after_wait, flow
@@ -193,7 +193,10 @@ def idempotent(
             prefix,
             result_type if result_type is not None else result_type_of(func),
         )
-        ledgers = Ledgers(settings) if batched else None
+        ledgers = None
+        if batched:
+            ENDS.use()  # batches now note what their records leave for their end
+            ledgers = Ledgers(settings)
         if is_async_callable(func):
             wrapper = _async_wrapper(func, settings, ledgers)
         else:
