@@ -39,6 +39,7 @@ __all__ = [
     "limits",
     "end_awaited",
     "end_blocking",
+    "end_budget",
     "open_batch",
     "record_end",
 ]
@@ -179,12 +180,15 @@ def current_batch() -> tuple[Sequence[Any], Sequence[Any], int] | None:
 class BatchEnder(Protocol):
     """What a batch's records left to do when the batch ends (see :func:`at_batch_end`)."""
 
-    def end_blocking(self) -> None:
-        """Do it, blocking (the batch ran under ``process()``). Must not raise."""
+    def end_blocking(self, budget: float) -> None:
+        """Do it, blocking, within *budget* seconds (the batch ran under ``process()``).
+
+        Must not raise: what could not be done is logged.
+        """
         ...
 
-    async def end(self) -> None:
-        """Do it on the running loop (the batch ran under ``async_process()``). Must not raise."""
+    async def end(self, budget: float) -> None:
+        """Do it on the running loop, within *budget* seconds. Must not raise."""
         ...
 
 
@@ -210,9 +214,23 @@ class ENDS:
         cls.used = True
 
 
-#: The longest a batch that ends by an exception (a cancellation) waits for what its records
-#: left to do, shielded from the cancellation.
+#: The longest a batch's end waits for what its records left to do (their held-back writes);
+#: less when the invocation has less time left (see :func:`end_budget`).
 END_TIMEOUT = 10.0
+#: What a batch's end leaves of the invocation's time, for the response to go out.
+END_SPARE = 0.2
+
+
+def end_budget(left: float | None, margin: float | None) -> float:
+    """Seconds a batch's end may take: until shortly before the invocation's own end.
+
+    *left* is the time left until the batch's deadline (``None``: no Lambda context) and
+    *margin* the processor's ``deadline_margin``, the time between that deadline and the
+    invocation's end.
+    """
+    if left is None:
+        return END_TIMEOUT
+    return max(0.0, min(END_TIMEOUT, left + (margin or 0.0) - END_SPARE))
 
 
 def open_batch(handed: Sequence[Any]) -> None:
@@ -248,31 +266,34 @@ def _enders(handed: Sequence[Any]) -> list[BatchEnder]:
     return [] if entry is None else entry[1]
 
 
-def end_blocking(handed: Sequence[Any]) -> None:
-    """End the batch of *handed*: run what its records left to do, blocking."""
-    for ender in _enders(handed):
-        ender.end_blocking()
+def end_blocking(handed: Sequence[Any], left: float | None, margin: float | None) -> None:
+    """End the batch of *handed*: run what its records left to do, blocking.
+
+    Within :func:`end_budget` of *left* and *margin*, shared by what each left.
+    """
+    enders = _enders(handed)
+    if not enders:
+        return
+    ends = time.monotonic() + end_budget(left, margin)
+    for ender in enders:
+        ender.end_blocking(max(0.0, ends - time.monotonic()))
 
 
-async def end_awaited(handed: Sequence[Any]) -> None:
+async def end_awaited(handed: Sequence[Any], left: float | None, margin: float | None) -> None:
     """End the batch of *handed*: run what its records left to do, on the running loop.
 
-    Shielded from a cancellation that ends the batch, for :data:`END_TIMEOUT` seconds at most.
+    Within :func:`end_budget` of *left* and *margin*, shared by what each left; shielded
+    from a cancellation that ends the batch.
     """
     enders = _enders(handed)
     if not enders:
         return
     from anyio import CancelScope
 
-    with CancelScope(shield=True, deadline=_deadline_in(END_TIMEOUT)):
+    ends = time.monotonic() + end_budget(left, margin)
+    with CancelScope(shield=True):
         for ender in enders:
-            await ender.end()
-
-
-def _deadline_in(seconds: float) -> float:
-    from anyio import current_time
-
-    return current_time() + seconds
+            await ender.end(max(0.0, ends - time.monotonic()))
 
 
 def add_record_id(logger: object, method_name: str, event_dict: Any) -> Any:

@@ -382,7 +382,7 @@ def process(processor: Hooks) -> list[SuccessResponse | FailureResponse]:
         finally:
             leave_inline(outer)
             if ENDS.used:  # what its records left (held-back idempotency writes)
-                end_blocking(run.handed)
+                end_blocking(run.handed, run.remaining(), processor.deadline_margin)
         values = schedule.values
         if values.count(None) != len(values):  # handlers that returned something
             refuse_awaitables(values, run.handler, False)
@@ -434,7 +434,7 @@ async def _drive(processor: Hooks, run: Run) -> None:
             off_tasks(ending)
         show_inline(hidden)
         if ENDS.used:  # what its records left (held-back idempotency writes)
-            await end_awaited(run.handed)
+            await end_awaited(run.handed, run.remaining(), processor.deadline_margin)
     refuse_awaitables(run.schedule.values, run.handler, run.is_async)
 
 

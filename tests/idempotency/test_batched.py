@@ -450,3 +450,59 @@ async def test_keys_claimed_after_the_deadline_are_released(kind: Kind, anyio_ba
     # claim their own keys (as without batched=). No key is left in progress.
     assert sorted(r.status for r in store.records.values()) == [COMPLETED] * len(counter.bodies)
     assert counter.bodies == [] if kind == "async" else sorted(counter.bodies) == ["a", "b", "c"]
+
+
+def test_an_expires_after_shorter_than_the_batch_keeps_each_key_held_while_it_may_run() -> None:
+    store, counter = InMemoryStore(), Counter()
+    handler = make_handler(
+        "thread", store, counter, key="payload", sleep=0.8, expires_after=1, batched=True
+    )
+    proc = blocking_processor()
+    seen: list[StoredRecord | None] = []
+
+    def other_process_claims(record: Any) -> Any:
+        if record.body == "x":  # a's mark made ahead still holds a's key while x runs
+            now = time.time()
+            key = next(iter(store.records))
+            seen.append(store.claim_blocking(StoredRecord(key, IN_PROGRESS, int(now + 60)), now))
+        return handler(record)
+
+    response = process_partial_response(sqs_event(["a", "x", "a"]), other_process_claims, proc)
+    assert failures(response) == []
+    assert seen[0] is not None  # refused: the key is held
+    # The second a replays a's result, or runs again once that expired (expires_after counts
+    # whole seconds): never fails as in progress on the batch's own mark.
+    assert counter.bodies in (["a", "x"], ["a", "x", "a"])
+
+
+class SlowSettles(InMemoryStore):
+    """Results written three seconds late (a throttled BatchWriteItem)."""
+
+    async def settle_many(self, completed: Sequence[StoredRecord], released: Sequence[str]) -> None:
+        await anyio.sleep(3)
+        self.settle_many_blocking(completed, released)
+
+
+async def test_the_writes_at_the_end_stop_before_the_invocation_does(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    slow, fast, counter = SlowSettles(), InMemoryStore(), Counter()
+    charge = make_handler("async", slow, counter, key="payload", batched=True)
+    notify = make_handler("async", fast, Counter(), key="payload", batched=True)
+
+    async def record_handler(record: Any) -> Any:
+        await notify(record)
+        return await charge(record)
+
+    proc = AsyncBatchProcessor(EventType.SQS, raise_on_entire_batch_failure=False)
+    started = time.monotonic()
+    with caplog.at_level(logging.WARNING, logger="anybatch.idempotency"):
+        await async_process_partial_response(
+            sqs_event(["a", "b"]), record_handler, proc, context=fake_lambda_context(1.5)
+        )
+    # The invocation has 1.5 s: its end does not wait out the slow store's 3 s.
+    assert time.monotonic() - started < 1.5
+    assert errors(proc) == ["ok", "ok"]
+    assert "could not be stored (TimeoutError" in caplog.text
+    assert sorted(r.status for r in slow.records.values()) == [IN_PROGRESS, IN_PROGRESS]
+    assert AT_END == {}

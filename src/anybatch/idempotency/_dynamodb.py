@@ -255,7 +255,9 @@ class DynamoDBStore:
 
         25 a call; what DynamoDB leaves unprocessed is sent again, three times at most.
         """
-        await self._call(self._settle_many, completed, released)
+        # Abandoned, not waited for, when cancelled (its budget is spent): on trio and from
+        # blocking handlers the call runs on anybatch's asyncio loop thread.
+        await self._call(self._settle_many, completed, released, abandon=True)
 
     def _put_of(self, record: StoredRecord, now: float) -> dict[str, Any]:
         return {
@@ -360,14 +362,18 @@ class DynamoDBStore:
 
     # -- the clients ----------------------------------------------------------------------
 
-    async def _call(self, method: Callable[..., Awaitable[T]], *args: Any) -> T:
+    async def _call(
+        self, method: Callable[..., Awaitable[T]], *args: Any, abandon: bool = False
+    ) -> T:
         if _on_asyncio():
             return await method(*args)
         from anyio import to_thread
 
         from anybatch._portal import call_on_loop
 
-        return await to_thread.run_sync(call_on_loop, "asyncio", method, *args)
+        return await to_thread.run_sync(
+            call_on_loop, "asyncio", method, *args, abandon_on_cancel=abandon
+        )
 
     async def _client(self) -> Any:
         import asyncio

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from anybatch._context import at_batch_end, current_batch, record_end
 
 from ._keys import hash_value, key_value, record_identifier
+from ._store import claimable
 
 if TYPE_CHECKING:
     from ._decorator import _Settings  # pyright: ignore[reportPrivateUsage]
@@ -37,6 +38,9 @@ _log = logging.getLogger("anybatch.idempotency")
 #: never ran: one closer to its end expires by itself (and another run could claim the key
 #: before the delete landed).
 RELEASE_MARGIN = 0.5
+
+#: The budget of a ledger's writes when nobody gives one.
+END_BUDGET = 10.0
 
 #: The longest a blocking record waits for the claims another record makes.
 WAIT_READY = 60.0
@@ -109,6 +113,11 @@ class Ledger:
                 in_progress_until=until,
             )
             mark = attempt.in_progress(now)
+            if mark.in_progress_expires_at is not None:
+                # The mark holds its key while the batch may run its record, even when
+                # expires_after is shorter: the TTL never ends it before its own expiry.
+                holds = -(-mark.in_progress_expires_at // 1000)  # ceil, in seconds
+                mark = mark._replace(expires_at=max(mark.expires_at, holds))
             marks.append(mark)
             self.written[key] = mark
         return marks
@@ -119,13 +128,13 @@ class Ledger:
         Returns the keys claimed after the batch ended (the call outlived its deadline):
         no record of it will run, and the caller releases them.
         """
-        live = (time.time() + RELEASE_MARGIN) * 1000
+        live = time.time() + RELEASE_MARGIN  # a mark still holding its key then is released
         with self._lock:
             if self.ended:
                 late = [
                     key
                     for key, holder in answer.items()
-                    if holder is None and (self.written[key].in_progress_expires_at or 0) > live
+                    if holder is None and not claimable(self.written[key], live)
                 ]
             else:
                 self.claims, late = answer, []
@@ -147,11 +156,11 @@ class Ledger:
         with self._lock:
             found = self.claims.pop(key, NOT_CLAIMED)
         if held is not None:
-            return held
-        if found is None:
-            ends = self.written[key].in_progress_expires_at
-            if ends is not None and ends <= now * 1000:
-                return NOT_CLAIMED
+            # Expired (expires_after): the key's mark in the store is still this process's,
+            # and the record runs again, as it would once a stored result expired.
+            return None if claimable(held, now) else held
+        if found is None and claimable(self.written[key], now):
+            return NOT_CLAIMED  # the mark made ahead has expired (either of its expiries)
         return found
 
     def hold(self, record: StoredRecord) -> bool:
@@ -160,25 +169,25 @@ class Ledger:
         ``False`` once it has ended (a handler abandoned at the deadline ends late): the
         caller stores it now.
         """
-        with self._lock:
+        with self._lock:  # kept under the lock: _close() must see it to drop it
             if self.ended:
                 return False
             self.completed[record.key] = record
-        self.ledgers.keep(record)
+            self.ledgers.keep(record)
         return True
 
     def _close(self) -> tuple[list[StoredRecord], list[str]]:
         # The keys claimed for records that never ran are released while their marks have
         # RELEASE_MARGIN seconds left: a mark about to expire may be claimed by another run
         # by the time the delete lands (a batch write cannot be conditional).
-        live = (time.time() + RELEASE_MARGIN) * 1000
+        live = time.time() + RELEASE_MARGIN  # a mark still holding its key then is released
         with self._lock:
             self.ended = True
             completed = list(self.completed.values())
             unused = [
                 key
                 for key, holder in self.claims.items()
-                if holder is None and (self.written[key].in_progress_expires_at or 0) > live
+                if holder is None and not claimable(self.written[key], live)
             ]
             self.claims = {}
         return completed, unused
@@ -218,8 +227,8 @@ class Ledger:
             len(unused),
         )
 
-    def end_blocking(self) -> None:
-        """Store the results and release the unused claims, blocking."""
+    def end_blocking(self, budget: float = END_BUDGET) -> None:
+        """Store the results and release the unused claims, blocking, within *budget* s."""
         completed, unused = self._close()
         if not (completed or unused):
             return
@@ -231,29 +240,41 @@ class Ledger:
             else:
                 from anybatch._portal import call_on_loop
 
-                call_on_loop("asyncio", store.settle_many, completed, unused)
+                call_on_loop("asyncio", _within, budget, store.settle_many, completed, unused)
         except Exception as exc:
             self._failed(completed, unused, exc)
         finally:
             self._settled(completed)
 
-    async def end(self) -> None:
-        """Store the results and release the unused claims, on the running loop."""
+    async def end(self, budget: float = END_BUDGET) -> None:
+        """Store the results and release the unused claims, on the running loop.
+
+        Within *budget* seconds: what is not written by then is logged, as a failed write.
+        """
         if self.blocking:
             from anyio import to_thread
 
-            await to_thread.run_sync(self.end_blocking)
+            await to_thread.run_sync(self.end_blocking, budget, abandon_on_cancel=True)
             return
+        from anyio import fail_after
+
         completed, unused = self._close()
         if not (completed or unused):
             return
         store: Any = self.settings.store
         try:
-            await store.settle_many(completed, unused)
-        except Exception as exc:
+            with fail_after(budget):
+                await store.settle_many(completed, unused)
+        except Exception as exc:  # TimeoutError too: the invocation's time is up
             self._failed(completed, unused, exc)
         finally:
             self._settled(completed)
+
+
+async def _within(budget: float, settle: Callable[..., Any], *args: Any) -> None:
+    import asyncio
+
+    await asyncio.wait_for(settle(*args), budget)
 
 
 class Ledgers:
@@ -264,6 +285,8 @@ class Ledgers:
         self._open: dict[int, Ledger] = {}
         #: By key, the results held back by the ledgers until their batches' writes land.
         self._held: dict[str, StoredRecord] = {}
+        #: The claims' own tasks (asyncio), until they end.
+        self.claiming: set[Any] = set()
         self._lock = threading.Lock()
 
     def held(self, key: str) -> StoredRecord | None:
@@ -320,13 +343,13 @@ class _Closing:
     def __init__(self, ledgers: Ledgers, ledger: Ledger) -> None:
         self.ledgers, self.ledger = ledgers, ledger
 
-    def end_blocking(self) -> None:
+    def end_blocking(self, budget: float) -> None:
         self.ledgers.forget(self.ledger)
-        self.ledger.end_blocking()
+        self.ledger.end_blocking(budget)
 
-    async def end(self) -> None:
+    async def end(self, budget: float) -> None:
         self.ledgers.forget(self.ledger)
-        await self.ledger.end()
+        await self.ledger.end(budget)
 
 
 def claim_ahead_blocking(ledger: Ledger, ids: Sequence[Any], lambda_context: object) -> None:
@@ -375,7 +398,10 @@ async def claim_ahead(ledger: Ledger, ids: Sequence[Any], lambda_context: object
     if asyncio_running():
         import asyncio
 
-        await asyncio.shield(asyncio.ensure_future(_claim_and_keep(ledger, store, marks, now)))
+        task = asyncio.ensure_future(_claim_and_keep(ledger, store, marks, now))
+        ledger.ledgers.claiming.add(task)  # held until it ends: the loop holds tasks weakly
+        task.add_done_callback(ledger.ledgers.claiming.discard)
+        await asyncio.shield(task)
         return
     await _claim_and_keep(ledger, store, marks, now)
 
