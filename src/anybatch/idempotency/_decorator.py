@@ -208,8 +208,10 @@ def idempotent(
     return decorate
 
 
-def _call(func: Callable[..., Any], record: object, lambda_context: object) -> Callable[[], Any]:
-    if lambda_context is not None and accepts_lambda_context(func):
+def _call(
+    func: Callable[..., Any], record: object, lambda_context: object, takes_context: bool
+) -> Callable[[], Any]:
+    if lambda_context is not None and takes_context:
         return lambda: func(record, lambda_context=lambda_context)
     return lambda: func(record)
 
@@ -219,6 +221,7 @@ def _async_wrapper(
 ) -> Any:
     flights = Flights()
     store = settings.store
+    takes = accepts_lambda_context(func)  # read once, not a record
 
     async def drive(
         steps: Generator[Step, Any, Any], call: Callable[[], Any], ledger: Ledger | None
@@ -268,7 +271,7 @@ def _async_wrapper(
         ok = False
         try:
             value = await drive(
-                flow(attempt, time.time), _call(func, record, lambda_context), ledger
+                flow(attempt, time.time), _call(func, record, lambda_context, takes), ledger
             )
             ok = True
             return value
@@ -299,6 +302,7 @@ def _blocking_wrapper(
 ) -> Any:
     flights = Flights()
     store = settings.store
+    takes = accepts_lambda_context(func)  # read once, not a record
     if isinstance(store, BlockingIdempotencyStore):
         claim = store.claim_blocking
         complete = store.complete_blocking
@@ -362,7 +366,9 @@ def _blocking_wrapper(
                 return value
         ok = False
         try:
-            value = drive(flow(attempt, time.time), _call(func, record, lambda_context), ledger)
+            value = drive(
+                flow(attempt, time.time), _call(func, record, lambda_context, takes), ledger
+            )
             ok = True
             return value
         finally:
