@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+import types
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
@@ -506,3 +507,23 @@ async def test_the_writes_at_the_end_stop_before_the_invocation_does(
     assert "could not be stored (TimeoutError" in caplog.text
     assert sorted(r.status for r in slow.records.values()) == [IN_PROGRESS, IN_PROGRESS]
     assert AT_END == {}
+
+
+def test_an_expired_held_result_never_lets_a_record_run_on_a_key_another_run_holds() -> None:
+    from anybatch.idempotency._ledger import NOT_CLAIMED, Ledger, Ledgers
+
+    now, key = time.time(), "h#k"
+    ledgers = Ledgers(types.SimpleNamespace(store=InMemoryStore()))  # type: ignore[arg-type]
+    first, second, third = (Ledger(ledgers, [n], blocking=True) for n in range(3))
+    # The first batch ran the key long ago: its result, held back, has expired, and so has
+    # its mark; another process has claimed the key since, which the second batch's claims
+    # made ahead found. A third batch made no claim for the key.
+    first.written[key] = StoredRecord(key, IN_PROGRESS, int(now - 5), int((now - 5) * 1000))
+    first.claimed({key: None})
+    assert first.take(key, now - 10) is None  # its record took the claim, then ran
+    first.hold(StoredRecord(key, COMPLETED, int(now - 9), None, '"r"'))
+    other = StoredRecord(key, IN_PROGRESS, int(now + 3600), int((now + 60) * 1000))
+    second.written[key] = other
+    second.claimed({key: other})
+    assert second.take(key, now) == other  # the record fails as in progress: never runs
+    assert third.take(key, now) is NOT_CLAIMED  # the store decides

@@ -66,6 +66,8 @@ class Ledger:
         self.claims: dict[str, StoredRecord | None] = {}
         #: By key, the IN_PROGRESS marks the claims made ahead wrote (or tried to).
         self.written: dict[str, StoredRecord] = {}
+        #: The keys the claims made ahead took: their marks are this batch's.
+        self.owned: set[str] = set()
         #: By key, the COMPLETED records to store when the batch ends.
         self.completed: dict[str, StoredRecord] = {}
         self.ended = False
@@ -138,6 +140,7 @@ class Ledger:
                 ]
             else:
                 self.claims, late = answer, []
+                self.owned = {key for key, holder in answer.items() if holder is None}
         self.ready.set()
         if self.signal is not None:
             self.signal.set()
@@ -156,9 +159,14 @@ class Ledger:
         with self._lock:
             found = self.claims.pop(key, NOT_CLAIMED)
         if held is not None:
-            # Expired (expires_after): the key's mark in the store is still this process's,
-            # and the record runs again, as it would once a stored result expired.
-            return None if claimable(held, now) else held
+            if not claimable(held, now):
+                return held
+            # The result expired (expires_after) before it was stored. While a mark this
+            # batch took ahead still holds the key in the store, the record runs again, as
+            # it would once a stored result expired; else the store decides.
+            if key in self.owned and not claimable(self.written[key], now):
+                return None
+            return NOT_CLAIMED if found is None else found
         if found is None and claimable(self.written[key], now):
             return NOT_CLAIMED  # the mark made ahead has expired (either of its expiries)
         return found
