@@ -251,8 +251,8 @@ def at_batch_end(handed: Sequence[Any], ender: BatchEnder) -> bool:
     abandoned at its timeout or the deadline runs on).
     """
     with _at_end_lock:
-        entry = AT_END.get(id(handed))
-        if entry is None or entry[0] is not handed:
+        entry = AT_END.get(id(handed))  # a live *handed*'s own: ids are unique among the live
+        if entry is None:
             return False
         entry[1].append(ender)
         return True

@@ -39,9 +39,6 @@ _log = logging.getLogger("anybatch.idempotency")
 #: before the delete landed).
 RELEASE_MARGIN = 0.5
 
-#: The budget of a ledger's writes when nobody gives one.
-END_BUDGET = 10.0
-
 #: The longest a blocking record waits for the claims another record makes.
 WAIT_READY = 60.0
 
@@ -87,7 +84,7 @@ class Ledger:
         seen: set[str] = set()
         marks: list[StoredRecord] = []
         for index, ident in enumerate(ids):
-            arg = handed[index] if index < len(handed) else None
+            arg = handed[index]
             try:
                 if by_id:
                     value = ident
@@ -130,14 +127,9 @@ class Ledger:
         Returns the keys claimed after the batch ended (the call outlived its deadline):
         no record of it will run, and the caller releases them.
         """
-        live = time.time() + RELEASE_MARGIN  # a mark still holding its key then is released
         with self._lock:
             if self.ended:
-                late = [
-                    key
-                    for key, holder in answer.items()
-                    if holder is None and not claimable(self.written[key], live)
-                ]
+                late = self._releasable(answer)
             else:
                 self.claims, late = answer, []
                 self.owned = {key for key, holder in answer.items() if holder is None}
@@ -184,46 +176,53 @@ class Ledger:
             self.ledgers.keep(record)
         return True
 
-    def _close(self) -> tuple[list[StoredRecord], list[str]]:
-        # The keys claimed for records that never ran are released while their marks have
-        # RELEASE_MARGIN seconds left: a mark about to expire may be claimed by another run
+    def _releasable(self, claims: dict[str, StoredRecord | None]) -> list[str]:
+        # The keys of *claims* this batch took, to release: those whose marks have
+        # RELEASE_MARGIN seconds left. A mark about to expire may be claimed by another run
         # by the time the delete lands (a batch write cannot be conditional).
-        live = time.time() + RELEASE_MARGIN  # a mark still holding its key then is released
+        live = time.time() + RELEASE_MARGIN
+        return [
+            key
+            for key, holder in claims.items()
+            if holder is None and not claimable(self.written[key], live)
+        ]
+
+    def _close(self) -> tuple[list[StoredRecord], list[str]]:
         with self._lock:
             self.ended = True
             completed = list(self.completed.values())
-            unused = [
-                key
-                for key, holder in self.claims.items()
-                if holder is None and not claimable(self.written[key], live)
-            ]
+            unused = self._releasable(self.claims)
             self.claims = {}
         return completed, unused
 
-    def _settled(self, completed: list[StoredRecord]) -> None:
-        self.ledgers.drop(completed)
-
-    def release_late(self, keys: list[str]) -> None:
-        """Release *keys*, claimed after the batch ended, blocking."""
+    def write_blocking(
+        self, completed: list[StoredRecord], released: list[str], budget: float | None
+    ) -> None:
+        """Store *completed* and delete *released* (within *budget* s), blocking; log a failure."""
         store: Any = self.settings.store
         try:
             settle = getattr(store, "settle_many_blocking", None)
             if settle is not None:
-                settle([], keys)
+                settle(completed, released)
             else:
                 from anybatch._portal import call_on_loop
 
-                call_on_loop("asyncio", store.settle_many, [], keys)
+                call_on_loop("asyncio", _within, budget, store.settle_many, completed, released)
         except Exception as exc:
-            self._failed([], keys, exc)
+            self._failed(completed, released, exc)
 
-    async def release_late_async(self, keys: list[str]) -> None:
-        """Release *keys*, claimed after the batch ended, on the running loop."""
+    async def write(
+        self, completed: list[StoredRecord], released: list[str], budget: float | None
+    ) -> None:
+        """:meth:`write_blocking` on the running loop."""
+        from anyio import fail_after
+
         store: Any = self.settings.store
         try:
-            await store.settle_many([], keys)
-        except Exception as exc:
-            self._failed([], keys, exc)
+            with fail_after(budget):
+                await store.settle_many(completed, released)
+        except Exception as exc:  # TimeoutError too: the invocation's time is up
+            self._failed(completed, released, exc)
 
     def _failed(self, completed: list[StoredRecord], unused: list[str], exc: Exception) -> None:
         _log.warning(
@@ -235,26 +234,17 @@ class Ledger:
             len(unused),
         )
 
-    def end_blocking(self, budget: float = END_BUDGET) -> None:
+    def end_blocking(self, budget: float) -> None:
         """Store the results and release the unused claims, blocking, within *budget* s."""
         completed, unused = self._close()
         if not (completed or unused):
             return
-        store: Any = self.settings.store
         try:
-            settle = getattr(store, "settle_many_blocking", None)
-            if settle is not None:
-                settle(completed, unused)
-            else:
-                from anybatch._portal import call_on_loop
-
-                call_on_loop("asyncio", _within, budget, store.settle_many, completed, unused)
-        except Exception as exc:
-            self._failed(completed, unused, exc)
+            self.write_blocking(completed, unused, budget)
         finally:
-            self._settled(completed)
+            self.ledgers.drop(completed)
 
-    async def end(self, budget: float = END_BUDGET) -> None:
+    async def end(self, budget: float) -> None:
         """Store the results and release the unused claims, on the running loop.
 
         Within *budget* seconds: what is not written by then is logged, as a failed write.
@@ -264,22 +254,16 @@ class Ledger:
 
             await to_thread.run_sync(self.end_blocking, budget, abandon_on_cancel=True)
             return
-        from anyio import fail_after
-
         completed, unused = self._close()
         if not (completed or unused):
             return
-        store: Any = self.settings.store
         try:
-            with fail_after(budget):
-                await store.settle_many(completed, unused)
-        except Exception as exc:  # TimeoutError too: the invocation's time is up
-            self._failed(completed, unused, exc)
+            await self.write(completed, unused, budget)
         finally:
-            self._settled(completed)
+            self.ledgers.drop(completed)
 
 
-async def _within(budget: float, settle: Callable[..., Any], *args: Any) -> None:
+async def _within(budget: float | None, settle: Callable[..., Any], *args: Any) -> None:
     import asyncio
 
     await asyncio.wait_for(settle(*args), budget)
@@ -379,8 +363,8 @@ def claim_ahead_blocking(ledger: Ledger, ids: Sequence[Any], lambda_context: obj
         _log.debug("claiming the batch's idempotency keys at once failed: %r", exc)
     finally:
         late = ledger.claimed(answer)
-    if late:
-        ledger.release_late(late)
+    if late:  # claimed after the batch ended: released now, as long as it takes
+        ledger.write_blocking([], late, None)
 
 
 async def claim_ahead(ledger: Ledger, ids: Sequence[Any], lambda_context: object) -> None:
@@ -424,8 +408,8 @@ async def _claim_and_keep(
         _log.debug("claiming the batch's idempotency keys at once failed: %r", exc)
     finally:
         late = ledger.claimed(answer)
-    if late:
-        await ledger.release_late_async(late)
+    if late:  # claimed after the batch ended: released now, as long as it takes
+        await ledger.write([], late, None)
 
 
 async def wait_ready(ledger: Ledger) -> None:
