@@ -100,32 +100,45 @@ async def test_dynamodb_failures_report_sequence_numbers() -> None:
 
 
 async def test_concurrency_limit_bounds_records_in_flight() -> None:
+    # The first records wait until the limit's worth are in flight: the pool widens over a
+    # few loop turns, so a fixed sleep would race it on a loaded machine.
     in_flight = peak = 0
+    full = anyio.Event()
 
     async def handler(record: SQSRecord) -> None:
         nonlocal in_flight, peak
         in_flight += 1
         peak = max(peak, in_flight)
-        await anyio.sleep(0.001)
+        if in_flight == 7:
+            full.set()
+        await full.wait()
+        await anyio.sleep(0)
         in_flight -= 1
 
     processor = AsyncBatchProcessor(EventType.SQS, concurrency=7)
-    await async_process_partial_response(sqs_event(["x"] * 60), handler, processor)
+    with anyio.fail_after(10):
+        await async_process_partial_response(sqs_event(["x"] * 60), handler, processor)
     assert peak == 7
 
 
 async def test_unbounded_concurrency_runs_every_record_at_once() -> None:
+    # No record ends before all 150 are in flight: with any limit below 150 this would wait
+    # for ever, and fail_after fails it.
     in_flight = peak = 0
+    everyone = anyio.Event()
 
     async def handler(record: SQSRecord) -> None:
         nonlocal in_flight, peak
         in_flight += 1
         peak = max(peak, in_flight)
-        await anyio.sleep(0.01)
+        if in_flight == 150:
+            everyone.set()
+        await everyone.wait()
         in_flight -= 1
 
     processor = AsyncBatchProcessor(EventType.SQS, concurrency=None)
-    await async_process_partial_response(sqs_event(["x"] * 150), handler, processor)
+    with anyio.fail_after(10):
+        await async_process_partial_response(sqs_event(["x"] * 150), handler, processor)
     assert peak == 150
 
 
