@@ -112,7 +112,7 @@ async def test_concurrency_limit_bounds_records_in_flight() -> None:
         if in_flight == 7:
             full.set()
         await full.wait()
-        await anyio.sleep(0)
+        await anyio.lowlevel.checkpoint()
         in_flight -= 1
 
     processor = AsyncBatchProcessor(EventType.SQS, concurrency=7)

@@ -177,6 +177,38 @@ def test_an_abandoned_handler_still_knows_its_record_after_the_batch() -> None:
     assert record_id == message_id
 
 
+@pytest.mark.parametrize("way", ["asyncio", "anyio-asyncio", "trio"])
+def test_tasks_and_threads_a_record_starts_know_its_record(
+    way: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What a handler starts inherits its context: a log line from a child task (gather, a
+    # task group) or from a thread it hands work to still names the record.
+    seen: dict[tuple[str, str], Any] = {}
+    lock = threading.Lock()
+
+    def note(body: str, where: str) -> None:
+        with lock:
+            seen[body, where] = current_record_id()
+
+    async def handler_async(record: Any) -> None:
+        async def child() -> None:
+            await anyio.sleep(0.01)  # other records run meanwhile
+            note(record.body, "task")
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(child)
+        await anyio.to_thread.run_sync(note, record.body, "thread")
+        if way != "trio":
+            await asyncio.gather(asyncio.sleep(0), asyncio.to_thread(note, record.body, "gather"))
+
+    event = sqs_event([str(i) for i in range(8)])
+    response = run_way(way, None, handler_async, event, monkeypatch)
+    assert response == {"batchItemFailures": []}
+    ids = [record["messageId"] for record in event["Records"]]
+    wheres = ["task", "thread"] + ([] if way == "trio" else ["gather"])
+    assert seen == {(str(i), where): ids[i] for i in range(8) for where in wheres}
+
+
 # -- Logger: per-record keys at any concurrency -------------------------------------------------
 
 

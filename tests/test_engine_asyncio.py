@@ -135,3 +135,46 @@ def test_an_eager_task_factory_runs_every_record_and_waits_for_them(
 
     assert asyncio.run(main()) == {"batchItemFailures": []}
     assert sorted(done) == list(range(6))
+
+
+def test_a_task_factory_the_user_set_makes_the_workers() -> None:
+    # A factory that instruments tasks (tracing, monitoring) sees every worker.
+    made: list[str] = []
+
+    async def handler(record: SQSRecord) -> None:
+        await asyncio.sleep(0.01)
+
+    async def main() -> Any:
+        loop = asyncio.get_running_loop()
+
+        def factory(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> Any:
+            made.append(coro.__qualname__)
+            return asyncio.Task(coro, loop=loop, **kwargs)
+
+        loop.set_task_factory(factory)
+        processor = AsyncBatchProcessor(EventType.SQS, concurrency=3)
+        return await async_process_partial_response(sqs_event(["a", "b", "c"]), handler, processor)
+
+    assert asyncio.run(main()) == {"batchItemFailures": []}
+    assert made.count("run_pool_asyncio.<locals>.worker") == 3
+
+
+def test_a_task_a_handler_creates_starts_when_the_handler_waits() -> None:
+    # The pool's own workers may start at once; the loop's tasks keep asyncio's order, so a
+    # handler's create_task() does not run the new task before the handler waits.
+    order: list[str] = []
+
+    async def child(body: str) -> None:
+        order.append(f"child {body}")
+
+    async def handler(record: SQSRecord) -> None:
+        task = asyncio.create_task(child(record.body))
+        order.append(f"created {record.body}")
+        await task
+
+    async def main() -> Any:
+        processor = AsyncBatchProcessor(EventType.SQS, concurrency=1)
+        return await async_process_partial_response(sqs_event(["a", "b"]), handler, processor)
+
+    assert asyncio.run(main()) == {"batchItemFailures": []}
+    assert order == ["created a", "child a", "created b", "child b"]

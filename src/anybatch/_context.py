@@ -16,7 +16,6 @@ too (a clock read).
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 from collections.abc import Callable, Generator, Sequence
@@ -66,26 +65,23 @@ _INLINE: ContextVar[tuple[Any, Sequence[Any], Sequence[Any], _Limits | None] | N
 )
 
 
-#: An async batch on native asyncio tasks whose records leave their worker's context as they
-#: found it, and so need no copy of their own: (handed, ids, {worker task: index}, limits).
-_TASKS: ContextVar[
-    tuple[Sequence[Any], Sequence[Any], dict[Any, list[int]], _Limits | None] | None
-] = ContextVar("anybatch_task_batch", default=None)
+#: The async record a worker task of the native asyncio driver runs directly in its own
+#: context (see :func:`on_tasks`): (its box: ``[index]``, -1 between records; handed, ids,
+#: limits). Set once in each worker's context, so that what a record starts (a task, a
+#: thread with a copy of the context) sees it too.
+_WORKER: ContextVar[tuple[list[int], Sequence[Any], Sequence[Any], _Limits | None] | None] = (
+    ContextVar("anybatch_worker_record", default=None)
+)
 
 
 def _task_here() -> _Here | None:
-    tasks = _TASKS.get()
-    if tasks is None:
+    worker = _WORKER.get()
+    if worker is None:
         return None
-    asyncio = sys.modules.get("asyncio")
-    try:
-        task = None if asyncio is None else asyncio.current_task()
-    except RuntimeError:  # no loop in this thread (a thread the handler started)
+    index = worker[0][0]
+    if index < 0:
         return None
-    box = tasks[2].get(task)  # [the index of the record the task runs], -1: none
-    if box is None or box[0] < 0:
-        return None
-    return (tasks[0], tasks[1], box[0], tasks[3])
+    return (worker[1], worker[2], index, worker[3])
 
 
 def _here() -> _Here | None:
@@ -398,22 +394,26 @@ def on_tasks(
     handed: Sequence[Any],
     ids: Sequence[Any],
     batch: _Limits | None = None,
-) -> tuple[OnTasks, Any]:
+) -> OnTasks:
     """What the native asyncio driver needs to run async records without copying contexts.
 
-    A worker task starts in a copy of the batch's context. While its records leave that
-    context as they found it (the driver checks in O(1) before each record: the contexts
-    share their mapping until one is changed), they run in it directly: no copy, no step
-    taken by hand, and :func:`current_record` finds a record by its worker task. Once a
-    record has changed its worker's context, that worker runs its later records each in its
-    own copy of the batch's context, as :func:`in_own_context` does. Returns the
-    :class:`~anybatch._engine.OnTasks` for :func:`~anybatch._engine.drive` and what
-    :func:`off_tasks` takes to end the batch.
+    A worker task starts in a copy of the batch's context, and notes there the box that
+    says which record it runs (``_WORKER``, read by :func:`current_record`, and by whatever
+    a record starts: its tasks and threads inherit the context). While its records leave
+    that context as they found it (the driver checks in O(1) before each record: the
+    contexts share their mapping until one is changed), they run in it directly: no copy,
+    no step taken by hand. Once a record has changed its worker's context, that worker runs
+    its later records each in its own copy of the batch's context, as
+    :func:`in_own_context` does. Nothing is left to undo: the notes live in the workers'
+    contexts, and go with them.
     """
-    running: dict[Any, list[int]] = {}
-    token = _TASKS.set((handed, ids, running, batch))
-    pristine = copy_context()  # what every worker starts from
+    pristine = copy_context()  # what every record run in its own copy starts from
     made: list[Callable[[int], Any]] = []
+    set_worker = _WORKER.set
+
+    def enter(box: list[int]) -> Context:
+        set_worker((box, handed, ids, batch))
+        return copy_context()
 
     def isolate(index: int) -> Any:  # made on first use: most batches never need it
         if not made:
@@ -422,23 +422,7 @@ def on_tasks(
 
     starts = None if batch is None else batch[2]
     # tuple.__new__: a NamedTuple's own __new__ is a Python function, a frame per batch.
-    found: OnTasks = tuple.__new__(OnTasks, (pristine, running, isolate, starts))  # pyright: ignore[reportUnknownMemberType]
-    return found, (token, running)
-
-
-def off_tasks(ending: Any) -> None:
-    """End what :func:`on_tasks` began.
-
-    Its ended worker tasks are let go: each task's context holds the batch (through
-    ``_TASKS``), whose ``running`` holds the task, a cycle that would keep the batch's records
-    until the garbage collector ran.
-    """
-    token, running = ending
-    # A task abandoned at its timeout or the deadline still runs its record: it keeps its
-    # entry (and current_record()) until it ends, and the cycle with it.
-    for task in [task for task in running if task.done()]:
-        del running[task]
-    _TASKS.reset(token)
+    return tuple.__new__(OnTasks, (enter, isolate, starts))  # pyright: ignore[reportUnknownMemberType]
 
 
 def _async_in_own_context(

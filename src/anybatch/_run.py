@@ -25,7 +25,6 @@ from ._context import (
     in_own_context,
     leave_inline,
     limits,
-    off_tasks,
     on_tasks,
     open_batch,
     show_inline,
@@ -409,10 +408,10 @@ async def _drive(processor: Hooks, run: Run) -> None:
     left, timeout = run.remaining(), processor.record_timeout
     batch = limits(None if left is None else time.monotonic() + left, timeout, run.n)
     hidden = hide_inline()
-    tasks = ending = None
+    tasks = None
     func, args = run.func, run.inputs
     if run.is_async and asyncio_running() and not exact():
-        tasks, ending = on_tasks(func, args, run.handed, run.ids, batch)
+        tasks = on_tasks(func, args, run.handed, run.ids, batch)
     else:
         func = in_own_context(func, args, run.handed, run.ids, run.is_async, batch)
         args = range(run.n)
@@ -430,8 +429,6 @@ async def _drive(processor: Hooks, run: Run) -> None:
             on_tasks=tasks,
         )
     finally:
-        if ending is not None:
-            off_tasks(ending)
         show_inline(hidden)
         if ENDS.used:  # what its records left (held-back idempotency writes)
             await end_awaited(run.handed, run.remaining(), processor.deadline_margin)

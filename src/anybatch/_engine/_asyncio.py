@@ -11,6 +11,11 @@ anyio's asyncio backend costs a cold start about 30 ms. So on asyncio:
   scheduled before the await runs only once the running task yields), doubling each time.
   Handlers that never wait run one after another in one task; handlers that do wait get up
   to ``concurrency`` workers within a few loop turns;
+* on Python 3.12+ a worker task starts eagerly (``eager_start``): it runs its records at
+  once, inside its making, until a handler first waits. A batch whose handlers never wait
+  then ends without a loop turn of its own. Only the pool's workers start so: the tasks a
+  handler makes keep asyncio's order, and a task factory set on the loop makes the workers
+  as it would any task;
 * the deadline and ``record_timeout`` are loop timers that cancel the tasks concerned; the
   engine knows its own cancellations from any other, so a ``CancelledError`` that no timer or
   caller asked for fails only its record;
@@ -70,6 +75,19 @@ else:  # pragma: no cover - Python 3.10 keeps no count of cancellation requests
         """Nothing to take back: Python 3.10 keeps no count."""
 
 
+_EAGER = sys.version_info >= (3, 12)
+
+
+def _eager(loop: asyncio.AbstractEventLoop) -> Callable[[Any], asyncio.Task[None]]:
+    """Make tasks on *loop* that start at once: a worker runs until its handler first waits."""
+    task_type: Any = asyncio.Task
+
+    def make(coro: Any) -> asyncio.Task[None]:
+        return task_type(coro, loop=loop, eager_start=True)  # type: ignore[no-any-return]
+
+    return make
+
+
 def _ended(arg: Any) -> Awaitable[Any]:  # pragma: no cover - nothing calls it
     """What a pool's closures call once it has ended: nothing may (see run_pool_asyncio)."""
     raise RuntimeError("the worker pool has ended")
@@ -126,21 +144,27 @@ async def run_pool_asyncio(
     stopping = False  # the engine cancels its workers: the deadline, a fatal error, the caller
     starting = False  # a start_another() callback is pending
     fatal: list[BaseException] = []
-    on_task: dict[Any, list[int]] = {}
+    enter: Callable[[list[int]], Context] | None
+    make_task: Callable[[Any], asyncio.Task[None]] = loop.create_task
+    if _EAGER and loop.get_task_factory() is None:
+        make_task = _eager(loop)
     if on_tasks is None:
-        pristine, isolate, starts = None, func, None
+        enter, isolate, starts = None, func, None
     else:
-        pristine, on_task, isolate, starts = on_tasks
+        enter, isolate, starts = on_tasks
 
     def spawn() -> None:
         nonlocal live
         if stopping or len(tasks) >= slots or not more_to_start():
             return
-        # Counted in before it is made: an eager task factory runs the worker (to its end,
-        # if no handler waits) inside create_task().
+        # Counted in before it is made: an eager task runs the worker (to its end, if no
+        # handler waits) inside its making.
         live += 1
-        task = loop.create_task(worker())
-        task.add_done_callback(ended)
+        task = make_task(worker())
+        if task.done() and task in counted_out:  # ran to its end eagerly, counted out
+            counted_out.discard(task)
+        else:
+            task.add_done_callback(ended)
         tasks.append(task)
 
     def start_another() -> None:
@@ -249,8 +273,9 @@ async def run_pool_asyncio(
         # and that context itself where asyncio hands it out (3.12), else a copy to compare.
         box = [-1]
         context_now: Callable[[], Context] = copy_context
-        if pristine is not None:
-            on_task[task] = box
+        mine = None  # this worker's context as it started, with on_tasks
+        if enter is not None:
+            mine = enter(box)
             context_now = getattr(task, "get_context", copy_context)
 
         def time_out() -> None:
@@ -309,14 +334,14 @@ async def run_pool_asyncio(
                     current = index
                     timer = loop.call_later(record_timeout, time_out)
                 try:
-                    if pristine is None:
+                    if mine is None:
                         step = func(args[index])
                     else:
                         if starts is not None:
                             starts[index] = clock()
                         if not dirty:
                             try:  # a value whose == cannot answer (an array): a change
-                                dirty = context_now() != pristine
+                                dirty = context_now() != mine
                             except Exception:
                                 dirty = True
                         if dirty:  # this worker's records each run in a copy of their own
@@ -410,6 +435,6 @@ async def run_pool_asyncio(
         # start another, and a late start_another() finds the pool stopping): let them go.
         stopping = True
         tasks.clear()
-        func, args, isolate, pristine = _ended, (), _ended, None
+        func, args, isolate, enter = _ended, (), _ended, None
     if fatal:
         raise fatal[0]

@@ -88,16 +88,16 @@ class Resolved(tuple[Any]):
 class OnTasks(NamedTuple):
     """Async records run directly in their worker task's context, while they leave it be.
 
-    The native asyncio driver checks before each record that its worker's context still
-    equals *pristine* (in O(1): copies share their mapping until one is changed). While it
-    does, the record runs directly in it, and *running* notes ``{worker task: [index]}`` (-1:
-    none); once a record of a worker has changed it, that worker's later records each run
-    through *isolate* (by index), in their own copy. With *starts*, each record's start is
-    noted.
+    Each worker of the native asyncio driver calls *enter* with its box (``[index]`` of the
+    record it runs, -1: none) as it starts, in its own context; *enter* notes the box there
+    and returns a copy of that context. Before each record the driver checks that its
+    worker's context still equals the copy (in O(1): copies share their mapping until one is
+    changed). While it does, the record runs directly in it; once a record of a worker has
+    changed it, that worker's later records each run through *isolate* (by index), in their
+    own copy. With *starts*, each record's start is noted.
     """
 
-    pristine: Context
-    running: dict[Any, list[int]]
+    enter: Callable[[list[int]], Context]
     isolate: Callable[[int], Any]
     starts: list[float] | None = None
 
