@@ -19,6 +19,12 @@ if TYPE_CHECKING:
     from anybatch.records import KafkaEventRecord, SQSRecord
 
 
+@pytest.fixture(autouse=True)
+def reuse_small_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Batches of any size re-use views here, so that small batches show the rules.
+    monkeypatch.setattr(anybatch._view, "REUSE_FROM", 1)
+
+
 def _event(prefix: str, n: int) -> dict[str, Any]:
     return sqs_event(json.dumps({"n": f"{prefix}{i}"}) for i in range(n))
 
@@ -160,3 +166,31 @@ def test_a_kafka_record_changed_in_place_between_batches_decodes_its_new_headers
         event, lambda r: seen.append(r.get_header_value("id")), processor
     )
     assert seen == [b"first", b"second"]
+
+
+@pytest.mark.parametrize("size", [19, 20])
+def test_only_batches_of_twenty_records_or_more_reuse_views(
+    size: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Re-use costs a small batch more than it saves (measured: see anybatch._view).
+    monkeypatch.setattr(anybatch._view, "REUSE_FROM", 20)
+    made: list[str] = []
+    make = anybatch._view.DictWrapper.__init__
+
+    def counted(view: Any, data: Any) -> None:
+        made.append(type(view).__name__)
+        make(view, data)
+
+    monkeypatch.setattr(anybatch._view.DictWrapper, "__init__", counted)
+    processor = anybatch.BatchProcessor(anybatch.EventType.SQS)
+    bodies: list[str] = []
+
+    def handler(record: SQSRecord) -> None:
+        bodies.append(record.json_body["n"])
+
+    anybatch.process_partial_response(_event("a", size), handler, processor)
+    assert made.count("SQSRecord") == size
+    made.clear()
+    anybatch.process_partial_response(_event("b", size), handler, processor)
+    assert made.count("SQSRecord") == (0 if size >= 20 else size)
+    assert bodies == [f"{prefix}{i}" for prefix in "ab" for i in range(size)]

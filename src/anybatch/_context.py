@@ -300,27 +300,20 @@ def add_record_id(logger: object, method_name: str, event_dict: Any) -> Any:
     return event_dict
 
 
-def exact() -> bool:
-    """Whether a sync batch starting here must name its records by the context variable.
+#: The record of an async or threaded batch that this context runs, if any (``None``): a
+#: sync batch starting where it is not ``None`` (inside such a record) must name its records
+#: by the context variable (:func:`in_own_context`), not by :func:`enter_inline`. Bound
+#: methods of the variables, not functions: a blocking batch calls each once, on its hot path.
+record_here: Callable[[], Any] = _CURRENT.get
 
-    So it must inside an async record's context, where the variable names that record.
-    """
-    return _CURRENT.get() is not None
-
-
-def enter_inline(
-    schedule: Any, handed: Sequence[Any], ids: Sequence[Any], batch: _Limits | None = None
-) -> Any:
-    """Note that *schedule*'s records run inline in this context; returns what to undo.
-
-    *batch* holds the batch's :func:`limits`.
-    """
-    return _INLINE.set((schedule, handed, ids, batch))
-
-
-def leave_inline(token: Any) -> None:
-    """Undo :func:`enter_inline` (a sync batch inside a sync record gives the outer back)."""
-    _INLINE.reset(token)
+#: ``enter_inline((schedule, handed, ids, limits))``: note that *schedule*'s records run
+#: inline in this context (``limits``: the batch's :func:`limits`); returns what
+#: :func:`leave_inline` takes to undo it (a sync batch inside a sync record gives the outer
+#: back).
+enter_inline: Callable[[tuple[Any, Sequence[Any], Sequence[Any], _Limits | None]], Any] = (
+    _INLINE.set
+)
+leave_inline: Callable[[Any], None] = _INLINE.reset
 
 
 def in_own_context(

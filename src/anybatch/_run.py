@@ -15,18 +15,19 @@ from contextvars import ContextVar
 from itertools import repeat
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, cast
 
+from . import _view
 from ._context import (
     ENDS,
     end_awaited,
     end_blocking,
     enter_inline,
-    exact,
     hide_inline,
     in_own_context,
     leave_inline,
     limits,
     on_tasks,
     open_batch,
+    record_here,
     show_inline,
 )
 from ._engine import (
@@ -45,7 +46,6 @@ from ._outcome import BatchResult, outcome_exception
 from ._permanent import ROUTER, PermanentHooks, mark_routed, route_awaited, route_blocking
 from ._reading import Reading, reading_of
 from ._sources import EventType, batch_source
-from ._view import make_views
 
 if TYPE_CHECKING:
     from ._exceptions import ExceptionInfo, RecordSkippedError
@@ -350,8 +350,11 @@ def start(processor: Hooks, *, awaited: bool) -> Run:
     elif reading.reuses:  # the previous batch's views that nothing holds any more
         spare = processor.__dict__.pop("_spare_views", None)  # taken in one step
         view = reading.view
-        old = spare[1] if spare is not None and spare[0] is view else None
-        run.args = run.inputs = make_views(view, records, old)
+        if run.n < _view.REUSE_FROM:  # too few to pay for it
+            run.args = run.inputs = list(map(view, records))
+        else:
+            old = spare[1] if spare is not None and spare[0] is view else None
+            run.args = run.inputs = _view.make_views(view, records, old)
     elif not reading.converts:
         run.args = run.inputs = list(map(reading.view, records))
     else:  # a model may refuse a record: that is the record's failure, not the batch's
@@ -370,10 +373,10 @@ def process(processor: Hooks) -> list[SuccessResponse | FailureResponse]:
     if runs_inline(run.is_async, processor.concurrency, processor.record_timeout):
         deadline, func, inputs, schedule = run.deadline, run.func, run.inputs, run.schedule
         batch = None if deadline is None else (deadline, None, None)  # its limits()
-        if exact():  # inside an async record: name each record by the context variable
+        if record_here() is not None:  # inside an async record: name each by the variable
             func = in_own_context(func, inputs, run.handed, run.ids, False, batch)
             inputs = range(run.n)
-        outer = enter_inline(schedule, run.handed, run.ids, batch)
+        outer = enter_inline((schedule, run.handed, run.ids, batch))
         if ENDS.used:  # until it ends, its records may leave work for its end
             open_batch(run.handed)
         try:
@@ -410,7 +413,7 @@ async def _drive(processor: Hooks, run: Run) -> None:
     hidden = hide_inline()
     tasks = None
     func, args = run.func, run.inputs
-    if run.is_async and asyncio_running() and not exact():
+    if run.is_async and asyncio_running() and record_here() is None:
         tasks = on_tasks(func, args, run.handed, run.ids, batch)
     else:
         func = in_own_context(func, args, run.handed, run.ids, run.is_async, batch)
@@ -489,7 +492,7 @@ def complete(processor: Hooks, run: Run) -> list[SuccessResponse | FailureRespon
         result.time_left = run.remaining()
         observing.finished(result)
     reading = run.reading
-    if reading.reuses and run.entries is None:
+    if reading.reuses and run.entries is None and run.n >= _view.REUSE_FROM:
         # A copy, kept for the next batch (see _view.make_views).
         processor.__dict__["_spare_views"] = (reading.view, list(args))
     elif reading.converts:

@@ -98,7 +98,6 @@ def run_each_inline(
         if deadline is not None and clock() >= deadline:
             schedule.stop(NOT_STARTED)
             break
-        kinds[index] = RUNNING  # what a BaseException leaves behind, as schedule.next() would
         schedule.current = index
         try:  # the previous record changed its copy? (a value whose == fails: it did)
             changed = context != pristine
@@ -113,6 +112,10 @@ def run_each_inline(
             kinds[index] = FAILURE
         except BaseException as exc:
             if not is_asyncio_cancellation(exc):
+                # What a BaseException leaves behind, as schedule.next() would have: the
+                # record started (a record that ends is never read as running meanwhile:
+                # nothing runs beside it).
+                kinds[index] = RUNNING
                 raise
             values[index] = exc  # a cancellation no loop asked for: the record's failure
             kinds[index] = FAILURE
