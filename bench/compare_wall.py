@@ -82,7 +82,8 @@ def one_set(sources: dict[str, Path], figure: str, rounds: int) -> dict[str, flo
             shift = turn % len(names)
             for name in names[shift:] + names[:shift]:
                 child = children[name]
-                assert child.stdin is not None and child.stdout is not None
+                assert child.stdin is not None
+                assert child.stdout is not None
                 child.stdin.write("go\n")
                 child.stdin.flush()
                 fastest[name] = min(fastest[name], float(child.stdout.readline()))
