@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import subprocess
 import sys
@@ -41,6 +42,10 @@ def tasks_seen(handler: Any, concurrency: int | None, n: int = 50) -> set[int]:
 
 async def never_waits(record: SQSRecord) -> None:
     pass
+
+
+async def waits_a_turn(record: SQSRecord) -> None:
+    await asyncio.sleep(0)
 
 
 async def waits(record: SQSRecord) -> None:
@@ -178,3 +183,38 @@ def test_a_task_a_handler_creates_starts_when_the_handler_waits() -> None:
 
     assert asyncio.run(main()) == {"batchItemFailures": []}
     assert order == ["created a", "child a", "created b", "child b"]
+
+
+def garbage_per_batch(handler: Any, together: int) -> float:
+    """Objects only the garbage collector frees, per batch, once the processor is warm."""
+    processor = AsyncBatchProcessor(EventType.SQS, concurrency=10)
+    event = sqs_event([str(i) for i in range(10)])
+
+    async def batches(n: int) -> None:
+        for _ in range(n):
+            # *together* at once on one processor, as the SQS worker runs them
+            await asyncio.gather(
+                *(
+                    async_process_partial_response(event, handler, processor)
+                    for _ in range(together)
+                )
+            )
+
+    async def main() -> float:
+        await batches(5)
+        gc.collect()
+        gc.disable()
+        try:
+            await batches(20)
+            return gc.collect() / (20 * together)
+        finally:
+            gc.enable()
+
+    return asyncio.run(main())
+
+
+@pytest.mark.parametrize("together", [1, 3])
+@pytest.mark.parametrize("handler", [never_waits, waits_a_turn], ids=["never waits", "waits"])
+def test_a_batch_leaves_no_garbage_for_the_collector(handler: Any, together: int) -> None:
+    # A long-lived process (the SQS worker) pays for every collection the garbage brings on.
+    assert garbage_per_batch(handler, together) == 0

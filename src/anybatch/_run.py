@@ -441,6 +441,7 @@ async def _drive(processor: Hooks, run: Run) -> None:
 def complete(processor: Hooks, run: Run) -> list[SuccessResponse | FailureResponse]:
     """Turn the run's outcomes into the result, the hooks' entries and the response."""
     batch = run.batch
+    del run.batch  # no cycle batch <-> run, left for the collector: a batch ends here
     kinds, values = run.schedule.close()
     n = len(kinds)
     ok = kinds.count(SUCCESS) == n  # identity checks: fast on the usual batch
@@ -492,9 +493,8 @@ def complete(processor: Hooks, run: Run) -> list[SuccessResponse | FailureRespon
         result.time_left = run.remaining()
         observing.finished(result)
     reading = run.reading
-    if reading.reuses and run.entries is None and run.n >= _view.REUSE_FROM:
-        # A copy, kept for the next batch (see _view.make_views).
-        processor.__dict__["_spare_views"] = (reading.view, list(args))
+    if reading.reuses and run.entries is None and run.n >= _view.REUSE_FROM:  # kept: a copy
+        processor.__dict__["_spare_views"] = (reading.view, list(args))  # see make_views
     elif reading.converts:
         # A copy: a result kept by the user stays whole.
         processor._previous_models = list(args)  # pyright: ignore[reportPrivateUsage]

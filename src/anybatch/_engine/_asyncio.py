@@ -172,6 +172,8 @@ async def run_pool_asyncio(
         # of waiting handlers reaches its full width in a few loop turns, not one per record.
         nonlocal starting
         starting = False
+        if stopping:  # late: the pool has ended (and may have let spawn go)
+            return
         for _ in range(max(1, live)):
             spawn()
 
@@ -436,5 +438,14 @@ async def run_pool_asyncio(
         stopping = True
         tasks.clear()
         func, args, isolate, enter = _ended, (), _ended, None
+        if not gone:
+            # And the cycle itself: worker -> start_another -> spawn -> worker. Left to the
+            # collector it would be garbage each batch whose handlers wait (about 70 objects),
+            # and the collections it brings on cost a long-lived process, the SQS worker,
+            # more than the batch's own run. No task runs any more to call them: a late
+            # start_another() returns at once, and ended() calls nothing of the pool.
+            # (An abandoned task still runs its worker: then the cycle stays, and goes with
+            # the collector.)
+            del worker, spawn
     if fatal:
         raise fatal[0]
