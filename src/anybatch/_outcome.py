@@ -293,6 +293,11 @@ def status_of(kind: int) -> Status:
     return _STATUS[kind]
 
 
+def statuses(result: BatchResult[Any]) -> list[Status]:
+    """Each record's :class:`Status`, in input order, without making its outcome."""
+    return list(map(_STATUS.__getitem__, result._kinds))  # pyright: ignore[reportPrivateUsage]
+
+
 class BatchResult(Sequence[RecordOutcome[RecordT]], Generic[RecordT]):
     """Every record's :class:`RecordOutcome`, in input order, and the partial batch response.
 

@@ -153,10 +153,11 @@ async def run_pool_asyncio(
     else:
         enter, isolate, starts = on_tasks
 
-    def spawn() -> None:
+    def spawn() -> bool:
+        """Start a worker, if one may start and a record waits for it: whether it did."""
         nonlocal live
-        if stopping or len(tasks) >= slots or not more_to_start():
-            return
+        if stopping or len(tasks) >= slots or not (cursor < n if free else schedule.pending):
+            return False
         # Counted in before it is made: an eager task runs the worker (to its end, if no
         # handler waits) inside its making.
         live += 1
@@ -166,6 +167,7 @@ async def run_pool_asyncio(
         else:
             task.add_done_callback(ended)
         tasks.append(task)
+        return True
 
     def start_another() -> None:
         # A handler waits: as many more workers as run now (at least one), so that a batch
@@ -175,7 +177,8 @@ async def run_pool_asyncio(
         if stopping:  # late: the pool has ended (and may have let spawn go)
             return
         for _ in range(max(1, live)):
-            spawn()
+            if not spawn():  # the limit, or no record left to start
+                return
 
     def ended(task: asyncio.Task[None]) -> None:
         # A task's done callback: it was counted out already, unless it never ran.
@@ -252,9 +255,6 @@ async def run_pool_asyncio(
         schedule.stop(NOT_STARTED)
         stop_all()
         loop.call_later(ABANDON_AFTER, give_up_all, "the deadline")
-
-    def more_to_start() -> bool:
-        return cursor < n if free else schedule.pending > 0
 
     async def worker() -> None:
         nonlocal cursor, wake, waiting, starting

@@ -6,7 +6,6 @@ the I/O is behind :class:`SQSBatchApi`, whose aiobotocore adapter lives in ``_cl
 
 from __future__ import annotations
 
-import math
 import random
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
@@ -95,7 +94,7 @@ async def perform(
         for state in queue:
             await run(state)
 
-    with anyio.CancelScope(deadline=math.inf if deadline is None else deadline):
+    async def every() -> None:
         if len(states) == 1 or max_concurrent_calls == 1:  # one at a time: no tasks needed
             await worker(iter(states))
         else:
@@ -103,6 +102,12 @@ async def perform(
                 queue = iter(states)
                 for _ in range(min(max_concurrent_calls, len(states))):
                     group.start_soon(worker, queue)
+
+    if deadline is None:  # no cancel scope to pay for: the worker's settles have no deadline
+        await every()
+    else:
+        with anyio.CancelScope(deadline=deadline):
+            await every()
     done: list[Entry] = []
     failures: list[SQSActionFailure] = []
     for state in states:

@@ -8,11 +8,11 @@ The decisions are plain functions (:func:`settles_of`, :func:`settles_after`,
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
-from anybatch._outcome import Status
+from anybatch._outcome import Status, statuses
 
 from ._deleter import perform
 from ._plan import MAX_ENTRIES, Action, Call, Entry, visibility_timeout_for
@@ -56,7 +56,7 @@ _SETTLES: dict[Status, Settle] = {
 
 def settles_of(result: BatchResult[Any]) -> list[Settle]:
     """What to do with each message of a processed batch, from its outcome."""
-    return [_SETTLES[outcome.status] for outcome in result]
+    return [_SETTLES[status] for status in statuses(result)]
 
 
 def settles_after(count: int, succeeded: Collection[int], rest: Settle) -> list[Settle]:
@@ -99,10 +99,12 @@ def settle_calls(
     deletes: list[Entry] = []
     hides: list[Entry] = []
     errors: list[PolicyError] = []
+    # tuple.__new__: a NamedTuple's own __new__ is a Python function, a frame per message.
+    new: Callable[[type[Entry], tuple[Any, ...]], Entry] = tuple.__new__  # pyright: ignore[reportUnknownMemberType, reportAssignmentType, reportUnknownVariableType]
     for index, (record, what) in enumerate(zip(records, settles, strict=True)):
         message_id, handle = str(record["messageId"]), str(record["receiptHandle"])
         if what == "delete" or what == "routed":
-            deletes.append(Entry(index, "delete", message_id, handle, arn))
+            deletes.append(new(Entry, (index, "delete", message_id, handle, arn, None, None)))
         elif what == "release":
             hides.append(Entry(index, "change_visibility", message_id, handle, arn, 0))
         elif visibility is not None:

@@ -22,6 +22,7 @@ how a batch settles ``_settle``'s, the extensions ``_heartbeat``'s.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import os
@@ -228,7 +229,7 @@ class SQSWorker:
         self._caller = Caller(self._sqs, self.retry, max_concurrent_calls)
         self._stopping = False
         self._stop_now = False
-        self._wake: anyio.Event | None = None
+        self._wake: asyncio.Event | None = None  # asyncio's own: one made per batch settled
         self._receives: anyio.CancelScope | None = None
         self._in_flight = 0  # received and not yet processed (or reserved by a receive)
         self._reserved = 0  # of which reserved by the receives waiting
@@ -298,7 +299,7 @@ class SQSWorker:
         """Consume the queue until :meth:`stop`; return what was done."""
         queue = await self._queue()
         context = WorkerContext(queue)
-        self._wake = anyio.Event()
+        self._wake = asyncio.Event()
         self._drained = anyio.Event()
         logger.info(
             "worker started on %s: %d in flight at most, %d pollers, visibility timeout %d s%s",
@@ -430,7 +431,8 @@ class SQSWorker:
             if not messages:
                 continue
             self.stats.received += len(messages)
-            records = [lambda_record(m, queue.arn, queue.region) for m in messages]
+            arn, region = queue.arn, queue.region
+            records = [lambda_record(m, arn, region) for m in messages]
             if self.stopping:  # (a property: the stop came while the receive waited)
                 # Received after the stop: released at once, for another worker.
                 releases: list[Settle] = ["release"] * len(records)
@@ -528,7 +530,7 @@ class SQSWorker:
 
     def _notify(self) -> None:
         """Wake every poller waiting for room (each waits on the event current then)."""
-        wake, self._wake = self._wake, anyio.Event()
+        wake, self._wake = self._wake, asyncio.Event()
         if wake is not None:
             wake.set()
 
