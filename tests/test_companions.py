@@ -209,6 +209,30 @@ def test_tasks_and_threads_a_record_starts_know_its_record(
     assert seen == {(str(i), where): ids[i] for i in range(8) for where in wheres}
 
 
+def test_a_task_that_outlives_its_batch_names_no_record() -> None:
+    # Started and never awaited: once its batch has ended, it names no record (not the
+    # last one its worker ran).
+    late: list[Any] = []
+    children: list[asyncio.Task[None]] = []
+
+    async def child() -> None:
+        await asyncio.sleep(0.05)
+        late.append(current_record_id())
+
+    async def handler(record: Any) -> None:
+        if record.body == "0":
+            children.append(asyncio.create_task(child()))
+
+    async def main() -> Any:
+        processor = AsyncBatchProcessor(EventType.SQS, concurrency=1)
+        response = await async_process_partial_response(sqs_event(["0", "1"]), handler, processor)
+        await asyncio.gather(*children)
+        return response
+
+    assert asyncio.run(main()) == {"batchItemFailures": []}
+    assert late == [None]
+
+
 # -- Logger: per-record keys at any concurrency -------------------------------------------------
 
 

@@ -375,6 +375,9 @@ async def run_pool_asyncio(
                     stop_all()
                     return
                 finally:
+                    # What the record started and still runs names no record from now on
+                    # (rather than the worker's next one).
+                    box[0] = -1
                     if timer is not None:
                         timer.cancel()
                         if grace is not None:
