@@ -164,6 +164,30 @@ def test_a_task_factory_the_user_set_makes_the_workers() -> None:
     assert made.count("run_pool_asyncio.<locals>.worker") == 3
 
 
+def test_a_loop_that_makes_its_own_tasks_makes_the_workers() -> None:
+    # A loop subclass that overrides create_task (instrumentation) sees every worker.
+    made: list[str] = []
+
+    class CountingLoop(asyncio.SelectorEventLoop):
+        def create_task(self, coro: Any, **kwargs: Any) -> Any:
+            made.append(coro.__qualname__)
+            return super().create_task(coro, **kwargs)
+
+    async def handler(record: SQSRecord) -> None:
+        await asyncio.sleep(0.01)
+
+    async def main() -> Any:
+        processor = AsyncBatchProcessor(EventType.SQS, concurrency=3)
+        return await async_process_partial_response(sqs_event(["a", "b", "c"]), handler, processor)
+
+    loop = CountingLoop()
+    try:
+        assert loop.run_until_complete(main()) == {"batchItemFailures": []}
+    finally:
+        loop.close()
+    assert made.count("run_pool_asyncio.<locals>.worker") == 3
+
+
 def test_a_task_a_handler_creates_starts_when_the_handler_waits() -> None:
     # The pool's own workers may start at once; the loop's tasks keep asyncio's order, so a
     # handler's create_task() does not run the new task before the handler waits.

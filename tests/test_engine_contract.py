@@ -281,6 +281,19 @@ def test_a_fatal_base_exception_stops_the_batch_and_propagates(driver: str, keye
         drive(driver, plan, keys=keys_for(keyed, len(plan)), concurrency=1)
 
 
+@pytest.mark.parametrize("driver", TIMED_DRIVERS)
+def test_a_fatal_base_exception_does_not_wait_for_a_handler_that_will_not_end(
+    driver: str,
+) -> None:
+    # The fatal error stops every record; one that swallows its cancellation (or blocks
+    # its thread) is abandoned, as at the deadline: the error propagates in time.
+    plan = ["block" if driver.startswith("threads") else "stubborn", "fatal"]
+    started = time.monotonic()
+    with pytest.raises(Fatal):
+        drive(driver, plan, concurrency=2)
+    assert time.monotonic() - started < 5  # the stubborn handler's second wait is 30 s
+
+
 @pytest.mark.parametrize("keyed", KEYED)
 @pytest.mark.parametrize("driver", DRIVERS)
 def test_a_cancellation_nobody_asked_for_fails_its_record_only(driver: str, keyed: bool) -> None:

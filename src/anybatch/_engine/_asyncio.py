@@ -76,6 +76,21 @@ else:  # pragma: no cover - Python 3.10 keeps no count of cancellation requests
 
 
 _EAGER = sys.version_info >= (3, 12)
+#: Whether a loop type makes its tasks as asyncio's own loops (and uvloop's) do, by type: a
+#: loop that overrides create_task (to instrument its tasks, say) keeps making the workers.
+_PLAIN_TASKS: dict[type[Any], bool] = {}
+
+
+def _plain_tasks(loop: asyncio.AbstractEventLoop) -> bool:
+    kind = type(loop)
+    plain = _PLAIN_TASKS.get(kind)
+    if plain is None:
+        method = getattr(kind, "create_task", None)
+        plain = _PLAIN_TASKS[kind] = method is asyncio.BaseEventLoop.create_task or (
+            getattr(method, "__module__", None) == "uvloop.loop"  # uvloop's own, compiled
+            and getattr(method, "__qualname__", None) == "Loop.create_task"
+        )
+    return plain
 
 
 def _eager(loop: asyncio.AbstractEventLoop) -> Callable[[Any], asyncio.Task[None]]:
@@ -144,9 +159,10 @@ async def run_pool_asyncio(
     stopping = False  # the engine cancels its workers: the deadline, a fatal error, the caller
     starting = False  # a start_another() callback is pending
     fatal: list[BaseException] = []
+    timers: list[asyncio.TimerHandle] = []  # give_up_all() after a fatal error
     enter: Callable[[list[int]], Context] | None
     make_task: Callable[[Any], asyncio.Task[None]] = loop.create_task
-    if _EAGER and loop.get_task_factory() is None:
+    if _EAGER and loop.get_task_factory() is None and _plain_tasks(loop):
         make_task = _eager(loop)
     if on_tasks is None:
         enter, isolate, starts = None, func, None
@@ -373,6 +389,8 @@ async def run_pool_asyncio(
                     # KeyboardInterrupt, SystemExit...: stop every worker, raise it in the caller.
                     fatal.append(exc)
                     stop_all()
+                    if len(fatal) == 1:  # and what will not end by then is abandoned
+                        timers.append(loop.call_later(ABANDON_AFTER, give_up_all, "a fatal error"))
                     return
                 finally:
                     # What the record started and still runs names no record from now on
@@ -434,6 +452,8 @@ async def run_pool_asyncio(
     finally:
         if expiry is not None:
             expiry.cancel()
+        for timer in timers:
+            timer.cancel()
         # The workers' closures refer to one another: a cycle that only the garbage collector
         # would free, with the batch's records in it (through *func*, *args* and the tasks'
         # contexts). No record starts any more (an abandoned task returns before it would
