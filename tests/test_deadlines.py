@@ -183,6 +183,42 @@ def test_no_deadline_without_a_context_or_with_margin_none() -> None:
     assert response == {"batchItemFailures": []}
 
 
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_a_context_that_never_runs_out_sets_no_deadline(kind: str) -> None:
+    # 2**31 - 1 ms: what the SQS worker's context says. No deadline is set (no timer, no
+    # clock read a record), and a handler asking for its deadline hears there is none.
+    from anybatch import current_record_deadline
+
+    seen: list[float | None] = []
+
+    class Forever:
+        def get_remaining_time_in_millis(self) -> int:
+            return 2**31 - 1
+
+    def handler(record: SQSRecord) -> None:
+        seen.append(current_record_deadline())
+
+    async def async_handler(record: SQSRecord) -> None:
+        seen.append(current_record_deadline())
+
+    event = sqs_event(["a", "b"])
+    if kind == "sync":
+        response = process_partial_response(
+            event, handler, BatchProcessor(EventType.SQS), context=Forever()
+        )
+    else:
+
+        async def main() -> Any:
+            processor = AsyncBatchProcessor(EventType.SQS)
+            return await async_process_partial_response(
+                event, async_handler, processor, context=Forever()
+            )
+
+        response = anyio.run(main)
+    assert response == {"batchItemFailures": []}
+    assert seen == [None, None]
+
+
 def test_log_line_says_deadline_not_failure(caplog: pytest.LogCaptureFixture) -> None:
     logger = logging.getLogger("anybatch-deadline")
     processor = BatchProcessor(EventType.SQS, concurrency=2, deadline_margin=0.2, logger=logger)

@@ -262,12 +262,13 @@ def reading_for(processor: Hooks, records: Sequence[Mapping[str, Any]]) -> Readi
 
 def time_left(margin: float | None, context: Any) -> float | None:
     """Seconds before the batch's deadline: the context's remaining time less *margin*."""
-    if context is None or margin is None:
+    if context is None or margin is None:  # no context, or a processor without a deadline
         return None
     remaining_ms = getattr(context, "get_remaining_time_in_millis", None)
-    if remaining_ms is None:
+    remaining = None if remaining_ms is None else remaining_ms()
+    if remaining is None or remaining >= 2**31 - 1:  # never runs out (the SQS worker's)
         return None
-    return float(remaining_ms()) / 1000.0 - margin
+    return float(remaining) / 1000.0 - margin
 
 
 def default_schedule(
@@ -275,9 +276,8 @@ def default_schedule(
 ) -> Schedule:
     """The default ``_make_schedule``: the source's ordering keys and the processor's policy.
 
-    Every record runs; records that share an ordering key run one at a time, in order. A
-    failure skips the rest of its key only where the source asks for it (an SQS FIFO batch) or
-    ``skip_key_on_failure=True`` does.
+    Every record runs; records that share a key run one at a time, in order. A failure skips
+    the rest of its key only for an SQS FIFO batch, or with ``skip_key_on_failure=True``.
     """
     skip = processor.skip_key_on_failure
     keys = None

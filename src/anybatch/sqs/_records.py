@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import time
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ._plan import QueueRef
@@ -25,7 +25,10 @@ def lambda_record(message: Mapping[str, Any], queue_arn: str, region: str) -> di
     tell a worker's record from Lambda's.
     """
     attributes: dict[str, Any] = {}
-    for name, value in cast("Mapping[str, Any]", message.get("MessageAttributes") or {}).items():
+    # Annotated, not cast(): typing.cast is a call at run time, twice a message.
+    message_attributes: Mapping[str, Any] = message.get("MessageAttributes") or {}
+    system: Mapping[str, Any] = message.get("Attributes") or {}
+    for name, value in message_attributes.items():
         binary = value.get("BinaryValue")
         binaries: list[bytes] = list(value.get("BinaryListValues") or [])
         attributes[name] = {
@@ -39,10 +42,7 @@ def lambda_record(message: Mapping[str, Any], queue_arn: str, region: str) -> di
         "messageId": message["MessageId"],
         "receiptHandle": message["ReceiptHandle"],
         "body": message.get("Body", ""),
-        "attributes": {
-            str(k): str(v)
-            for k, v in cast("Mapping[str, Any]", message.get("Attributes") or {}).items()
-        },
+        "attributes": {str(k): str(v) for k, v in system.items()},
         "messageAttributes": attributes,
         "md5OfBody": message.get("MD5OfBody", ""),
         "md5OfMessageAttributes": message.get("MD5OfMessageAttributes"),
