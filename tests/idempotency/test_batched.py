@@ -176,13 +176,15 @@ async def test_records_cut_off_by_the_deadline_release_their_keys(
 ) -> None:
     store, _ = counted_store
     counter = Counter()
-    handler = make_handler("async", store, counter, sleep=0.6, batched=True)
+    # Each record takes 1.2 s: a ends well inside the deadline (at 2 s; its claim may take
+    # 0.8 s on a slow run, moto's server under coverage), b is cut off while it runs.
+    handler = make_handler("async", store, counter, sleep=1.2, batched=True)
     # The batch's deadline comes 2 s before the invocation's end, where the marks expire.
     proc = AsyncBatchProcessor(
         EventType.SQS, concurrency=1, deadline_margin=2.0, raise_on_entire_batch_failure=False
     )
     event = sqs_event(["a", "b", "c", "d"])
-    context = fake_lambda_context(timeout=3.0)
+    context = fake_lambda_context(timeout=4.0)
     await async_process_partial_response(event, handler, proc, context=context)
     assert errors(proc)[0] == "ok"
     assert "ok" not in errors(proc)[1:]
