@@ -350,11 +350,8 @@ def start(processor: Hooks, *, awaited: bool) -> Run:
     elif reading.reuses:  # the previous batch's views that nothing holds any more
         spare = processor.__dict__.pop("_spare_views", None)  # taken in one step
         view = reading.view
-        if run.n < _view.REUSE_FROM:  # too few to pay for it
-            run.args = run.inputs = list(map(view, records))
-        else:
-            old = spare[1] if spare is not None and spare[0] is view else None
-            run.args = run.inputs = _view.make_views(view, records, old)
+        old = spare[1] if spare is not None and spare[0] is view else None
+        run.args = run.inputs = _view.make_views(view, records, old)
     elif not reading.converts:
         run.args = run.inputs = list(map(reading.view, records))
     else:  # a model may refuse a record: that is the record's failure, not the batch's

@@ -124,9 +124,10 @@ def make_views(
 ) -> list[Any]:
     """A *view* of each of *records*, re-using the views of *spare* that nothing else holds.
 
-    *spare* holds views of class *view* (see :func:`reusable`) and is consumed.
+    *spare* holds views of class *view* (see :func:`reusable`) and is consumed. A batch of
+    fewer than :data:`REUSE_FROM` records makes its own: re-use would cost it more.
     """
-    if not spare:
+    if not spare or len(records) < REUSE_FROM:
         return list(map(view, records))
     n = len(records)
     if len(spare) > n:

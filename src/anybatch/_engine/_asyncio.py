@@ -14,8 +14,8 @@ anyio's asyncio backend costs a cold start about 30 ms. So on asyncio:
 * on Python 3.12+ a worker task starts eagerly (``eager_start``): it runs its records at
   once, inside its making, until a handler first waits. A batch whose handlers never wait
   then ends without a loop turn of its own. Only the pool's workers start so: the tasks a
-  handler makes keep asyncio's order, and a task factory set on the loop makes the workers
-  as it would any task;
+  handler makes keep asyncio's order, and a task factory set on the loop, or a loop that
+  overrides ``create_task``, makes the workers as it would any task;
 * the deadline and ``record_timeout`` are loop timers that cancel the tasks concerned; the
   engine knows its own cancellations from any other, so a ``CancelledError`` that no timer or
   caller asked for fails only its record;
