@@ -239,23 +239,15 @@ class Entry(NamedTuple):
 
     def request(self) -> dict[str, Any]:
         """The entry as ``DeleteMessageBatch`` / ``ChangeMessageVisibilityBatch`` take it."""
-        return requests((self,))[0]
-
-
-def requests(entries: Sequence[Entry]) -> list[dict[str, Any]]:
-    """Each of *entries* as its call takes it (:meth:`Entry.request`), in one pass."""
-    return [
-        {"Id": str(entry.record_index), **entry.message}
-        if entry.message is not None
-        else {"Id": str(entry.record_index), "ReceiptHandle": entry.receipt_handle}
-        if entry.visibility_timeout is None
-        else {
-            "Id": str(entry.record_index),
-            "ReceiptHandle": entry.receipt_handle,
-            "VisibilityTimeout": entry.visibility_timeout,
+        if self.message is not None:
+            return {"Id": str(self.record_index), **self.message}
+        request: dict[str, Any] = {
+            "Id": str(self.record_index),
+            "ReceiptHandle": self.receipt_handle,
         }
-        for entry in entries
-    ]
+        if self.visibility_timeout is not None:
+            request["VisibilityTimeout"] = self.visibility_timeout
+        return request
 
 
 class Call(NamedTuple):
@@ -524,7 +516,7 @@ class CallState:
     def request(self) -> list[dict[str, Any]]:
         """The entries to send now; counts an attempt."""
         self.attempts += 1
-        return requests(self.pending)
+        return [entry.request() for entry in self.pending]
 
     def received(self, response: Mapping[str, Any]) -> None:
         """Take the answer to the last request."""

@@ -8,7 +8,7 @@ The decisions are plain functions (:func:`settles_of`, :func:`settles_after`,
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
@@ -99,12 +99,10 @@ def settle_calls(
     deletes: list[Entry] = []
     hides: list[Entry] = []
     errors: list[PolicyError] = []
-    # tuple.__new__: a NamedTuple's own __new__ is a Python function, a frame per message.
-    new: Callable[[type[Entry], tuple[Any, ...]], Entry] = tuple.__new__  # pyright: ignore[reportUnknownMemberType, reportAssignmentType, reportUnknownVariableType]
     for index, (record, what) in enumerate(zip(records, settles, strict=True)):
         message_id, handle = str(record["messageId"]), str(record["receiptHandle"])
         if what == "delete" or what == "routed":
-            deletes.append(new(Entry, (index, "delete", message_id, handle, arn, None, None)))
+            deletes.append(Entry(index, "delete", message_id, handle, arn))
         elif what == "release":
             hides.append(Entry(index, "change_visibility", message_id, handle, arn, 0))
         elif visibility is not None:
