@@ -4,15 +4,18 @@ The blocking facade's path for a sync handler at ``concurrency=1`` without ``rec
 (a record running inline cannot be interrupted, so it can have no timeout): exactly the
 incumbent's sequential loop, with the deadline checked before each record starts. Each record
 runs in its own copy of the caller's context, and ``schedule.current`` says which one runs.
-A record that leaves its copy as it found it (checked in O(1): copies share their mapping
-until one is changed) passes it on to the next record; one that changed it, a fresh copy.
+
+The loop itself runs inside a copy (one ``Context.run`` a batch, not one a record: a record
+called from Python code is a call the interpreter inlines, one called through ``Context.run``
+is not). After each record the copy is compared with the caller's context, in O(1) while they
+share their mapping; a record that changed it ends the loop, which resumes in a fresh copy.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
-from contextvars import copy_context
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextvars import Context, copy_context
 from typing import Any
 
 from ._schedule import (
@@ -46,22 +49,30 @@ def run_inline(
         return
     pristine = copy_context()
     context = pristine.copy()
+    while context.run(_next_records, context, pristine, schedule, func, args, deadline, clock):
+        context = pristine.copy()
+
+
+def _next_records(
+    context: Context,
+    pristine: Context,
+    schedule: Schedule,
+    func: Callable[[Any], Any],
+    args: Sequence[Any],
+    deadline: float | None,
+    clock: Callable[[], float],
+) -> bool:
+    """:func:`run_inline`'s loop, run in *context*: True when a record changed it."""
     while True:
         if deadline is not None and clock() >= deadline:
             schedule.stop(NOT_STARTED)
         index = schedule.next()
         if index is None:
-            return
+            return False
         started = clock()
-        try:  # the previous record changed its copy? (a value whose == fails: it did)
-            changed = context != pristine
-        except Exception:
-            changed = True
-        if changed:
-            context = pristine.copy()
         try:
             schedule.current = index
-            result = context.run(func, args[index])
+            result = func(args[index])
         except Exception as exc:
             kind, result = FAILURE, exc
         except BaseException as exc:
@@ -73,6 +84,16 @@ def run_inline(
         if schedule.durations is not None:
             _note_time(schedule, index, started, clock())
         schedule.finish(index, kind, result)
+        if _changed(context, pristine):
+            return True
+
+
+def _changed(context: Context, pristine: Context) -> bool:
+    """Whether a record changed its copy of the context (a value whose == fails: it did)."""
+    try:
+        return context != pristine
+    except Exception:
+        return True
 
 
 def run_each_inline(
@@ -89,24 +110,32 @@ def run_each_inline(
     record, in record order.
     """
     kinds, values = schedule.claim_all()
-    if schedule.durations is not None:
-        _run_each_timed(schedule, func, args, deadline, clock)
-        return
+    loop = _each_timed if schedule.durations is not None else _each
+    items = enumerate(args)
     pristine = copy_context()
     context = pristine.copy()
-    for index, arg in enumerate(args):
+    while context.run(loop, context, pristine, schedule, func, items, deadline, clock):
+        context = pristine.copy()
+
+
+def _each(
+    context: Context,
+    pristine: Context,
+    schedule: Schedule,
+    func: Callable[[Any], Any],
+    items: Iterator[tuple[int, Any]],
+    deadline: float | None,
+    clock: Callable[[], float],
+) -> bool:
+    """:func:`run_each_inline`'s loop, run in *context*: True when a record changed it."""
+    kinds, values = schedule.kinds, schedule.values  # claimed by run_each_inline
+    for index, arg in items:
         if deadline is not None and clock() >= deadline:
             schedule.stop(NOT_STARTED)
-            break
+            return False
         schedule.current = index
-        try:  # the previous record changed its copy? (a value whose == fails: it did)
-            changed = context != pristine
-        except Exception:
-            changed = True
-        if changed:
-            context = pristine.copy()
         try:
-            values[index] = context.run(func, arg)
+            values[index] = func(arg)
         except Exception as exc:
             values[index] = exc
             kinds[index] = FAILURE
@@ -121,6 +150,12 @@ def run_each_inline(
             kinds[index] = FAILURE
         else:
             kinds[index] = SUCCESS
+        try:  # did the record change its copy? (inline: this is _changed without a call)
+            if context != pristine:
+                return True
+        except Exception:
+            return True
+    return False
 
 
 def _note_time(schedule: Schedule, index: int, started: float, ended: float) -> None:
@@ -131,34 +166,28 @@ def _note_time(schedule: Schedule, index: int, started: float, ended: float) -> 
         ends[index] = ended
 
 
-def _run_each_timed(
+def _each_timed(
+    context: Context,
+    pristine: Context,
     schedule: Schedule,
     func: Callable[[Any], Any],
-    args: Iterable[Any],
+    items: Iterator[tuple[int, Any]],
     deadline: float | None,
     clock: Callable[[], float],
-) -> None:
-    """:func:`run_each_inline` that notes each record's time: one clock read per record."""
-    kinds, values = schedule.kinds, schedule.values  # claimed by run_each_inline
+) -> bool:
+    """:func:`_each` that notes each record's time: one clock read per record."""
+    kinds, values = schedule.kinds, schedule.values
     durations, ends = schedule.durations, schedule.ends
     assert durations is not None
-    pristine = copy_context()
-    context = pristine.copy()
     last = clock()
-    for index, arg in enumerate(args):
+    for index, arg in items:
         if deadline is not None and last >= deadline:
             schedule.stop(NOT_STARTED)
-            break
+            return False
         kinds[index] = RUNNING
         schedule.current = index
-        try:  # the previous record changed its copy? (a value whose == fails: it did)
-            changed = context != pristine
-        except Exception:
-            changed = True
-        if changed:
-            context = pristine.copy()
         try:
-            values[index] = context.run(func, arg)
+            values[index] = func(arg)
         except Exception as exc:
             values[index] = exc
             kinds[index] = FAILURE
@@ -174,3 +203,6 @@ def _run_each_timed(
         if ends is not None:
             ends[index] = now
         last = now
+        if _changed(context, pristine):
+            return True
+    return False
