@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import random
 from typing import Any
 
@@ -246,6 +247,43 @@ def test_run_each_inline_runs_every_record_in_order() -> None:
     assert values[0] == 10
     assert values[2] == 5
     assert isinstance(values[1], ZeroDivisionError)
+
+
+_SEEN_BY_RECORDS: contextvars.ContextVar[str] = contextvars.ContextVar("seen_by_records")
+
+
+@pytest.mark.parametrize("way", ["each", "each timed", "keyed"])
+def test_inline_records_that_change_the_context_leave_the_next_one_its_own(way: str) -> None:
+    # Records 1 and 3 set a variable; every record still starts from the caller's context,
+    # the records after a change run too, and the caller's context is left as it was.
+    keys = ["a", "b", "a", "c", "b"] if way == "keyed" else None
+    schedule = Schedule(5, keys, skip_key_on_failure=way == "keyed")
+    if way == "each timed":
+        schedule.time_records()
+    seen: list[str] = []
+
+    def record(index: int) -> int:
+        seen.append(_SEEN_BY_RECORDS.get())
+        if index in (1, 3):
+            _SEEN_BY_RECORDS.set(f"set by {index}")
+        if index == 3:
+            raise ValueError("fails after setting it")
+        return index
+
+    token = _SEEN_BY_RECORDS.set("the caller's")
+    try:
+        run_inline(schedule, record, range(5))
+        assert _SEEN_BY_RECORDS.get() == "the caller's"
+    finally:
+        _SEEN_BY_RECORDS.reset(token)
+    kinds, values = schedule.close()
+    assert seen == ["the caller's"] * 5
+    assert kinds == [SUCCESS, SUCCESS, SUCCESS, FAILURE, SUCCESS]
+    assert values[:3] == [0, 1, 2]
+    assert values[4] == 4
+    if way == "each timed":
+        assert schedule.durations is not None
+        assert all(duration is not None for duration in schedule.durations)
 
 
 def test_run_each_inline_refuses_a_schedule_with_rules() -> None:
