@@ -209,6 +209,59 @@ def test_tasks_and_threads_a_record_starts_know_its_record(
     assert seen == {(str(i), where): ids[i] for i in range(8) for where in wheres}
 
 
+def test_threads_an_inline_record_hands_its_context_know_its_record() -> None:
+    # A sync record run inline hands work to a thread with a copy of its context; that
+    # thread runs a blocking batch of its own meanwhile. Each names the innermost record, the
+    # handing thread's record is intact after, and a thread still running once the batch
+    # has ended names no record.
+    seen: dict[str, Any] = {}
+    outer_ids: list[Any] = []
+    release, late_done = threading.Event(), threading.Event()
+    late: list[Any] = []
+
+    def inner(record: Any) -> None:
+        seen[f"inner {record.body}"] = current_record_id()
+
+    def in_thread(body: str) -> None:
+        seen[f"thread before {body}"] = current_record_id()
+        inner_event = sqs_event([f"{body}.a", f"{body}.b"])
+        for record in inner_event["Records"]:
+            record["messageId"] = f"inner {record['body']}"
+        process_partial_response(inner_event, inner, BatchProcessor(EventType.SQS))
+        seen[f"thread after {body}"] = current_record_id()
+
+    def outlives() -> None:
+        release.wait(5)
+        late.append(current_record_id())
+        late_done.set()
+
+    def outer(record: Any) -> None:
+        outer_ids.append(current_record_id())
+        context = contextvars.copy_context()
+        thread = threading.Thread(target=context.run, args=(in_thread, record.body))
+        thread.start()
+        thread.join()
+        seen[f"outer after {record.body}"] = current_record_id()
+        if record.body == "1":
+            threading.Thread(target=contextvars.copy_context().run, args=(outlives,)).start()
+
+    event = sqs_event(["0", "1"])
+    response = process_partial_response(event, outer, BatchProcessor(EventType.SQS))
+    assert response == {"batchItemFailures": []}
+    release.set()
+    assert late_done.wait(5)
+    ids = [record["messageId"] for record in event["Records"]]
+    assert outer_ids == ids
+    for index, body in enumerate(["0", "1"]):
+        assert seen[f"thread before {body}"] == ids[index]
+        assert seen[f"thread after {body}"] == ids[index]
+        assert seen[f"outer after {body}"] == ids[index]
+        assert seen[f"inner {body}.a"] == f"inner {body}.a"
+        assert seen[f"inner {body}.b"] == f"inner {body}.b"
+    assert late == [None]
+    assert current_record_id() is None
+
+
 def test_a_task_that_outlives_its_batch_names_no_record() -> None:
     # Started and never awaited: once its batch has ended, it names no record (not the
     # last one its worker ran).

@@ -10,6 +10,7 @@ calls and the log of reported records.
 from __future__ import annotations
 
 import time
+from _thread import get_ident
 from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar
 from itertools import repeat
@@ -20,11 +21,11 @@ from ._context import (
     ENDS,
     end_awaited,
     end_blocking,
-    enter_inline,
     hide_inline,
     in_own_context,
-    leave_inline,
+    inline_state,
     limits,
+    new_inline_state,
     on_tasks,
     open_batch,
     record_here,
@@ -118,8 +119,7 @@ class Run:
 
     The drivers call ``func(inputs[index])`` for each record they start: *inputs* are the
     record views (built up front: a view cannot fail), or the indices when a model converts
-    each record inside its own failure boundary. ``args`` holds what the handler received,
-    for the hooks and the results.
+    each record inside its own failure boundary; ``args`` holds what each handler received.
     """
 
     __slots__ = (
@@ -373,13 +373,16 @@ def process(processor: Hooks) -> list[SuccessResponse | FailureResponse]:
         if record_here() is not None:  # inside an async record: name each by the variable
             func = in_own_context(func, inputs, run.handed, run.ids, False, batch)
             inputs = range(run.n)
-        outer = enter_inline((schedule, run.handed, run.ids, batch))
+        state = inline_state()  # this thread's inline batches (see _context)
+        if state is None or state.thread != get_ident():
+            state = new_inline_state()
+        outer, state.entry = state.entry, (schedule, run.handed, run.ids, batch)
         if ENDS.used:  # until it ends, its records may leave work for its end
             open_batch(run.handed)
         try:
             run_inline(schedule, func, inputs, deadline)  # each record in its own context
         finally:
-            leave_inline(outer)
+            state.entry = outer
             if ENDS.used:  # what its records left (held-back idempotency writes)
                 end_blocking(run.handed, run.remaining(), processor.deadline_margin)
         values = schedule.values

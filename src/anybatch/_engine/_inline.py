@@ -7,8 +7,11 @@ runs in its own copy of the caller's context, and ``schedule.current`` says whic
 
 The loop itself runs inside a copy (one ``Context.run`` a batch, not one a record: a record
 called from Python code is a call the interpreter inlines, one called through ``Context.run``
-is not). After each record the copy is compared with the caller's context, in O(1) while they
-share their mapping; a record that changed it ends the loop, which resumes in a fresh copy.
+is not). After each record the copy is compared with a snapshot of the caller's context, in
+O(1) while they share their mapping; a record that changed it ends the loop, which resumes in
+a fresh copy. (A value whose ``==`` itself sets a context variable sets it in the copy, where
+the next record sees it: comparing outside the copy would cost the very call per record that
+this saves.)
 """
 
 from __future__ import annotations
@@ -175,7 +178,10 @@ def _each_timed(
     deadline: float | None,
     clock: Callable[[], float],
 ) -> bool:
-    """:func:`_each` that notes each record's time: one clock read per record."""
+    """:func:`_each` that notes each record's time: one clock read per record.
+
+    A record's time runs from the previous record's end, or from the (re)start of the loop.
+    """
     kinds, values = schedule.kinds, schedule.values
     durations, ends = schedule.durations, schedule.ends
     assert durations is not None
