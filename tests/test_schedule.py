@@ -286,6 +286,29 @@ def test_inline_records_that_change_the_context_leave_the_next_one_its_own(way: 
         assert all(duration is not None for duration in schedule.durations)
 
 
+def test_the_record_running_inline_is_known_in_every_loop() -> None:
+    # What current_record() reads: the plain loop notes nothing per record, the timed and
+    # keyed ones do; each says which record runs, and none once the batch is over.
+    for way in ("each", "each timed", "keyed"):
+        schedule = Schedule(4, ["a", "b", "a", "c"] if way == "keyed" else None)
+        if way == "each timed":
+            schedule.time_records()
+        seen: list[int] = []
+
+        def record(index: int, schedule: Schedule = schedule, seen: list[int] = seen) -> None:
+            seen.append(schedule.running())
+            if index == 1:
+                raise ValueError("a failure does not move the count")
+
+        assert schedule.running() == -1
+        run_inline(schedule, record, range(4))
+        assert seen == [0, 1, 2, 3], way
+        kinds, _ = schedule.close()
+        assert kinds == [SUCCESS, FAILURE, SUCCESS, SUCCESS]
+        # Over: the plain loop's count finds none; the others leave the last one noted.
+        assert schedule.running() == (-1 if way == "each" else 3), way
+
+
 def test_run_each_inline_refuses_a_schedule_with_rules() -> None:
     with pytest.raises(ValueError, match="without keys or stop policy"):
         run_each_inline(Schedule(2, stop_on_failure=True), lambda arg: arg, [1, 2])

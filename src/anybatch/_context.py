@@ -60,9 +60,17 @@ _Here = tuple[Sequence[Any], Sequence[Any], int, _Limits | None]
 _CURRENT: ContextVar[_Here | None] = ContextVar("anybatch_current_record", default=None)
 
 
-#: A sync batch running inline: (its schedule, handed, ids, limits). The inline driver notes
-#: the index of the record it runs in the schedule (``schedule.current``).
-_InlineEntry = tuple[Any, Sequence[Any], Sequence[Any], _Limits | None]
+class _InlineEntry(Protocol):
+    """A sync batch running inline (the run itself: ``anybatch._run.Run``).
+
+    Its schedule says which record runs (``schedule.running()``); *deadline* is the batch's,
+    on :func:`time.monotonic`.
+    """
+
+    schedule: Any
+    handed: Sequence[Any]
+    ids: Sequence[Any]
+    deadline: float | None
 
 
 class _InlineState:
@@ -120,9 +128,12 @@ def _here() -> _Here | None:
     while state is not None:
         inline = state.entry
         if inline is not None:
-            if inline[0].current >= 0:
-                return (inline[1], inline[2], inline[0].current, inline[3])
-            break
+            index = inline.schedule.running()
+            if index < 0:
+                break
+            deadline = inline.deadline  # its limits(): an inline record has no timeout
+            limits = None if deadline is None else (deadline, None, None)
+            return (inline.handed, inline.ids, index, limits)
         state = state.outer
     return _task_here()
 

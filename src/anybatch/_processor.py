@@ -156,6 +156,8 @@ class BasePartialProcessor(Generic[RecordT]):
     _default_hooks: ClassVar[bool] = True
     _custom_sync: ClassVar[bool] = False
     _custom_async: ClassVar[bool] = False
+    _custom: ClassVar[bool] = False  # either of the two
+    _own_schedule: ClassVar[bool] = True  # _make_schedule not overridden
 
     #: The previous batch's models, let go one by one as the next batch makes its own.
     _previous_models: list[Any] | None = None
@@ -171,6 +173,8 @@ class BasePartialProcessor(Generic[RecordT]):
         cls._custom_async = vars(base)["_async_process_record"] is not _method(
             cls, "_async_process_record"
         )
+        cls._custom = cls._custom_sync or cls._custom_async
+        cls._own_schedule = getattr(cls._make_schedule, "anybatch_default", False)
         if "default_concurrency" in vars(cls) and "concurrency" not in vars(cls):
             cls.concurrency = cls.default_concurrency
 

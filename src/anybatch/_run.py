@@ -97,6 +97,8 @@ class Hooks(PermanentHooks, Protocol):
     _default_hooks: ClassVar[bool]
     _custom_sync: ClassVar[bool]
     _custom_async: ClassVar[bool]
+    _custom: ClassVar[bool]
+    _own_schedule: ClassVar[bool]
 
     def success_handler(self, record: Any, result: Any) -> SuccessResponse: ...
     def failure_handler(self, record: Any, exception: ExceptionInfo) -> FailureResponse: ...
@@ -316,16 +318,15 @@ def start(processor: Hooks, *, awaited: bool) -> Run:
     records = batch.records
     reading = processor._fixed or reading_for(processor, records)  # pyright: ignore[reportPrivateUsage]
     ids = reading.source.identifiers(records)
-    make_schedule = type(processor)._make_schedule  # pyright: ignore[reportPrivateUsage]
-    if getattr(make_schedule, "anybatch_default", False):  # no override: the source is at hand
+    cls = type(processor)
+    if cls._own_schedule:  # no _make_schedule override: the source is at hand  # pyright: ignore[reportPrivateUsage]
         schedule = default_schedule(processor, reading.source, records)
     else:
         schedule = processor._make_schedule(records)  # pyright: ignore[reportPrivateUsage]
     handler = batch.handler
     assert handler is not None  # _set_batch gave the batch one
     context = batch.lambda_context
-    cls = type(processor)
-    custom = cls._custom_sync or cls._custom_async  # pyright: ignore[reportPrivateUsage]
+    custom = cls._custom  # pyright: ignore[reportPrivateUsage]
     if custom:
         # The subclass's _process_record / _async_process_record handles each record.
         is_async = cls._custom_async and (awaited or not cls._custom_sync)  # pyright: ignore[reportPrivateUsage]
@@ -347,20 +348,19 @@ def start(processor: Hooks, *, awaited: bool) -> Run:
     if custom:
         method = processor._async_process_record if is_async else processor._process_record  # pyright: ignore[reportPrivateUsage]
         run.process_each(method)
+        run.handed = records  # what current_record() gives while a record runs (see _context)
     elif reading.reuses:  # the previous batch's views that nothing holds any more
         spare = processor.__dict__.pop("_spare_views", None)  # taken in one step
         view = reading.view
         old = spare[1] if spare is not None and spare[0] is view else None
-        run.args = run.inputs = _view.make_views(view, records, old)
+        run.args = run.inputs = run.handed = _view.make_views(view, records, old)
     elif not reading.converts:
-        run.args = run.inputs = list(map(reading.view, records))
+        run.args = run.inputs = run.handed = list(map(reading.view, records))
     else:  # a model may refuse a record: that is the record's failure, not the batch's
         # The previous batch's models go as this one's are made (Run.convert_each); taken.
         previous = processor._previous_models  # pyright: ignore[reportPrivateUsage]
         processor._previous_models = None  # pyright: ignore[reportPrivateUsage]
-        run.convert_each(reading.convert, previous)
-    # What current_record() hands out while a record runs (see _context).
-    run.handed = run.records if custom else run.args
+        run.convert_each(reading.convert, previous)  # into run.args: run.handed already
     return run
 
 
@@ -369,14 +369,14 @@ def process(processor: Hooks) -> list[SuccessResponse | FailureResponse]:
     run = start(processor, awaited=False)
     if runs_inline(run.is_async, processor.concurrency, processor.record_timeout):
         deadline, func, inputs, schedule = run.deadline, run.func, run.inputs, run.schedule
-        batch = None if deadline is None else (deadline, None, None)  # its limits()
         if record_here() is not None:  # inside an async record: name each by the variable
+            batch = None if deadline is None else (deadline, None, None)  # its limits()
             func = in_own_context(func, inputs, run.handed, run.ids, False, batch)
             inputs = range(run.n)
         state = inline_state()  # this thread's inline batches (see _context)
         if state is None or state.thread != get_ident():
             state = new_inline_state()
-        outer, state.entry = state.entry, (schedule, run.handed, run.ids, batch)
+        outer, state.entry = state.entry, run
         if ENDS.used:  # until it ends, its records may leave work for its end
             open_batch(run.handed)
         try:

@@ -3,7 +3,7 @@
 The blocking facade's path for a sync handler at ``concurrency=1`` without ``record_timeout``
 (a record running inline cannot be interrupted, so it can have no timeout): exactly the
 incumbent's sequential loop, with the deadline checked before each record starts. Each record
-runs in its own copy of the caller's context, and ``schedule.current`` says which one runs.
+runs in its own copy of the caller's context, and ``schedule.running()`` says which one runs.
 
 The loop itself runs inside a copy (one ``Context.run`` a batch, not one a record: a record
 called from Python code is a call the interpreter inlines, one called through ``Context.run``
@@ -23,6 +23,7 @@ from typing import Any
 
 from ._schedule import (
     FAILURE,
+    IN_ORDER,
     NOT_STARTED,
     RUNNING,
     SUCCESS,
@@ -113,7 +114,11 @@ def run_each_inline(
     record, in record order.
     """
     schedule.claim_all()  # the loop writes each outcome into schedule.kinds and .values
-    loop = _each_timed if schedule.durations is not None else _each
+    if schedule.durations is not None:
+        loop = _each_timed
+    else:
+        loop = _each
+        schedule.current = IN_ORDER  # Schedule.running() finds the record running
     items = enumerate(args)
     pristine = copy_context()
     context = pristine.copy()
@@ -136,7 +141,6 @@ def _each(
         if deadline is not None and clock() >= deadline:
             schedule.stop(NOT_STARTED)
             return False
-        schedule.current = index
         try:
             values[index] = func(arg)
         except Exception as exc:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import heapq
 import sys
+from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable, Generator, Hashable, Sequence
 from contextvars import Context
@@ -58,6 +59,9 @@ RUNNING: Final = -2  # started, no outcome yet
 
 #: :meth:`Schedule.next` result: nothing may start now, but a record in flight may unblock one.
 WAIT: Final = -1
+#: ``Schedule.current`` while the inline driver's plain loop runs the records in index order:
+#: it notes nothing per record, and :meth:`Schedule.running` finds the one running.
+IN_ORDER: Final = -2
 
 
 def is_asyncio_cancellation(exc: BaseException) -> bool:
@@ -145,7 +149,7 @@ class Schedule:
         self.durations: list[float | None] | None = None
         self.ends: list[float | None] | None = None
         self._stopped: int | None = None
-        #: The record the inline driver runs now (-1: none): what current_record() reads.
+        #: The record the inline driver runs now (-1: none; IN_ORDER: see :meth:`running`).
         self.current = -1
         self._cursor = 0
         self._remaining = n
@@ -234,6 +238,19 @@ class Schedule:
         durations: list[float | None] = [None] * self.n
         self.durations = durations
         self.ends = list(durations) if ends else None
+
+    def running(self) -> int:
+        """The record the inline driver runs now, ``-1`` when none: what current_record() reads.
+
+        Its plain loop runs the records in index order and notes none of them (a write per
+        record costs it about 2% of a 10-record batch): the one running is then the first
+        without an outcome, found by binary search (every record before it has one).
+        """
+        index = self.current
+        if index != IN_ORDER:
+            return index
+        index = bisect_left(self.kinds, True, key=_PENDING.__eq__)
+        return index if index < self.n else -1
 
     @property
     def pending(self) -> int:
