@@ -18,13 +18,13 @@ too (a clock read).
 
 from __future__ import annotations
 
-import threading
 import time
+from _thread import allocate_lock
 from _thread import get_ident as _get_ident
 from collections.abc import Callable, Generator, Sequence
 from contextvars import Context, ContextVar, copy_context
 from types import CoroutineType
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ._engine import OnTasks, Resolved
 
@@ -60,17 +60,19 @@ _Here = tuple[Sequence[Any], Sequence[Any], int, _Limits | None]
 _CURRENT: ContextVar[_Here | None] = ContextVar("anybatch_current_record", default=None)
 
 
-class _InlineEntry(Protocol):
-    """A sync batch running inline (the run itself: ``anybatch._run.Run``).
+if TYPE_CHECKING:  # a Protocol class costs a cold start about 80 µs to make
 
-    Its schedule says which record runs (``schedule.running()``); *deadline* is the batch's,
-    on :func:`time.monotonic`.
-    """
+    class _InlineEntry(Protocol):
+        """A sync batch running inline (the run itself: ``anybatch._run.Run``).
 
-    schedule: Any
-    handed: Sequence[Any]
-    ids: Sequence[Any]
-    deadline: float | None
+        Its schedule says which record runs (``schedule.running()``); *deadline* is the batch's,
+        on :func:`time.monotonic`.
+        """
+
+        schedule: Any
+        handed: Sequence[Any]
+        ids: Sequence[Any]
+        deadline: float | None
 
 
 class _InlineState:
@@ -213,26 +215,28 @@ def current_batch() -> tuple[Sequence[Any], Sequence[Any], int] | None:
     return None if here is None else (here[0], here[1], here[2])
 
 
-class BatchEnder(Protocol):
-    """What a batch's records left to do when the batch ends (see :func:`at_batch_end`)."""
+if TYPE_CHECKING:  # a Protocol class costs a cold start about 80 µs to make
 
-    def end_blocking(self, budget: float) -> None:
-        """Do it, blocking, within *budget* seconds (the batch ran under ``process()``).
+    class BatchEnder(Protocol):
+        """What a batch's records left to do when the batch ends (see :func:`at_batch_end`)."""
 
-        Must not raise: what could not be done is logged.
-        """
-        ...
+        def end_blocking(self, budget: float) -> None:
+            """Do it, blocking, within *budget* seconds (the batch ran under ``process()``).
 
-    async def end(self, budget: float) -> None:
-        """Do it on the running loop, within *budget* seconds. Must not raise."""
-        ...
+            Must not raise: what could not be done is logged.
+            """
+            ...
+
+        async def end(self, budget: float) -> None:
+            """Do it on the running loop, within *budget* seconds. Must not raise."""
+            ...
 
 
 #: The batches running, by ``id()`` of what their handlers get (each entry holds that
 #: sequence, so that its id stays its own), with what their records left to do when they end:
 #: the idempotency layer's held-back writes.
 AT_END: dict[int, tuple[Sequence[Any], list[BatchEnder]]] = {}
-_at_end_lock = threading.Lock()
+_at_end_lock = allocate_lock()  # _thread's: importing threading costs a cold start
 
 
 class ENDS:

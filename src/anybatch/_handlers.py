@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from types import CodeType
-from typing import Any, NamedTuple
+from typing import Any
 
 from ._exceptions import HandlerTypeError
 
@@ -79,17 +79,23 @@ def refuse_generator_function(func: object) -> None:
         )
 
 
-class HandlerKind(NamedTuple):
-    """How anybatch calls a record handler, decided once per handler."""
+class HandlerKind:
+    """How anybatch calls a record handler, decided once per handler.
 
-    #: ``async def`` (its call returns an awaitable to await).
-    is_async: bool
-    #: It declares ``lambda_context``: it gets ``lambda_context=context``.
-    takes_context: bool
-    #: A decorated handler whose function names its parameter ``record``: it gets the
-    #: record by keyword, ``handler(record=...)``, as the incumbent calls it (its
-    #: ``@idempotent_function(data_keyword_argument="record")`` needs that).
-    by_keyword: bool
+    A slotted class, not a ``NamedTuple``: making one of those costs a cold start.
+    """
+
+    __slots__ = ("by_keyword", "is_async", "takes_context")
+
+    def __init__(self, is_async: bool, takes_context: bool, by_keyword: bool) -> None:
+        #: ``async def`` (its call returns an awaitable to await).
+        self.is_async = is_async
+        #: It declares ``lambda_context``: it gets ``lambda_context=context``.
+        self.takes_context = takes_context
+        #: A decorated handler whose function names its parameter ``record``: it gets the
+        #: record by keyword, ``handler(record=...)``, as the incumbent calls it (its
+        #: ``@idempotent_function(data_keyword_argument="record")`` needs that).
+        self.by_keyword = by_keyword
 
 
 def handler_kind(func: object) -> HandlerKind:

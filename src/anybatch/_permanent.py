@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from ._engine import FAILURE, asyncio_running
 from ._exceptions import PermanentFailure
@@ -29,9 +29,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ROUTER",
     "HookRouter",
-    "PermanentHooks",
     "PermanentItem",
-    "Router",
     "Routing",
     "mark_routed",
     "route_awaited",
@@ -60,41 +58,50 @@ class PermanentItem:
         return f"PermanentItem(index={self.index}, error={self.error!r})"
 
 
-class Routing(NamedTuple):
+class Routing:
     """What a router did with the permanent failures of one batch."""
 
-    routed: frozenset[int]
-    """The indices of the records the target confirmed."""
-    refused: Mapping[int, str]
-    """The indices of the others, with why: they are reported."""
-    detail: Any = None
-    """What the router reports of its own (an SQS processor's :class:`Settlement`)."""
+    __slots__ = ("detail", "refused", "routed")  # not a NamedTuple: one costs a cold start
+
+    def __init__(
+        self, routed: frozenset[int], refused: Mapping[int, str], detail: Any = None
+    ) -> None:
+        #: The indices of the records the target confirmed.
+        self.routed = routed
+        #: The indices of the others, with why: they are reported.
+        self.refused = refused
+        #: What the router reports of its own (an SQS processor's :class:`Settlement`).
+        self.detail = detail
 
 
-class Router(Protocol):
-    """Where a processor's permanent failures go."""
+if TYPE_CHECKING:  # a Protocol class costs a cold start about 80 µs to make
 
-    #: Whether :meth:`route` needs an asyncio loop (aiobotocore does).
-    needs_asyncio: bool
-    #: What the logs call the target.
-    target: str
+    class Router(Protocol):
+        """Where a processor's permanent failures go."""
 
-    async def route(self, items: Sequence[PermanentItem], time_left: float | None) -> Routing:
-        """Hand *items* to the target within *time_left* seconds (``None``: no limit)."""
-        ...
+        #: Whether :meth:`route` needs an asyncio loop (aiobotocore does).
+        needs_asyncio: bool
+        #: What the logs call the target.
+        target: str
+
+        async def route(self, items: Sequence[PermanentItem], time_left: float | None) -> Routing:
+            """Hand *items* to the target within *time_left* seconds (``None``: no limit)."""
+            ...
 
 
-class PermanentHooks(Protocol):
-    """What routing needs of a processor (part of ``_run.Hooks``); the run is ``_run.Run``."""
+if TYPE_CHECKING:  # a Protocol class costs a cold start about 80 µs to make
 
-    logger: logging.Logger | logging.LoggerAdapter[Any] | None
-    backend: Literal["asyncio", "trio"]
+    class PermanentHooks(Protocol):
+        """What routing needs of a processor (part of ``_run.Hooks``); the run is ``_run.Run``."""
 
-    #: Exception types besides ``PermanentFailure`` whose failures are permanent.
-    permanent: tuple[type[BaseException], ...]
-    on_permanent_failure: Callable[[Any, BaseException], Any] | None
-    #: A router of the processor's own (the SQS processors' dead-letter queue).
-    _router: Router | None
+        logger: logging.Logger | logging.LoggerAdapter[Any] | None
+        backend: Literal["asyncio", "trio"]
+
+        #: Exception types besides ``PermanentFailure`` whose failures are permanent.
+        permanent: tuple[type[BaseException], ...]
+        on_permanent_failure: Callable[[Any, BaseException], Any] | None
+        #: A router of the processor's own (the SQS processors' dead-letter queue).
+        _router: Router | None
 
 
 class HookRouter:
@@ -218,7 +225,7 @@ def _keep(
 ) -> None:
     """Keep what the router did for :func:`mark_routed`; log what it refused."""
     asked = {item.index for item in items}
-    routing = routing._replace(routed=routing.routed & asked)  # only what it was asked
+    routing = Routing(routing.routed & asked, routing.refused, routing.detail)  # only asked
     run.routing = routing
     logger = processor.logger
     if logger is None or not routing.refused:

@@ -7,7 +7,7 @@ previous one did.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, NamedTuple
+from typing import Any
 
 from ._sources import EventType, source_of
 from ._view import reusable
@@ -15,16 +15,29 @@ from ._view import reusable
 __all__ = ["Reading", "reading_of"]
 
 
-class Reading(NamedTuple):
-    """How records of one event type are read: their source, view and handler argument."""
+class Reading:
+    """How records of one event type are read: their source, view and handler argument.
 
-    source: EventType[Any]
-    view: Callable[[Mapping[str, Any]], Any]
-    convert: Callable[[Mapping[str, Any]], Any]
-    #: Whether a model makes each handler argument (it may refuse a record).
-    converts: bool = False
-    #: Whether a warm batch may re-use the previous batch's views (``_view.make_views``).
-    reuses: bool = False
+    A slotted class, not a ``NamedTuple``: making one of those costs a cold start.
+    """
+
+    __slots__ = ("convert", "converts", "reuses", "source", "view")
+
+    def __init__(
+        self,
+        source: EventType[Any],
+        view: Callable[[Mapping[str, Any]], Any],
+        convert: Callable[[Mapping[str, Any]], Any],
+        converts: bool = False,
+        reuses: bool = False,
+    ) -> None:
+        self.source = source
+        self.view = view
+        self.convert = convert
+        #: Whether a model makes each handler argument (it may refuse a record).
+        self.converts = converts
+        #: Whether a warm batch may re-use the previous batch's views (``_view.make_views``).
+        self.reuses = reuses
 
 
 #: Each event type's reading, with or without a model.

@@ -44,7 +44,7 @@ from ._exceptions import ProcessorStateError, RecordFailedError
 from ._handlers import as_called, refuse_awaitables
 from ._invocation import RESULTS, batch_of
 from ._outcome import BatchResult, outcome_exception
-from ._permanent import ROUTER, PermanentHooks, mark_routed, route_awaited, route_blocking
+from ._permanent import ROUTER, mark_routed, route_awaited, route_blocking
 from ._reading import Reading, reading_of
 from ._sources import EventType, batch_source
 
@@ -54,10 +54,37 @@ if TYPE_CHECKING:
     from ._invocation import _Batch  # pyright: ignore[reportPrivateUsage]
     from ._observers import Observers
     from ._outcome import FailureResponse, SuccessResponse
-    from ._permanent import Routing
+    from ._permanent import PermanentHooks, Routing
+
+    # Type-checking only: a Protocol class costs a cold start about 80 µs to make.
+    class Hooks(PermanentHooks, Protocol):
+        """What one batch's run needs of its processor."""
+
+        model: type[Any] | None
+        concurrency: int | None
+        record_timeout: float | None
+        deadline_margin: float | None
+        log_records: int
+        stop_skip_error: ClassVar[type[RecordSkippedError]]
+        key_skip_error: ClassVar[type[RecordSkippedError]]
+        _fixed: Reading | None
+        _observing: Observers | None
+        _previous_models: list[Any] | None
+        _default_hooks: ClassVar[bool]
+        _custom_sync: ClassVar[bool]
+        _custom_async: ClassVar[bool]
+        _custom: ClassVar[bool]
+        _own_schedule: ClassVar[bool]
+
+        def success_handler(self, record: Any, result: Any) -> SuccessResponse: ...
+        def failure_handler(self, record: Any, exception: ExceptionInfo) -> FailureResponse: ...
+        def _make_schedule(self, records: Sequence[Mapping[str, Any]]) -> Schedule: ...
+        def _handler_kind(self, handler: Callable[..., Any]) -> HandlerKind: ...
+        def _process_record(self, record: Any) -> SuccessResponse | FailureResponse: ...
+        async def _async_process_record(self, record: Any) -> SuccessResponse | FailureResponse: ...
+
 
 __all__ = [
-    "Hooks",
     "Reading",
     "Run",
     "async_process",
@@ -79,33 +106,6 @@ def default_hook(method: _F) -> _F:
 
 
 _NONE: frozenset[int] = frozenset()
-
-
-class Hooks(PermanentHooks, Protocol):
-    """What one batch's run needs of its processor."""
-
-    model: type[Any] | None
-    concurrency: int | None
-    record_timeout: float | None
-    deadline_margin: float | None
-    log_records: int
-    stop_skip_error: ClassVar[type[RecordSkippedError]]
-    key_skip_error: ClassVar[type[RecordSkippedError]]
-    _fixed: Reading | None
-    _observing: Observers | None
-    _previous_models: list[Any] | None
-    _default_hooks: ClassVar[bool]
-    _custom_sync: ClassVar[bool]
-    _custom_async: ClassVar[bool]
-    _custom: ClassVar[bool]
-    _own_schedule: ClassVar[bool]
-
-    def success_handler(self, record: Any, result: Any) -> SuccessResponse: ...
-    def failure_handler(self, record: Any, exception: ExceptionInfo) -> FailureResponse: ...
-    def _make_schedule(self, records: Sequence[Mapping[str, Any]]) -> Schedule: ...
-    def _handler_kind(self, handler: Callable[..., Any]) -> HandlerKind: ...
-    def _process_record(self, record: Any) -> SuccessResponse | FailureResponse: ...
-    async def _async_process_record(self, record: Any) -> SuccessResponse | FailureResponse: ...
 
 
 #: The exceptions ``failure_handler`` was given while a custom ``_process_record`` ran.

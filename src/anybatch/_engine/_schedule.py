@@ -24,11 +24,10 @@ from __future__ import annotations
 
 import heapq
 import sys
-from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable, Generator, Hashable, Sequence
 from contextvars import Context
-from typing import Any, Final, NamedTuple
+from typing import Any, Final, cast
 
 __all__ = [
     "CANCELLED",
@@ -89,21 +88,33 @@ class Resolved(tuple[Any]):
         return self[0]
 
 
-class OnTasks(NamedTuple):
+class OnTasks(tuple[Any, ...]):
     """Async records run directly in their worker task's context, while they leave it be.
 
-    Each worker of the native asyncio driver calls *enter* with its box (``[index]`` of the
-    record it runs, -1: none) as it starts, in its own context; *enter* notes the box there
-    and returns a copy of that context. Before each record the driver checks that its
-    worker's context still equals the copy (in O(1): copies share their mapping until one is
-    changed). While it does, the record runs directly in it; once a record of a worker has
-    changed it, that worker's later records each run through *isolate* (by index), in their
-    own copy. With *starts*, each record's start is noted.
+    ``(enter, isolate, starts)``. Each worker of the native asyncio driver calls *enter*
+    with its box (``[index]`` of the record it runs, -1: none) as it starts, in its own
+    context; *enter* notes the box there and returns a copy of that context. Before each
+    record the driver checks that its worker's context still equals the copy (in O(1):
+    copies share their mapping until one is changed). While it does, the record runs
+    directly in it; once a record of a worker has changed it, that worker's later records
+    each run through *isolate* (by index), in their own copy. With *starts*, each record's
+    start is noted. A plain tuple subclass, made with ``tuple.__new__``: a ``NamedTuple``
+    class costs a cold start about a millisecond to create.
     """
 
-    enter: Callable[[list[int]], Context]
-    isolate: Callable[[int], Any]
-    starts: list[float] | None = None
+    __slots__ = ()
+
+    @property
+    def enter(self) -> Callable[[list[int]], Context]:
+        return cast("Callable[[list[int]], Context]", self[0])
+
+    @property
+    def isolate(self) -> Callable[[int], Any]:
+        return cast("Callable[[int], Any]", self[1])
+
+    @property
+    def starts(self) -> list[float] | None:
+        return cast("list[float] | None", self[2])
 
 
 class Schedule:
@@ -249,8 +260,14 @@ class Schedule:
         index = self.current
         if index != IN_ORDER:
             return index
-        index = bisect_left(self.kinds, True, key=_PENDING.__eq__)
-        return index if index < self.n else -1
+        kinds, low, high = self.kinds, 0, self.n  # (bisect: an import a cold start pays)
+        while low < high:
+            middle = (low + high) // 2
+            if kinds[middle] == _PENDING:
+                high = middle
+            else:
+                low = middle + 1
+        return low if low < self.n else -1
 
     @property
     def pending(self) -> int:
