@@ -262,6 +262,98 @@ def test_threads_an_inline_record_hands_its_context_know_its_record() -> None:
     assert current_record_id() is None
 
 
+def _with_ids(event: dict[str, Any], *ids: str) -> dict[str, Any]:
+    for record, message_id in zip(event["Records"], ids, strict=True):
+        record["messageId"] = message_id
+    return event
+
+
+def test_a_thread_left_by_one_inline_batch_never_names_the_next_ones_records() -> None:
+    # A warm function: invocation 1's record leaves a thread with its context; while
+    # invocation 2's record runs, that thread names no record (not invocation 2's).
+    go, done = threading.Event(), threading.Event()
+    late: list[Any] = []
+
+    def outlives() -> None:
+        go.wait(5)
+        late.append(current_record_id())
+        done.set()
+
+    def first(record: Any) -> None:
+        threading.Thread(target=contextvars.copy_context().run, args=(outlives,)).start()
+
+    def second(record: Any) -> None:
+        assert current_record_id() == "SECOND"
+        go.set()
+        assert done.wait(5)
+
+    process_partial_response(sqs_event(["a"]), first, BatchProcessor(EventType.SQS))
+    process_partial_response(
+        _with_ids(sqs_event(["b"]), "SECOND"), second, BatchProcessor(EventType.SQS)
+    )
+    assert late == [None]
+
+
+def test_a_blocking_batch_inside_an_async_record_is_not_seen_by_its_neighbours() -> None:
+    # After a blocking batch in this thread (a warm invocation), async record 1 runs a
+    # blocking batch of its own while a thread of async record 0 asks: it names record 0.
+    process_partial_response(sqs_event(["x"]), lambda record: None, BatchProcessor(EventType.SQS))
+    inside, read = threading.Event(), threading.Event()
+    seen: dict[str, Any] = {}
+
+    def in_thread() -> None:
+        assert inside.wait(5)
+        seen["thread of record 0"] = current_record_id()
+        read.set()
+
+    def inner(record: Any) -> None:
+        seen["inner"] = current_record_id()
+        inside.set()
+        assert read.wait(5)
+
+    async def handler(record: Any) -> None:
+        if record.body == "0":
+            await asyncio.to_thread(in_thread)
+        else:
+            await asyncio.sleep(0.01)
+            event = _with_ids(sqs_event(["i"]), "INNER")
+            process_partial_response(event, inner, BatchProcessor(EventType.SQS))
+
+    event = sqs_event(["0", "1"])
+
+    async def main() -> Any:
+        processor = AsyncBatchProcessor(EventType.SQS, concurrency=2)
+        return await async_process_partial_response(event, handler, processor)
+
+    assert asyncio.run(main()) == {"batchItemFailures": []}
+    assert seen == {"thread of record 0": event["Records"][0]["messageId"], "inner": "INNER"}
+
+
+def test_an_async_batch_in_a_thread_handed_an_inline_records_context_names_its_own() -> None:
+    # The thread runs a blocking batch first, then an async one: the async records name
+    # themselves, not the inline record whose context the thread was handed.
+    seen: list[tuple[str, Any]] = []
+
+    async def async_handler(record: Any) -> None:
+        seen.append((record.message_id, current_record_id()))
+
+    def in_thread() -> None:
+        process_partial_response(sqs_event(["t"]), lambda r: None, BatchProcessor(EventType.SQS))
+        event = _with_ids(sqs_event(["a0", "a1"]), "async-0", "async-1")
+        processor = AsyncBatchProcessor(EventType.SQS)
+        asyncio.run(async_process_partial_response(event, async_handler, processor))
+        seen.append(("thread after", current_record_id()))
+
+    def outer(record: Any) -> None:
+        thread = threading.Thread(target=contextvars.copy_context().run, args=(in_thread,))
+        thread.start()
+        thread.join()
+
+    event = _with_ids(sqs_event(["o"]), "OUTER")
+    process_partial_response(event, outer, BatchProcessor(EventType.SQS))
+    assert seen == [("async-0", "async-0"), ("async-1", "async-1"), ("thread after", "OUTER")]
+
+
 def test_a_task_that_outlives_its_batch_names_no_record() -> None:
     # Started and never awaited: once its batch has ended, it names no record (not the
     # last one its worker ran).

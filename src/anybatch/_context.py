@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import time
 from _thread import allocate_lock
-from _thread import get_ident as _get_ident
 from collections.abc import Callable, Generator, Sequence
 from contextvars import Context, ContextVar, copy_context
 from types import CoroutineType
@@ -75,28 +74,12 @@ if TYPE_CHECKING:  # a Protocol class costs a cold start about 80 µs to make
         deadline: float | None
 
 
-class _InlineState:
-    """The sync batch running inline in one thread now (the innermost, when they nest).
-
-    Set in a context once, by the first inline batch of its thread, and then written in
-    place: a batch is one attribute write to enter and one to leave, not a context variable
-    set and reset (which measured about 4% of a warm 10-record invocation). Each record's
-    copy of the context, and whatever a record starts with a copy (a task, a thread), shares
-    it. Only its thread writes it: a thread that finds another thread's state in the context
-    it was handed sets a state of its own there.
-    """
-
-    __slots__ = ("entry", "outer", "thread")
-
-    def __init__(self, thread: int, outer: _InlineState | None) -> None:
-        self.thread = thread
-        self.entry: _InlineEntry | None = None
-        #: The state of the thread that handed this one its context: its batch is the
-        #: innermost while this thread runs none of its own.
-        self.outer = outer
-
-
-_INLINE: ContextVar[_InlineState | None] = ContextVar("anybatch_inline_batch", default=None)
+#: The sync batch running inline that this context's record belongs to, if any: its run,
+#: set by the inline driver in the copy of the context its records run in (never in the
+#: caller's), so that each record's copy, and what a record hands its context to (a task, a
+#: thread), sees it; copies made during another batch never do.
+INLINE_BATCH: ContextVar[_InlineEntry | None] = ContextVar("anybatch_inline_batch", default=None)
+_INLINE = INLINE_BATCH
 
 
 #: The async record a worker task of the native asyncio driver runs directly in its own
@@ -126,17 +109,17 @@ def _here() -> _Here | None:
     here = _CURRENT.get()
     if here is not None:
         return here
-    state = _INLINE.get()
-    while state is not None:
-        inline = state.entry
-        if inline is not None:
-            index = inline.schedule.running()
-            if index < 0:
-                break
+    inline = _INLINE.get()
+    if inline is not None:
+        index = inline.schedule.running()
+        if index >= 0:
             deadline = inline.deadline  # its limits(): an inline record has no timeout
-            limits = None if deadline is None else (deadline, None, None)
-            return (inline.handed, inline.ids, index, limits)
-        state = state.outer
+            return (
+                inline.handed,
+                inline.ids,
+                index,
+                None if deadline is None else (deadline, None, None),
+            )
     return _task_here()
 
 
@@ -346,23 +329,9 @@ def add_record_id(logger: object, method_name: str, event_dict: Any) -> Any:
 
 #: The record of an async or threaded batch that this context runs, if any (``None``): a
 #: sync batch starting where it is not ``None`` (inside such a record) must name its records
-#: by the context variable (:func:`in_own_context`), not by :func:`inline_state`. Bound
+#: by the context variable (:func:`in_own_context`), not by :data:`INLINE_BATCH`. Bound
 #: methods of the variables, not functions: a blocking batch calls each once, on its hot path.
 record_here: Callable[[], Any] = _CURRENT.get
-
-
-#: ``inline_state()``: the :class:`_InlineState` of this context, if any. A blocking batch
-#: running inline takes it (or, when it is ``None`` or another thread's, makes one with
-#: :func:`new_inline_state`), notes itself in ``entry`` and puts the outer one back after:
-#: written where it runs, as the two attribute writes are all a batch pays.
-inline_state: Callable[[], _InlineState | None] = _INLINE.get
-
-
-def new_inline_state() -> _InlineState:
-    """Set a new :class:`_InlineState` for this thread in this context, and return it."""
-    state = _InlineState(_get_ident(), _INLINE.get())
-    _INLINE.set(state)  # once in a context (and thread) that runs inline batches
-    return state
 
 
 def in_own_context(
@@ -421,8 +390,7 @@ def hide_inline() -> Any:
 
     Returns what :func:`show_inline` takes back (``None`` when there was nothing to hide).
     """
-    state = _INLINE.get()
-    return None if state is None or state.entry is None else _INLINE.set(None)
+    return None if _INLINE.get() is None else _INLINE.set(None)
 
 
 def show_inline(token: Any) -> None:

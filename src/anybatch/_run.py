@@ -10,7 +10,6 @@ calls and the log of reported records.
 from __future__ import annotations
 
 import time
-from _thread import get_ident
 from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar
 from itertools import repeat
@@ -19,13 +18,12 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, cast
 from . import _view
 from ._context import (
     ENDS,
+    INLINE_BATCH,
     end_awaited,
     end_blocking,
     hide_inline,
     in_own_context,
-    inline_state,
     limits,
-    new_inline_state,
     on_tasks,
     open_batch,
     record_here,
@@ -373,16 +371,12 @@ def process(processor: Hooks) -> list[SuccessResponse | FailureResponse]:
             batch = None if deadline is None else (deadline, None, None)  # its limits()
             func = in_own_context(func, inputs, run.handed, run.ids, False, batch)
             inputs = range(run.n)
-        state = inline_state()  # this thread's inline batches (see _context)
-        if state is None or state.thread != get_ident():
-            state = new_inline_state()
-        outer, state.entry = state.entry, run
         if ENDS.used:  # until it ends, its records may leave work for its end
             open_batch(run.handed)
-        try:
-            run_inline(schedule, func, inputs, deadline)  # each record in its own context
+        try:  # each record in its own context, where the batch is noted (see _context)
+            run_inline(schedule, func, inputs, deadline, time.monotonic, (INLINE_BATCH, run))
         finally:
-            state.entry = outer
+            schedule.current = -1  # over: what outlives it names none of its records
             if ENDS.used:  # what its records left (held-back idempotency writes)
                 end_blocking(run.handed, run.remaining(), processor.deadline_margin)
         values = schedule.values

@@ -7,18 +7,20 @@ runs in its own copy of the caller's context, and ``schedule.running()`` says wh
 
 The loop itself runs inside a copy (one ``Context.run`` a batch, not one a record: a record
 called from Python code is a call the interpreter inlines, one called through ``Context.run``
-is not). After each record the copy is compared with a snapshot of the caller's context, in
-O(1) while they share their mapping; a record that changed it ends the loop, which resumes in
-a fresh copy. (A value whose ``==`` itself sets a context variable sets it in the copy, where
-the next record sees it: comparing outside the copy would cost the very call per record that
-this saves.)
+is not). The caller may *bind* a context variable for the batch: it is set in that copy
+only, never in the caller's context, so nothing is left to reset and no other batch sees
+it. After each record the copy is compared with a snapshot taken as the loop began, in O(1)
+while they share their mapping; a record that changed it ends the loop, which resumes in a
+fresh copy of the snapshot. (A value whose ``==`` itself sets a context variable sets it in
+the copy, where the next record sees it: comparing outside the copy would cost the very call
+per record that this saves.)
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextvars import Context, copy_context
+from contextvars import Context, ContextVar, copy_context
 from typing import Any
 
 from ._schedule import (
@@ -31,7 +33,10 @@ from ._schedule import (
     is_asyncio_cancellation,
 )
 
-__all__ = ["run_each_inline", "run_inline"]
+__all__ = ["Bind", "run_each_inline", "run_inline"]
+
+#: A context variable and the value a batch's records see in it.
+Bind = tuple[ContextVar[Any], Any]
 
 
 def run_inline(
@@ -40,39 +45,67 @@ def run_inline(
     args: Sequence[Any],
     deadline: float | None = None,
     clock: Callable[[], float] = time.monotonic,
+    bind: Bind | None = None,
 ) -> None:
     """Drive *schedule* sequentially in this thread: the blocking path with no event loop.
 
-    Each record started runs ``func(args[index])``. An :class:`Exception` fails that record
-    only; any other :class:`BaseException` propagates. With a *deadline* (on *clock*), no
-    record starts once it has passed; the one running cannot be interrupted.
+    Each record started runs ``func(args[index])``, in its own copy of the caller's context
+    (with *bind* set in it). An :class:`Exception` fails that record only; any other
+    :class:`BaseException` propagates. With a *deadline* (on *clock*), no record starts once
+    it has passed; the one running cannot be interrupted.
     """
     # schedule.unconstrained, read without a call:
     if schedule._key_of is None and not schedule.stop_on_failure and not schedule._cursor:  # pyright: ignore[reportPrivateUsage]
-        run_each_inline(schedule, func, args, deadline, clock)
+        run_each_inline(schedule, func, args, deadline, clock, bind)
         return
-    pristine = copy_context()
-    context = pristine.copy()
-    while context.run(_next_records, context, pristine, schedule, func, args, deadline, clock):
+    _in_copies(_next_records, schedule, func, args, deadline, clock, bind)
+
+
+_Loop = Callable[..., "Context | None"]
+
+
+def _in_copies(
+    loop: _Loop,
+    schedule: Schedule,
+    func: Callable[[Any], Any],
+    args: Any,
+    deadline: float | None,
+    clock: Callable[[], float],
+    bind: Bind | None,
+) -> None:
+    """Run *loop* in a copy of this context, and again in a fresh one each time it ends one.
+
+    *loop* binds *bind* on its first run and returns the snapshot its copies start from when
+    a record changed the copy it ran in (``None``: the batch is over).
+    """
+    context = copy_context()
+    pristine = context.run(loop, context, None, bind, schedule, func, args, deadline, clock)
+    while pristine is not None:
         context = pristine.copy()
+        pristine = context.run(loop, context, pristine, None, schedule, func, args, deadline, clock)
 
 
 def _next_records(
     context: Context,
-    pristine: Context,
+    pristine: Context | None,
+    bind: Bind | None,
     schedule: Schedule,
     func: Callable[[Any], Any],
     args: Sequence[Any],
     deadline: float | None,
     clock: Callable[[], float],
-) -> bool:
-    """:func:`run_inline`'s loop, run in *context*: True when a record changed it."""
+) -> Context | None:
+    """:func:`run_inline`'s loop, run in *context* (see :func:`_in_copies`)."""
+    if pristine is None:  # its first run: bind, and take the snapshot copies start from
+        if bind is not None:
+            bind[0].set(bind[1])
+        pristine = context.copy()
     while True:
         if deadline is not None and clock() >= deadline:
             schedule.stop(NOT_STARTED)
         index = schedule.next()
         if index is None:
-            return False
+            return None
         started = clock()
         try:
             schedule.current = index
@@ -89,7 +122,7 @@ def _next_records(
             _note_time(schedule, index, started, clock())
         schedule.finish(index, kind, result)
         if _changed(context, pristine):
-            return True
+            return pristine
 
 
 def _changed(context: Context, pristine: Context) -> bool:
@@ -106,6 +139,7 @@ def run_each_inline(
     args: Iterable[Any],
     deadline: float | None = None,
     clock: Callable[[], float] = time.monotonic,
+    bind: Bind | None = None,
 ) -> None:
     """Run ``func(arg)`` for the records of an unconstrained *schedule*, in order, inline.
 
@@ -119,28 +153,29 @@ def run_each_inline(
     else:
         loop = _each
         schedule.current = IN_ORDER  # Schedule.running() finds the record running
-    items = enumerate(args)
-    pristine = copy_context()
-    context = pristine.copy()
-    while context.run(loop, context, pristine, schedule, func, items, deadline, clock):
-        context = pristine.copy()
+    _in_copies(loop, schedule, func, enumerate(args), deadline, clock, bind)
 
 
 def _each(
     context: Context,
-    pristine: Context,
+    pristine: Context | None,
+    bind: Bind | None,
     schedule: Schedule,
     func: Callable[[Any], Any],
     items: Iterator[tuple[int, Any]],
     deadline: float | None,
     clock: Callable[[], float],
-) -> bool:
-    """:func:`run_each_inline`'s loop, run in *context*: True when a record changed it."""
+) -> Context | None:
+    """:func:`run_each_inline`'s loop, run in *context* (see :func:`_in_copies`)."""
+    if pristine is None:  # its first run: bind, and take the snapshot copies start from
+        if bind is not None:
+            bind[0].set(bind[1])
+        pristine = context.copy()
     kinds, values = schedule.kinds, schedule.values  # claimed by run_each_inline
     for index, arg in items:
         if deadline is not None and clock() >= deadline:
             schedule.stop(NOT_STARTED)
-            return False
+            return None
         try:
             values[index] = func(arg)
         except Exception as exc:
@@ -159,10 +194,10 @@ def _each(
             kinds[index] = SUCCESS
         try:  # did the record change its copy? (inline: this is _changed without a call)
             if context != pristine:
-                return True
+                return pristine
         except Exception:
-            return True
-    return False
+            return pristine
+    return None
 
 
 def _note_time(schedule: Schedule, index: int, started: float, ended: float) -> None:
@@ -175,17 +210,22 @@ def _note_time(schedule: Schedule, index: int, started: float, ended: float) -> 
 
 def _each_timed(
     context: Context,
-    pristine: Context,
+    pristine: Context | None,
+    bind: Bind | None,
     schedule: Schedule,
     func: Callable[[Any], Any],
     items: Iterator[tuple[int, Any]],
     deadline: float | None,
     clock: Callable[[], float],
-) -> bool:
+) -> Context | None:
     """:func:`_each` that notes each record's time: one clock read per record.
 
     A record's time runs from the previous record's end, or from the (re)start of the loop.
     """
+    if pristine is None:  # its first run: bind, and take the snapshot copies start from
+        if bind is not None:
+            bind[0].set(bind[1])
+        pristine = context.copy()
     kinds, values = schedule.kinds, schedule.values
     durations, ends = schedule.durations, schedule.ends
     assert durations is not None
@@ -193,7 +233,7 @@ def _each_timed(
     for index, arg in items:
         if deadline is not None and last >= deadline:
             schedule.stop(NOT_STARTED)
-            return False
+            return None
         kinds[index] = RUNNING
         schedule.current = index
         try:
@@ -214,5 +254,5 @@ def _each_timed(
             ends[index] = now
         last = now
         if _changed(context, pristine):
-            return True
-    return False
+            return pristine
+    return None
