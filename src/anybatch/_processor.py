@@ -157,7 +157,7 @@ class BasePartialProcessor(Generic[RecordT]):
     _custom_sync: ClassVar[bool] = False
     _custom_async: ClassVar[bool] = False
     _custom: ClassVar[bool] = False  # either of the two
-    _own_schedule: ClassVar[bool] = True  # _make_schedule not overridden
+    _default_schedule: ClassVar[bool] = True  # _make_schedule not overridden
 
     #: The previous batch's models, let go one by one as the next batch makes its own.
     _previous_models: list[Any] | None = None
@@ -174,7 +174,7 @@ class BasePartialProcessor(Generic[RecordT]):
             cls, "_async_process_record"
         )
         cls._custom = cls._custom_sync or cls._custom_async
-        cls._own_schedule = getattr(cls._make_schedule, "anybatch_default", False)
+        cls._default_schedule = getattr(cls._make_schedule, "anybatch_default", False)
         if "default_concurrency" in vars(cls) and "concurrency" not in vars(cls):
             cls.concurrency = cls.default_concurrency
 

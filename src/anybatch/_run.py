@@ -72,7 +72,7 @@ if TYPE_CHECKING:
         _custom_sync: ClassVar[bool]
         _custom_async: ClassVar[bool]
         _custom: ClassVar[bool]
-        _own_schedule: ClassVar[bool]
+        _default_schedule: ClassVar[bool]
 
         def success_handler(self, record: Any, result: Any) -> SuccessResponse: ...
         def failure_handler(self, record: Any, exception: ExceptionInfo) -> FailureResponse: ...
@@ -317,7 +317,7 @@ def start(processor: Hooks, *, awaited: bool) -> Run:
     reading = processor._fixed or reading_for(processor, records)  # pyright: ignore[reportPrivateUsage]
     ids = reading.source.identifiers(records)
     cls = type(processor)
-    if cls._own_schedule:  # no _make_schedule override: the source is at hand  # pyright: ignore[reportPrivateUsage]
+    if cls._default_schedule:  # no _make_schedule override: the source is at hand  # pyright: ignore[reportPrivateUsage]
         schedule = default_schedule(processor, reading.source, records)
     else:
         schedule = processor._make_schedule(records)  # pyright: ignore[reportPrivateUsage]
