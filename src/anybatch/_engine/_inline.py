@@ -61,7 +61,7 @@ def run_inline(
     _in_copies(_next_records, schedule, func, args, deadline, clock, bind)
 
 
-_Loop = Callable[..., "Context | None"]
+_Loop = Callable[..., bool]
 
 
 def _in_copies(
@@ -75,37 +75,34 @@ def _in_copies(
 ) -> None:
     """Run *loop* in a copy of this context, and again in a fresh one each time it ends one.
 
-    *loop* binds *bind* on its first run and returns the snapshot its copies start from when
-    a record changed the copy it ran in (``None``: the batch is over).
+    *bind* is set in the first copy (the caller's context is left as it is), and the copies
+    after it start from a snapshot of that one. *loop* returns whether a record changed the
+    copy it ran in (``False``: the batch is over).
     """
     context = copy_context()
-    pristine = context.run(loop, context, None, bind, schedule, func, args, deadline, clock)
-    while pristine is not None:
+    if bind is not None:
+        context.run(bind[0].set, bind[1])
+    pristine = context.copy()
+    while context.run(loop, context, pristine, schedule, func, args, deadline, clock):
         context = pristine.copy()
-        pristine = context.run(loop, context, pristine, None, schedule, func, args, deadline, clock)
 
 
 def _next_records(
     context: Context,
-    pristine: Context | None,
-    bind: Bind | None,
+    pristine: Context,
     schedule: Schedule,
     func: Callable[[Any], Any],
     args: Sequence[Any],
     deadline: float | None,
     clock: Callable[[], float],
-) -> Context | None:
+) -> bool:
     """:func:`run_inline`'s loop, run in *context* (see :func:`_in_copies`)."""
-    if pristine is None:  # its first run: bind, and take the snapshot copies start from
-        if bind is not None:
-            bind[0].set(bind[1])
-        pristine = context.copy()
     while True:
         if deadline is not None and clock() >= deadline:
             schedule.stop(NOT_STARTED)
         index = schedule.next()
         if index is None:
-            return None
+            return False
         started = clock()
         try:
             schedule.current = index
@@ -122,7 +119,7 @@ def _next_records(
             _note_time(schedule, index, started, clock())
         schedule.finish(index, kind, result)
         if _changed(context, pristine):
-            return pristine
+            return True
 
 
 def _changed(context: Context, pristine: Context) -> bool:
@@ -158,24 +155,19 @@ def run_each_inline(
 
 def _each(
     context: Context,
-    pristine: Context | None,
-    bind: Bind | None,
+    pristine: Context,
     schedule: Schedule,
     func: Callable[[Any], Any],
     items: Iterator[tuple[int, Any]],
     deadline: float | None,
     clock: Callable[[], float],
-) -> Context | None:
+) -> bool:
     """:func:`run_each_inline`'s loop, run in *context* (see :func:`_in_copies`)."""
-    if pristine is None:  # its first run: bind, and take the snapshot copies start from
-        if bind is not None:
-            bind[0].set(bind[1])
-        pristine = context.copy()
     kinds, values = schedule.kinds, schedule.values  # claimed by run_each_inline
     for index, arg in items:
         if deadline is not None and clock() >= deadline:
             schedule.stop(NOT_STARTED)
-            return None
+            return False
         try:
             values[index] = func(arg)
         except Exception as exc:
@@ -194,10 +186,10 @@ def _each(
             kinds[index] = SUCCESS
         try:  # did the record change its copy? (inline: this is _changed without a call)
             if context != pristine:
-                return pristine
+                return True
         except Exception:
-            return pristine
-    return None
+            return True
+    return False
 
 
 def _note_time(schedule: Schedule, index: int, started: float, ended: float) -> None:
@@ -210,22 +202,17 @@ def _note_time(schedule: Schedule, index: int, started: float, ended: float) -> 
 
 def _each_timed(
     context: Context,
-    pristine: Context | None,
-    bind: Bind | None,
+    pristine: Context,
     schedule: Schedule,
     func: Callable[[Any], Any],
     items: Iterator[tuple[int, Any]],
     deadline: float | None,
     clock: Callable[[], float],
-) -> Context | None:
+) -> bool:
     """:func:`_each` that notes each record's time: one clock read per record.
 
     A record's time runs from the previous record's end, or from the (re)start of the loop.
     """
-    if pristine is None:  # its first run: bind, and take the snapshot copies start from
-        if bind is not None:
-            bind[0].set(bind[1])
-        pristine = context.copy()
     kinds, values = schedule.kinds, schedule.values
     durations, ends = schedule.durations, schedule.ends
     assert durations is not None
@@ -233,7 +220,7 @@ def _each_timed(
     for index, arg in items:
         if deadline is not None and last >= deadline:
             schedule.stop(NOT_STARTED)
-            return None
+            return False
         kinds[index] = RUNNING
         schedule.current = index
         try:
@@ -254,5 +241,5 @@ def _each_timed(
             ends[index] = now
         last = now
         if _changed(context, pristine):
-            return pristine
-    return None
+            return True
+    return False
