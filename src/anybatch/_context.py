@@ -79,7 +79,6 @@ if TYPE_CHECKING:  # a Protocol class costs a cold start about 80 µs to make
 #: caller's), so that each record's copy, and what a record hands its context to (a task, a
 #: thread), sees it; copies made during another batch never do.
 INLINE_BATCH: ContextVar[_InlineEntry | None] = ContextVar("anybatch_inline_batch", default=None)
-_INLINE = INLINE_BATCH
 
 
 #: The async record a worker task of the native asyncio driver runs directly in its own
@@ -109,17 +108,11 @@ def _here() -> _Here | None:
     here = _CURRENT.get()
     if here is not None:
         return here
-    inline = _INLINE.get()
+    inline = INLINE_BATCH.get()
     if inline is not None:
         index = inline.schedule.running()
-        if index >= 0:
-            deadline = inline.deadline  # its limits(): an inline record has no timeout
-            return (
-                inline.handed,
-                inline.ids,
-                index,
-                None if deadline is None else (deadline, None, None),
-            )
+        if index >= 0:  # (an inline record has no timeout)
+            return (inline.handed, inline.ids, index, limits(inline.deadline, None, 0))
     return _task_here()
 
 
@@ -390,13 +383,13 @@ def hide_inline() -> Any:
 
     Returns what :func:`show_inline` takes back (``None`` when there was nothing to hide).
     """
-    return None if _INLINE.get() is None else _INLINE.set(None)
+    return None if INLINE_BATCH.get() is None else INLINE_BATCH.set(None)
 
 
 def show_inline(token: Any) -> None:
     """Undo :func:`hide_inline`."""
     if token is not None:
-        _INLINE.reset(token)
+        INLINE_BATCH.reset(token)
 
 
 def on_tasks(

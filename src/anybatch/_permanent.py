@@ -88,9 +88,6 @@ if TYPE_CHECKING:  # a Protocol class costs a cold start about 80 µs to make
             """Hand *items* to the target within *time_left* seconds (``None``: no limit)."""
             ...
 
-
-if TYPE_CHECKING:  # a Protocol class costs a cold start about 80 µs to make
-
     class PermanentHooks(Protocol):
         """What routing needs of a processor (part of ``_run.Hooks``); the run is ``_run.Run``."""
 

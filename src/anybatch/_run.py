@@ -368,7 +368,7 @@ def process(processor: Hooks) -> list[SuccessResponse | FailureResponse]:
     if runs_inline(run.is_async, processor.concurrency, processor.record_timeout):
         deadline, func, inputs, schedule = run.deadline, run.func, run.inputs, run.schedule
         if record_here() is not None:  # inside an async record: name each by the variable
-            batch = None if deadline is None else (deadline, None, None)  # its limits()
+            batch = limits(deadline, None, run.n)  # an inline record has no timeout
             func = in_own_context(func, inputs, run.handed, run.ids, False, batch)
             inputs = range(run.n)
         if ENDS.used:  # until it ends, its records may leave work for its end

@@ -99,7 +99,7 @@ class OnTasks(tuple[Any, ...]):
     directly in it; once a record of a worker has changed it, that worker's later records
     each run through *isolate* (by index), in their own copy. With *starts*, each record's
     start is noted. A plain tuple subclass, made with ``tuple.__new__``: a ``NamedTuple``
-    class costs a cold start about a millisecond to create.
+    class costs a cold start about 150 µs to create.
     """
 
     __slots__ = ()
