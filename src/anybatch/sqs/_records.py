@@ -42,7 +42,8 @@ def lambda_record(message: Mapping[str, Any], queue_arn: str, region: str) -> di
         "messageId": message["MessageId"],
         "receiptHandle": message["ReceiptHandle"],
         "body": message.get("Body", ""),
-        "attributes": {str(k): str(v) for k, v in system.items()},
+        # SQS's system attributes are strings already (a map of string to string).
+        "attributes": dict(system),
         "messageAttributes": attributes,
         "md5OfBody": message.get("MD5OfBody", ""),
         "md5OfMessageAttributes": message.get("MD5OfMessageAttributes"),

@@ -68,6 +68,9 @@ __all__ = ["SQSWorker"]
 
 logger = logging.getLogger("anybatch.worker")
 
+#: A received batch to run: its queue, the context, its records, when it was received.
+_Job = tuple[QueueRef, Any, list[dict[str, Any]], float]
+
 
 def _check_positive(name: str, value: object, *, integer: bool = False) -> Any:
     kinds = (int,) if integer else (int, float)
@@ -230,6 +233,7 @@ class SQSWorker:
         self._stopping = False
         self._stop_now = False
         self._wake: asyncio.Event | None = None  # asyncio's own: one made per batch settled
+        self._idle: list[asyncio.Future[_Job]] = []  # runners waiting for a batch
         self._receives: anyio.CancelScope | None = None
         self._in_flight = 0  # received and not yet processed (or reserved by a receive)
         self._reserved = 0  # of which reserved by the receives waiting
@@ -301,6 +305,7 @@ class SQSWorker:
         context = WorkerContext(queue)
         self._wake = asyncio.Event()
         self._drained = anyio.Event()
+        self._idle = []
         logger.info(
             "worker started on %s: %d in flight at most, %d pollers, visibility timeout %d s%s",
             self.queue_url,
@@ -440,9 +445,35 @@ class SQSWorker:
                     await self._settle(queue, records, releases)
                 self._release_slots(len(records))
                 return
-            batches.start_soon(self._batch, queue, context, records, time.monotonic())
+            self._start_batch(batches, (queue, context, records, time.monotonic()))
 
     # -- one batch ----------------------------------------------------------------------------
+
+    def _start_batch(self, batches: anyio.abc.TaskGroup, job: _Job) -> None:
+        """Run a received batch: in a runner that waits for one, else in a new runner.
+
+        Runners are tasks of *batches* that run one batch after another, so that a batch
+        costs a hand-over, not a task of the group (whose making is a tenth of the
+        worker's own CPU a message, measured). The group's cancellation (the drain ran out)
+        reaches a runner's batch as it would a task of its own.
+        """
+        idle = self._idle
+        while idle:
+            waiter = idle.pop()
+            if not waiter.done():  # (a runner cancelled while it waited has gone)
+                waiter.set_result(job)
+                return
+        batches.start_soon(self._runner, job)
+
+    async def _runner(self, job: _Job) -> None:
+        """Run *job*, then each batch handed to this runner, until the group is cancelled."""
+        loop = asyncio.get_running_loop()
+        idle = self._idle
+        while True:
+            await self._batch(*job)
+            waiter: asyncio.Future[_Job] = loop.create_future()
+            idle.append(waiter)
+            job = await waiter
 
     async def _batch(
         self, queue: QueueRef, context: Any, records: list[dict[str, Any]], received: float
