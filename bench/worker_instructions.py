@@ -5,9 +5,11 @@ runs (its figures drift by 20% from one run to the next on a busy shared machine
 counts instructions instead, under ``valgrind --tool=callgrind``: each consumer runs in a
 process of its own against the same endpoint as in ``bench_worker.py`` (in a child process,
 not counted), is warmed up on 500 messages, and is counted while it consumes *count* more,
-its client's creation included, as ``bench_worker.py``'s CPU figure includes it::
+its client's creation included, as ``bench_worker.py``'s CPU figure includes it. The
+worker is counted twice: as it runs, and with botocore's parameter validation turned back
+on (``validating``), like for like with the loop, which keeps botocore's default::
 
-    python bench/worker_instructions.py          # 3,000 messages: about 8 minutes
+    python bench/worker_instructions.py          # 3,000 messages: about 5 minutes
     python bench/worker_instructions.py 1000
 
 Not part of ``run_all.py``: too slow for it. The counts repeat to within a fraction of a
@@ -17,13 +19,16 @@ percent (the loop's timing decides little: both consume a queue filled before th
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import sys
 
 import _callgrind
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-CONSUMERS = ("SQSWorker", "hand-written")
+#: The worker as it runs, the worker with botocore's parameter validation on (which it turns
+#: off: it builds its requests), and the loop (validation on, botocore's default).
+CONSUMERS = ("SQSWorker", "validating", "hand-written")
 WARMUP = 500
 
 
@@ -36,6 +41,7 @@ def child(name: str, count: int) -> None:
 
     consume = {
         "SQSWorker": bench_worker.anybatch_worker,
+        "validating": functools.partial(bench_worker.anybatch_worker, validate=True),
         "hand-written": bench_worker.handwritten_loop,
     }[name]
     endpoint = bench_worker.Endpoint()

@@ -8,9 +8,10 @@ anyio's asyncio backend costs a cold start about 30 ms. So on asyncio:
 
 * workers are plain asyncio tasks, and only as many as the batch can use: one starts the
   batch, and more start only when a handler really suspends (a ``call_soon`` callback
-  scheduled before the await runs only once the running task yields), doubling each time.
-  Handlers that never wait run one after another in one task; handlers that do wait get up
-  to ``concurrency`` workers within a few loop turns;
+  scheduled before the await runs only once the running task yields), then as many as the
+  records left and the limit allow, at once. Handlers that never wait run one after another
+  in one task; handlers that do wait get up to ``concurrency`` workers in the next loop
+  turn, and wait together;
 * on Python 3.12+ a worker task starts eagerly (``eager_start``): it runs its records at
   once, inside its making, until a handler first waits. A batch whose handlers never wait
   then ends without a loop turn of its own. Only the pool's workers start so: the tasks a
@@ -186,13 +187,16 @@ async def run_pool_asyncio(
         return True
 
     def start_another() -> None:
-        # A handler waits: as many more workers as run now (at least one), so that a batch
-        # of waiting handlers reaches its full width in a few loop turns, not one per record.
+        # A handler waits: workers for the records left, up to the limit, at once. Started
+        # in one loop turn, waiting handlers wait together: their timers and answers come
+        # due together, and the loop wakes for them once. (Widening over several turns, as
+        # it did, spread them out, and each wake-up apart costs a sleep in the selector:
+        # the SQS worker's loop slept three times as often as hand-written code's.)
         nonlocal starting
         starting = False
         if stopping:  # late: the pool has ended (and may have let spawn go)
             return
-        for _ in range(max(1, live)):
+        for _ in range(slots):
             if not spawn():  # the limit, or no record left to start
                 return
 

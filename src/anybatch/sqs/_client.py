@@ -88,7 +88,9 @@ class AioSQS:
     they leave out comes from botocore's own configuration (``AWS_ENDPOINT_URL_SQS``,
     credentials chain, profile). The region is the queue's, from its ARN. Retries are
     anybatch's (``RetryPolicy``), so unless *config* sets ``retries`` the clients make one
-    attempt per call; ``max_pool_connections`` defaults to the number of concurrent calls.
+    attempt per call; ``max_pool_connections`` defaults to the number of concurrent calls;
+    and unless it sets ``parameter_validation``, botocore does not validate the requests
+    before sending them (anybatch builds them, and SQS validates them).
     """
 
     def __init__(
@@ -243,9 +245,14 @@ class AioSQS:
 
         if self._session is None:
             self._session = get_session()
+        # Retries are the adapter's own (per entry). botocore's client-side validation checks
+        # types the adapter's requests have by construction (every value is its own or
+        # checked where it came in, and SQS checks them all again), at a twentieth of a busy
+        # worker's CPU (measured: bench/worker_instructions.py); a config given turns it on.
         config = AioConfig(
             retries={"total_max_attempts": 1},
             max_pool_connections=self._max_pool_connections,
+            parameter_validation=False,
         )
         if self._config is not None:
             config = config.merge(self._config)
