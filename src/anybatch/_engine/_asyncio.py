@@ -148,7 +148,7 @@ async def run_pool_asyncio(
     finish = schedule.finish
     held = (() if running is None else running).__contains__
     take = schedule.next
-    cursor = 0  # the next record of an unconstrained schedule
+    cursor: int = 0  # the next record of an unconstrained schedule
     tasks: list[asyncio.Task[None]] = []
     live = 0
     slots = limit  # workers that may exist: one more for each abandoned task
@@ -163,7 +163,11 @@ async def run_pool_asyncio(
     timers: list[asyncio.TimerHandle] = []  # give_up_all() after a fatal error
     enter: Callable[[list[int]], Context] | None
     make_task: Callable[[Any], asyncio.Task[None]] = loop.create_task
-    if _EAGER and loop.get_task_factory() is None and _plain_tasks(loop):
+    # An eager worker runs inside its making (see the module doc), into its try block: its
+    # finally counts it out whatever ends it, so it needs no done callback. A task made the
+    # usual way may be cancelled before it ever runs: its done callback counts it out then.
+    eager = _EAGER and loop.get_task_factory() is None and _plain_tasks(loop)
+    if eager:
         make_task = _eager(loop)
     if on_tasks is None:
         enter, isolate, starts = None, func, None
@@ -179,9 +183,7 @@ async def run_pool_asyncio(
         # handler waits) inside its making.
         live += 1
         task = make_task(worker())
-        if task.done() and task in counted_out:  # ran to its end eagerly, counted out
-            counted_out.discard(task)
-        else:
+        if not eager:
             task.add_done_callback(ended)
         tasks.append(task)
         return True
@@ -201,7 +203,7 @@ async def run_pool_asyncio(
                 return
 
     def ended(task: asyncio.Task[None]) -> None:
-        # A task's done callback: it was counted out already, unless it never ran.
+        # A task's done callback (not eager): it was counted out already, unless it never ran.
         nonlocal live
         if task in counted_out:
             counted_out.discard(task)
@@ -217,8 +219,9 @@ async def run_pool_asyncio(
         # A worker ends (whatever ends it): counted out unless it was abandoned.
         nonlocal live
         if gone and task in gone:
-            return  # counted out when it was abandoned; its done callback forgets it
-        counted_out.add(task)
+            return  # counted out when it was abandoned
+        if not eager:
+            counted_out.add(task)  # until its done callback
         live -= 1
         if not live and not done.done():
             done.set_result(None)
@@ -276,37 +279,41 @@ async def run_pool_asyncio(
         stop_all()
         loop.call_later(ABANDON_AFTER, give_up_all, "the deadline")
 
+    per_record = 0.0 if record_timeout is None else record_timeout
+
+    def time_out(task: asyncio.Task[None], index: int, watch: list[Any]) -> None:
+        # A record's timeout: cancel its worker, and give up on it if it does not end soon.
+        watch[0] = True
+        task.cancel()
+        watch[1] = loop.call_later(ABANDON_AFTER, give_up, task, index)
+
     async def worker() -> None:
         nonlocal cursor, wake, waiting, starting
         task = asyncio.current_task()
         assert task is not None
-        fired = False
-        grace: asyncio.TimerHandle | None = None
-        current = -1
-        # Locals, not closure cells. The clock is read once per record: a record starts when
-        # the worker's previous one ended (or when it came back from waiting for a key). With
-        # a deadline the read at the top of the loop serves both: it checks the deadline and
-        # ends the time of the record that ran last (``ran``).
-        clock, took, ended_at = monotonic, durations, ends
-        last = clock() if timing else 0.0
-        ran = -1
-        dirty = False  # a record changed this worker's context (with on_tasks)
-        # With on_tasks: the record this worker runs in its own context, for current_record();
-        # and that context itself where asyncio hands it out (3.12), else a copy to compare.
-        box = [-1]
-        context_now: Callable[[], Context] = copy_context
-        mine = None  # this worker's context as it started, with on_tasks
-        if enter is not None:
-            mine = enter(box)
-            context_now = getattr(task, "get_context", copy_context)
+        try:  # from here, whatever ends the worker, its finally counts it out
+            # With record_timeout: whether this worker's timeout fired, and the timer that will
+            # give up on its record. A list that time_out() writes, made only with a timeout:
+            # a closure here would cost every worker task cells and a function of its own, which
+            # the pools of a busy process (the SQS worker) keep alive by the hundred.
+            watch: list[Any] | None = None if record_timeout is None else [False, None]
+            # Locals, not closure cells. The clock is read once per record: a record starts when
+            # the worker's previous one ended (or when it came back from waiting for a key). With
+            # a deadline the read at the top of the loop serves both: it checks the deadline and
+            # ends the time of the record that ran last (``ran``).
+            clock, took, ended_at = monotonic, durations, ends
+            last = clock() if timing else 0.0
+            ran = -1
+            dirty = False  # a record changed this worker's context (with on_tasks)
+            # With on_tasks: the record this worker runs in its own context, for current_record();
+            # and that context itself where asyncio hands it out (3.12), else a copy to compare.
+            box = [-1]
+            context_now: Callable[[], Context] = copy_context
+            mine = None  # this worker's context as it started, with on_tasks
+            if enter is not None:
+                mine = enter(box)
+                context_now = getattr(task, "get_context", copy_context)
 
-        def time_out() -> None:
-            nonlocal fired, grace
-            fired = True
-            task.cancel()
-            grace = loop.call_later(ABANDON_AFTER, give_up, task, current)
-
-        try:
             while True:
                 if deadline is not None:
                     now = clock()
@@ -352,9 +359,8 @@ async def run_pool_asyncio(
                     starting = True
                     loop.call_soon(start_another)
                 timer = None
-                if record_timeout is not None:
-                    current = index
-                    timer = loop.call_later(record_timeout, time_out)
+                if watch is not None:
+                    timer = loop.call_later(per_record, time_out, task, index, watch)
                 try:
                     if mine is None:
                         step = func(args[index])
@@ -379,7 +385,7 @@ async def run_pool_asyncio(
                 except asyncio.CancelledError as exc:
                     if stopping:
                         return  # the record stays RUNNING: cancelled at the deadline (or torn down)
-                    if fired:
+                    if watch is not None and watch[0]:
                         kind, result = TIMEOUT, RecordTimeoutError(record_timeout or 0.0)
                     else:
                         # A cancellation the engine did not ask for (the handler awaited a task
@@ -402,13 +408,14 @@ async def run_pool_asyncio(
                     box[0] = -1
                     if timer is not None:
                         timer.cancel()
-                        if grace is not None:
-                            grace.cancel()
-                            grace = None
+                        assert watch is not None
+                        if watch[1] is not None:
+                            watch[1].cancel()
+                            watch[1] = None
                 if gone and task in gone:
                     return  # abandoned: its record's outcome is settled already
-                if fired:
-                    fired = False
+                if watch is not None and watch[0]:
+                    watch[0] = False
                     _forget_cancellation(task)  # our own timeout's cancellation is spent
                 if timing:
                     if deadline is not None:
