@@ -244,7 +244,9 @@ async def handwritten_loop(endpoint: Endpoint, count: int) -> float:
 
     Ten receivers long-poll 10 messages at a time once 10 handler slots are free (a semaphore
     of 100); each receive's handlers run at once, and its successes are deleted in one
-    ``DeleteMessageBatch``.
+    ``DeleteMessageBatch``. It stops as the worker does, as a consumer must: no receive in
+    flight is cut off (SQS would hide what it returns until its visibility timeout ran out),
+    so each receiver ends once the poll it has in flight has answered.
     """
     from aiobotocore.config import AioConfig
     from aiobotocore.session import get_session
@@ -274,9 +276,11 @@ async def handwritten_loop(endpoint: Endpoint, count: int) -> float:
             done.set()
 
     async def receiver(client: Any, tasks: set[asyncio.Task[None]]) -> None:
-        while not done.is_set():
+        while True:
             for _ in range(10):
                 await slots.acquire()
+            if done.is_set():  # stopping: no more receives
+                return
             answer = await client.receive_message(
                 QueueUrl=endpoint.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1
             )
@@ -297,9 +301,8 @@ async def handwritten_loop(endpoint: Endpoint, count: int) -> float:
         receivers = [asyncio.create_task(receiver(client, tasks)) for _ in range(10)]
         await done.wait()
         elapsed = time.perf_counter() - started
-        for task in receivers:
-            task.cancel()
-        await asyncio.gather(*receivers, *tasks, return_exceptions=True)
+        await asyncio.gather(*receivers)  # each after the poll it has in flight
+        await asyncio.gather(*tasks)  # what those polls brought is handled too
     return elapsed
 
 
