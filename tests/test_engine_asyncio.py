@@ -164,6 +164,57 @@ def test_a_task_factory_the_user_set_makes_the_workers() -> None:
     assert made.count("run_pool_asyncio.<locals>.worker") == 3
 
 
+def test_a_task_factory_gets_no_more_workers_than_records_left() -> None:
+    # Workers made the usual way claim their record only once they run: the pool counts the
+    # records left, not the workers it may still make.
+    made: list[str] = []
+
+    async def last_ten_wait(record: SQSRecord) -> None:
+        if int(record.body) >= 990:
+            await asyncio.sleep(0.01)
+
+    async def main() -> Any:
+        def factory(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> Any:
+            made.append(coro.__qualname__)
+            return asyncio.Task(coro, loop=loop, **kwargs)
+
+        asyncio.get_running_loop().set_task_factory(factory)
+        processor = AsyncBatchProcessor(EventType.SQS, concurrency=100)
+        event = sqs_event([str(i) for i in range(1000)])
+        return await async_process_partial_response(event, last_ten_wait, processor)
+
+    assert asyncio.run(main()) == {"batchItemFailures": []}
+    assert made.count("run_pool_asyncio.<locals>.worker") <= 10
+
+
+def test_after_a_fatal_error_a_handler_that_swallowed_its_cancellation_starts_nothing() -> None:
+    started: list[str] = []
+
+    class Fatal(BaseException):
+        pass
+
+    async def handler(record: SQSRecord) -> None:
+        started.append(record.body)
+        if record.body == "fatal":
+            await asyncio.sleep(0.02)
+            raise Fatal
+        try:
+            await asyncio.sleep(5)
+        except asyncio.CancelledError:
+            await asyncio.sleep(0.01)  # swallowed: it returns, well within the grace
+
+    async def main() -> None:
+        processor = AsyncBatchProcessor(EventType.SQS, concurrency=2)
+        with pytest.raises(Fatal):
+            await async_process_partial_response(
+                sqs_event(["slow", "fatal", "a", "b", "c"]), handler, processor
+            )
+        await asyncio.sleep(0.2)  # what the worker would start, it would have started by now
+
+    asyncio.run(main())
+    assert started == ["slow", "fatal"]
+
+
 def test_a_loop_that_makes_its_own_tasks_makes_the_workers() -> None:
     # A loop subclass that overrides create_task (instrumentation) sees every worker.
     made: list[str] = []

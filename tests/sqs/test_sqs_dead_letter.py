@@ -324,3 +324,24 @@ def test_dead_letter_queue_and_a_hook_are_one_target_too_many() -> None:
         SqsBatchProcessor()
     with pytest.raises(ValueError, match="queue URL"):
         PartialSQSProcessor(dead_letter_queue="my-dlq")
+
+
+@pytest.mark.parametrize("value", [None, 5])
+def test_a_binary_attribute_without_bytes_makes_the_send_fail_by_name(value: object) -> None:
+    # SQS would refuse the whole call; the record alone is reported, saying which attribute.
+    from anybatch.sqs._deadletter import send_entry
+    from anybatch.sqs._plan import Problem, parse_queue_arn
+
+    record = {
+        "messageId": "m-1",
+        "body": "hello",
+        "messageAttributes": {"blob": {"dataType": "Binary", "binaryValue": value}},
+    }
+    target = parse_queue_arn("arn:aws:sqs:eu-west-1:123456789012:dlq")
+    sent = send_entry(3, record, ValueError("bad"), target)
+    assert sent == Problem(
+        "InvalidRecord",
+        f"record 3: its message attribute 'blob' is Binary with no binary value "
+        f"(got {type(value).__name__})",
+        False,
+    )

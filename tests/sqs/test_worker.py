@@ -154,6 +154,42 @@ async def test_the_handler_gets_the_record_lambda_would_give_it(make_queue: Make
     assert stats.deleted == 1
 
 
+async def test_each_batch_starts_in_the_context_the_worker_gave_it(make_queue: MakeQueue) -> None:
+    # As on Lambda, where each invocation runs in a task of its own: what a batch's hooks set
+    # in their context and never reset is not seen by the next batch.
+    from contextvars import ContextVar
+
+    queue = make_queue()
+    marker: ContextVar[str | None] = ContextVar("marker", default=None)
+    seen: list[str | None] = []
+
+    class Leaky:
+        def batch_started(self, batch: object) -> None:
+            seen.append(marker.get())
+            marker.set("left by an earlier batch")
+
+        def batch_finished(self, result: object) -> None:
+            pass
+
+    async def handler(record: SQSRecord) -> None:
+        pass
+
+    processor = AsyncBatchProcessor(EventType.SQS, observers=[Leaky()])
+    worker = worker_for(queue, handler, processor)
+
+    async def one_message_at_a_time() -> None:
+        # Each sent once the one before is deleted: the batch before has ended by then.
+        for sent in range(1, 6):
+            await anyio.to_thread.run_sync(queue.send, [f"m-{sent}"])
+            while worker.stats.deleted < sent:  # noqa: ASYNC110 - the test's own condition
+                await anyio.sleep(0.01)
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(one_message_at_a_time)
+        await run_until(worker, lambda: worker.stats.deleted >= 5)
+    assert seen == [None] * 5
+
+
 def test_a_received_message_becomes_lambdas_record_shape() -> None:
     message = {
         "MessageId": "m-1",

@@ -198,7 +198,9 @@ async def run_pool_asyncio(
         starting = False
         if stopping:  # late: the pool has ended (and may have let spawn go)
             return
-        for _ in range(slots):
+        # As many as records are left: a worker made the usual way (not eager) claims its
+        # record only once it runs, so spawn() cannot tell it has one.
+        for _ in range(n - cursor if free else schedule.pending):
             if not spawn():  # the limit, or no record left to start
                 return
 
@@ -435,6 +437,8 @@ async def run_pool_asyncio(
                         # A key may have unblocked, a stop may have come, or nothing is left.
                         wake.set_result(None)
                         wake = None
+                if stopping:  # its handler swallowed the engine's cancellation and returned
+                    return
         finally:
             # Counted out here rather than by its done callback: the pool wakes a loop turn
             # sooner when its last worker ends.

@@ -100,6 +100,10 @@ def redrive_target(attributes: Mapping[str, str]) -> QueueRef | None:
         return None
 
 
+class _BadAttribute(ValueError):
+    """A message attribute ``SendMessageBatch`` cannot take (said of the record)."""
+
+
 def _attributes(record: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """The message's attributes as ``SendMessageBatch`` takes them (Lambda's are camelCase)."""
     found: object = record.get("messageAttributes")
@@ -118,6 +122,11 @@ def _attributes(record: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
                     binary = base64.b64decode(binary, validate=True)
                 except binascii.Error:
                     binary = binary.encode()
+            elif not isinstance(binary, (bytes, bytearray)):
+                raise _BadAttribute(
+                    f"its message attribute {name!r} is {data_type} with no binary value "
+                    f"(got {type(binary).__name__})"
+                )
             attributes[name] = {"DataType": data_type, "BinaryValue": binary}
         else:
             text = value.get("stringValue", value.get("StringValue"))
@@ -153,7 +162,10 @@ def send_entry(
     message_id = str(record.get("messageId", ""))
     if not isinstance(body, str):
         return Problem("InvalidRecord", f"record {index} has no body to send", False)
-    attributes = _attributes(record)
+    try:
+        attributes = _attributes(record)
+    except _BadAttribute as exc:
+        return Problem("InvalidRecord", f"record {index}: {exc}", False)
     for name, value in _failure_attributes(error).items():
         if len(attributes) < MAX_ATTRIBUTES and name not in attributes:
             attributes[name] = value

@@ -23,6 +23,7 @@ how a batch settles ``_settle``'s, the extensions ``_heartbeat``'s.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import math
 import os
@@ -465,12 +466,21 @@ class SQSWorker:
                 return
         batches.start_soon(self._runner, job)
 
-    async def _runner(self, job: _Job) -> None:
-        """Run *job*, then each batch handed to this runner, until the group is cancelled."""
+    async def _runner(self, job: _Job | None) -> None:
+        """Run *job*, then each batch handed to this runner, until the group is cancelled.
+
+        Each batch starts in the context the runner started in, as in a task of its own: a
+        batch that leaves it changed (a processor hook or observer that set a context
+        variable and did not reset it) ends its runner, and a new one takes the next batch.
+        """
         loop = asyncio.get_running_loop()
         idle = self._idle
-        while True:
+        start = contextvars.copy_context()
+        while job is not None:
             await self._batch(*job)
+            job = None  # an idle runner holds no batch's records
+            if contextvars.copy_context() != start:
+                return
             waiter: asyncio.Future[_Job] = loop.create_future()
             idle.append(waiter)
             job = await waiter
