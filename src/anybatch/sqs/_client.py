@@ -247,8 +247,8 @@ class AioSQS:
             self._session = get_session()
         # Retries are the adapter's own (per entry). botocore's client-side validation checks
         # types the adapter's requests have by construction (every value is its own or
-        # checked where it came in, and SQS checks them all again), at a twentieth of a busy
-        # worker's CPU (measured: bench/worker_instructions.py); a config given turns it on.
+        # checked where it came in, and SQS checks them all again), at about 4% of a busy
+        # worker's instructions (bench/worker_instructions.py); a config can turn it on.
         config = AioConfig(
             retries={"total_max_attempts": 1},
             max_pool_connections=self._max_pool_connections,

@@ -466,7 +466,7 @@ class SQSWorker:
                 return
         batches.start_soon(self._runner, job)
 
-    async def _runner(self, job: _Job | None) -> None:
+    async def _runner(self, job: _Job) -> None:
         """Run *job*, then each batch handed to this runner, until the group is cancelled.
 
         Each batch starts in the context the runner started in, as in a task of its own: a
@@ -476,9 +476,9 @@ class SQSWorker:
         loop = asyncio.get_running_loop()
         idle = self._idle
         start = contextvars.copy_context()
-        while job is not None:
+        while True:
             await self._batch(*job)
-            job = None  # an idle runner holds no batch's records
+            del job  # an idle runner holds no batch's records
             if contextvars.copy_context() != start:
                 return
             waiter: asyncio.Future[_Job] = loop.create_future()
