@@ -34,8 +34,10 @@ from _common import Row, info_row, main, say
 N_WORKER = 3_000
 N_LOOP = 300  # the loop handles 10 messages in 100 ms: a rate needs no more
 #: Rounds of the worker against the hand-written loop, taking turns: the best of each counts
-#: (a busy machine only adds CPU time; three rounds left the ratio moving by 10%).
-ROUNDS = 5
+#: (a busy machine only adds CPU time; five rounds left the ratio moving by 10%).
+ROUNDS = 7
+#: Messages each consumer handles once before the rounds, uncounted.
+WARMUP = 300
 CONCURRENCY = 100
 HANDLER_SECONDS = 0.010
 IDEAL_RATE = CONCURRENCY / HANDLER_SECONDS
@@ -47,14 +49,17 @@ GOAL_RATE_RATIO = 0.95
 #: --processes 2 against one process, on a 2-core machine.
 GOAL_PROCESSES = 1.6
 N_PROCESSES = 6_000
+#: Rounds of --processes 1 and 2, taking turns: the best of each counts.
+PROCESS_ROUNDS = 4
 
 _SERVER = r"""
 import asyncio, hashlib, json, re, sys, threading, time
 
-queue = []      # bodies not yet received
-deleted = [0]
-polls = [0]     # long polls waiting
-ARN = "arn:aws:sqs:us-east-1:123456789012:bench"
+queues = {}     # a queue's name: its bodies not yet received
+deleted = {}    # a queue's name: how many of its messages were deleted
+wanted = {}     # a queue's name: (when it was filled, how many; when they were all deleted)
+waiting = {}    # a queue's name: its long polls waiting, {connection: (count, timer)}
+ARN = "arn:aws:sqs:us-east-1:123456789012:"  # and the queue's name
 HEAD = (
     b"HTTP/1.1 200 OK\r\nContent-Type: application/x-amz-json-1.0\r\nContent-Length: %d\r\n\r\n"
 )
@@ -65,19 +70,27 @@ ACTIONS = {name.lower().encode(): name for name in (
 )}
 
 
-def answer(action, body):
+def take(name, count):
+    queue = queues.setdefault(name, [])
+    taken, queue[:count] = queue[:count], []
+    return b'{"Messages":[' + b",".join(taken) + b"]}" if taken else b"{}"
+
+
+def answer(action, body, name):
     if action == "ReceiveMessage":
-        count = body.get("MaxNumberOfMessages", 1)
-        taken, queue[:count] = queue[:count], []
-        return b'{"Messages":[' + b",".join(taken) + b"]}" if taken else b"{}"
+        return take(name, body.get("MaxNumberOfMessages", 1))
     if action in ("DeleteMessageBatch", "ChangeMessageVisibilityBatch"):
         entries = body["Entries"]
         if action == "DeleteMessageBatch":
-            deleted[0] += len(entries)
+            deleted[name] = deleted.get(name, 0) + len(entries)
+            filled, count, done_at = wanted.get(name, (0.0, 0, None))
+            if deleted[name] >= count and done_at is None:
+                wanted[name] = (filled, count, time.monotonic())
         done = ",".join('{"Id":%s}' % json.dumps(e["Id"]) for e in entries)
         return ('{"Successful":[%s],"Failed":[]}' % done).encode()
     if action == "GetQueueAttributes":
-        return json.dumps({"Attributes": {"QueueArn": ARN, "VisibilityTimeout": "30"}}).encode()
+        attributes = {"QueueArn": ARN + name, "VisibilityTimeout": "30"}
+        return json.dumps({"Attributes": attributes}).encode()
     return b"{}"
 
 
@@ -90,42 +103,77 @@ def message(body):
     }).encode()
 
 
-async def serve(reader, writer):
-    try:
-        while True:
-            head = (await reader.readuntil(b"\r\n\r\n")).lower()
+class Connection(asyncio.Protocol):
+    # HTTP/1.1 keep-alive, a request at a time (the clients don't pipeline), parsed from the
+    # bytes as they come: a protocol, not streams, which cost about four times the CPU.
+
+    def connection_made(self, transport):
+        self.transport, self.buffer, self.polling = transport, b"", None
+
+    def connection_lost(self, exc):
+        if self.polling is not None:  # a consumer that stopped: its poll takes nothing
+            waiting[self.polling].pop(self, (0, None))[1].cancel()
+
+    def data_received(self, data):
+        self.buffer += data
+        while self.polling is None:
+            end = self.buffer.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            head = self.buffer[:end + 2].lower()
             length = int(LENGTH.search(head).group(1))
+            if len(self.buffer) < end + 4 + length:
+                return
+            body = json.loads(self.buffer[end + 4:end + 4 + length] or b"{}")
+            self.buffer = self.buffer[end + 4 + length:]
             target = TARGET.search(head)
             action = ACTIONS.get(target.group(1), "") if target else ""
-            body = json.loads(await reader.readexactly(length) or b"{}")
-            if action == "ReceiveMessage" and not queue and body.get("WaitTimeSeconds"):
-                polls[0] += 1  # a long poll: until the queue is filled, or its time is up
-                try:
-                    async with filled:
-                        await asyncio.wait_for(
-                            filled.wait_for(lambda: queue), body["WaitTimeSeconds"]
-                        )
-                except asyncio.TimeoutError:
-                    pass
-                finally:
-                    polls[0] -= 1
-            data = answer(action, body)
-            writer.write(HEAD % len(data) + data)
-    except (asyncio.IncompleteReadError, ConnectionError):
-        pass  # a consumer closed its connection (as it stopped)
-    finally:
-        writer.close()
+            name = body.get("QueueUrl", "").rpartition("/")[2]
+            seconds = body.get("WaitTimeSeconds")
+            if action == "ReceiveMessage" and not queues.get(name) and seconds:
+                # A long poll: until its queue is filled, a wake, or its time is up.
+                self.polling = name
+                timer = asyncio.get_running_loop().call_later(seconds, self.answer_poll)
+                waiting.setdefault(name, {})[self] = (body.get("MaxNumberOfMessages", 1), timer)
+                return
+            self.send(answer(action, body, name))
+
+    def send(self, data):
+        self.transport.write(HEAD % len(data) + data)
+
+    def answer_poll(self):
+        count, timer = waiting[self.polling].pop(self)
+        timer.cancel()
+        self.send(take(self.polling, count))
+        self.polling = None
+        self.data_received(b"")  # a request that came meanwhile
+
+
+def answer_polls(names):
+    for name in names:
+        for connection in list(waiting.get(name, ())):
+            connection.answer_poll()
 
 
 async def command(line):
     name, *args = line.split()
-    if name == "fill":
-        queue[:] = [message(f"{args[0]}-{i}") for i in range(int(args[1]))]
-        deleted[0] = 0
-        async with filled:
-            filled.notify_all()
+    queue = args[2] if len(args) > 2 else "bench"
+    if name == "fill":  # fill PREFIX COUNT [QUEUE]
+        count = int(args[1])
+        queues[queue] = [message(f"{args[0]}-{i}") for i in range(count)]
+        deleted[queue] = 0
+        wanted[queue] = (time.monotonic(), count, None)
+        answer_polls([queue])
+    elif name == "wake":  # the long polls waiting are answered now
+        answer_polls(list(waiting))
+    elif name == "status" and args:
+        queue = args[0]
+    filled_at, _, done_at = wanted.get(queue, (0.0, 0, None))
     return {
-        "left": len(queue), "deleted": deleted[0], "cpu": time.process_time(), "polls": polls[0]
+        "left": len(queues.get(queue, ())), "deleted": deleted.get(queue, 0),
+        "cpu": time.process_time(), "polls": sum(map(len, waiting.values())),
+        # From the fill to the last delete, timed here: the bench's own polls don't count.
+        "took": None if done_at is None else done_at - filled_at,
     }
 
 
@@ -137,9 +185,9 @@ def commands(loop):
 
 
 async def main():
-    global filled, stop
-    filled, stop = asyncio.Condition(), asyncio.Event()
-    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    global stop
+    stop = asyncio.Event()
+    server = await asyncio.get_running_loop().create_server(Connection, "127.0.0.1", 0)
     print(server.sockets[0].getsockname()[1], flush=True)
     threading.Thread(target=commands, args=(asyncio.get_running_loop(),), daemon=True).start()
     await stop.wait()
@@ -161,7 +209,11 @@ class Endpoint:
         )
         assert self.child.stdout is not None
         self.url = f"http://127.0.0.1:{int(self.child.stdout.readline())}"
-        self.queue_url = f"{self.url}/123456789012/bench"
+        self.queue_url = self.queue_url_of("bench")
+
+    def queue_url_of(self, queue: str) -> str:
+        """The URL of the queue named *queue* (the endpoint serves any name)."""
+        return f"{self.url}/123456789012/{queue}"
 
     def fill(self, name: str, count: int) -> None:
         """Fill the queue once no long poll of a consumer that stopped is left waiting.
@@ -186,6 +238,23 @@ class Endpoint:
         assert self.child.stdin is not None
         self.child.stdin.close()
         self.child.wait(timeout=10)
+
+
+def _session(name: str) -> Any:
+    """The aiobotocore session of the consumer *name*, made once: each round's client is new.
+
+    A consumer runs for days on one session, so what its first client costs (botocore loading
+    its models and endpoint rules: about 100 ms of CPU) is no cost a message has, and a
+    round's CPU would move with it.
+    """
+    from aiobotocore.session import get_session
+
+    if name not in _SESSIONS:
+        _SESSIONS[name] = get_session()
+    return _SESSIONS[name]
+
+
+_SESSIONS: dict[str, Any] = {}
 
 
 async def anybatch_worker(endpoint: Endpoint, count: int, *, validate: bool = False) -> float:
@@ -213,6 +282,7 @@ async def anybatch_worker(endpoint: Endpoint, count: int, *, validate: bool = Fa
         endpoint_url=endpoint.url,
         region="us-east-1",
         config=_validating() if validate else None,
+        session=_session("validating" if validate else "SQSWorker"),
     )
     started = time.perf_counter()
     took = [0.0]
@@ -249,7 +319,6 @@ async def handwritten_loop(endpoint: Endpoint, count: int) -> float:
     so each receiver ends once the poll it has in flight has answered.
     """
     from aiobotocore.config import AioConfig
-    from aiobotocore.session import get_session
 
     config = AioConfig(max_pool_connections=20, retries={"total_max_attempts": 1})
     slots = asyncio.Semaphore(CONCURRENCY)
@@ -292,9 +361,8 @@ async def handwritten_loop(endpoint: Endpoint, count: int) -> float:
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
 
-    session = get_session()
     started = time.perf_counter()
-    async with session.create_client(
+    async with _session("hand-written").create_client(
         "sqs", endpoint_url=endpoint.url, region_name="us-east-1", config=config
     ) as client:
         tasks: set[asyncio.Task[None]] = set()
@@ -344,6 +412,9 @@ def run() -> list[Row]:
         consumers = {"SQSWorker": anybatch_worker, "hand-written": handwritten_loop}
         seconds = dict.fromkeys(consumers, math.inf)
         cpus = dict.fromkeys(consumers, math.inf)
+        for consume in consumers.values():  # imports, sessions: not counted
+            endpoint.fill("warm", WARMUP)
+            asyncio.run(consume(endpoint, WARMUP))
         for round_ in range(ROUNDS):  # interleaved, the order turned each round; best of each
             for name in sorted(consumers, reverse=bool(round_ % 2)):
                 endpoint.fill("w", N_WORKER)
@@ -452,57 +523,101 @@ def _cpu_of(pids: list[int]) -> float:
     return total
 
 
-def command_rate(endpoint: Endpoint, processes: int, rounds: int = 2) -> tuple[float, float, float]:
-    """``anybatch worker --processes N``: messages/s, its CPU and the endpoint's per message."""
-    import re
-    import signal
-    import tempfile
-    import threading
+class WorkerCommand:
+    """``anybatch worker --processes N`` on a queue of its own, started in *folder*."""
 
-    with tempfile.TemporaryDirectory() as folder:
-        with open(os.path.join(folder, "bench_app.py"), "w") as file:
-            file.write(_APP)
-        child = subprocess.Popen(
+    def __init__(self, endpoint: Endpoint, processes: int, folder: str) -> None:
+        import threading
+
+        self.processes = processes
+        self.queue = f"p{processes}"
+        self.child = subprocess.Popen(
             [
-                *(sys.executable, "-m", "anybatch", "worker", endpoint.queue_url),
+                *(sys.executable, "-m", "anybatch", "worker", endpoint.queue_url_of(self.queue)),
                 *("bench_app:handler", "--processor", "bench_app:processor"),
                 *("--processes", str(processes), "--max-in-flight", str(CONCURRENCY)),
-                *("--wait-time", "1"),
+                # Long polls that last while the other command's rounds run (an idle worker
+                # costs the machine nothing), answered at once by the endpoint's wake at stop.
+                *("--wait-time", "20"),
             ],
             cwd=folder,
             env={**os.environ, "PYTHONPATH": folder, "AWS_ENDPOINT_URL_SQS": endpoint.url},
             stderr=subprocess.PIPE,
             text=True,
         )
-        lines: list[str] = []
-        assert child.stderr is not None
-        reader = threading.Thread(target=lambda: lines.extend(child.stderr), daemon=True)
-        reader.start()
-        deadline = time.monotonic() + 60
-        while sum("worker started on" in line for line in lines) < processes:
-            if time.monotonic() > deadline or child.poll() is not None:
-                sys.exit("the worker did not start: " + "".join(lines))
+        self.lines: list[str] = []
+        assert self.child.stderr is not None
+        stderr = self.child.stderr
+        self.reader = threading.Thread(target=lambda: self.lines.extend(stderr), daemon=True)
+        self.reader.start()
+
+    def pids(self, deadline: float) -> list[int]:
+        """Once every child process has started: the supervisor's and theirs."""
+        import re
+
+        while sum("worker started on" in line for line in self.lines) < self.processes:
+            if time.monotonic() > deadline or self.child.poll() is not None:
+                sys.exit("the worker did not start: " + "".join(self.lines))
             time.sleep(0.05)
-        pids = [child.pid] + [int(m) for m in re.findall(r"started: pid (\d+)", "".join(lines))]
-        best = (math.inf, math.inf, math.inf)
-        for _ in range(rounds):
-            before, workers = endpoint.ask("status")["cpu"], _cpu_of(pids)
-            started = time.perf_counter()
-            endpoint.ask(f"fill p {N_PROCESSES}")  # its consumers are polling: all alive
-            while (status := endpoint.ask("status"))["deleted"] < N_PROCESSES:
-                time.sleep(0.005)
-            took = time.perf_counter() - started
-            workers = _cpu_of(pids) - workers
-            if took < best[0]:
-                best = (took, workers, status["cpu"] - before)
-        child.send_signal(signal.SIGTERM)
-        child.wait(timeout=60)
-        reader.join(timeout=10)
-        child.stderr.close()
-        if child.returncode != 0:
-            sys.exit(f"the worker exited {child.returncode}: " + "".join(lines[-20:]))
-    took, workers, endpoint_cpu = best
-    return N_PROCESSES / took, workers / N_PROCESSES, endpoint_cpu / N_PROCESSES
+        started = re.findall(r"started: pid (\d+)", "".join(self.lines))
+        return [self.child.pid] + [int(pid) for pid in started]
+
+    def stop(self, endpoint: Endpoint) -> None:
+        """SIGTERM, its long polls answered by wakes; exit with the worker's failure, if any."""
+        import signal
+
+        if self.child.poll() is None:
+            self.child.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 60
+        while self.child.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+            endpoint.ask("wake")
+        if self.child.poll() is None:
+            self.child.kill()
+        self.child.wait()
+        self.reader.join(timeout=10)
+        assert self.child.stderr is not None
+        self.child.stderr.close()
+        if self.child.returncode != 0:
+            sys.exit(f"the worker exited {self.child.returncode}: " + "".join(self.lines[-20:]))
+
+
+def command_rates(endpoint: Endpoint) -> dict[int, tuple[float, float, float]]:
+    """``--processes`` 1 and 2, idle side by side, their rounds taking turns; best of each.
+
+    For each: messages/s, its processes' CPU and the endpoint's, per message. The time is the
+    endpoint's, from the fill to the last delete; the bench asks for it every 50 ms.
+    """
+    import tempfile
+
+    best = {1: (math.inf, math.inf, math.inf), 2: (math.inf, math.inf, math.inf)}
+    with tempfile.TemporaryDirectory() as folder:
+        with open(os.path.join(folder, "bench_app.py"), "w") as file:
+            file.write(_APP)
+        commands = {processes: WorkerCommand(endpoint, processes, folder) for processes in best}
+        try:
+            deadline = time.monotonic() + 60
+            pids = {processes: command.pids(deadline) for processes, command in commands.items()}
+            for round_ in range(PROCESS_ROUNDS):
+                for processes in sorted(best, reverse=bool(round_ % 2)):
+                    queue = commands[processes].queue
+                    before, workers = endpoint.ask("status")["cpu"], _cpu_of(pids[processes])
+                    # Its consumers are polling: all alive, their polls answered by the fill.
+                    endpoint.ask(f"fill r{round_} {N_PROCESSES} {queue}")
+                    while (status := endpoint.ask(f"status {queue}"))["took"] is None:
+                        time.sleep(0.05)
+                    workers = _cpu_of(pids[processes]) - workers
+                    if status["took"] < best[processes][0]:
+                        best[processes] = (status["took"], workers, status["cpu"] - before)
+                    if status["deleted"] != N_PROCESSES or status["left"]:
+                        sys.exit(f"--processes {processes} left {status}")
+        finally:
+            for command in commands.values():
+                command.stop(endpoint)
+    return {
+        processes: (N_PROCESSES / took, workers / N_PROCESSES, endpoint_cpu / N_PROCESSES)
+        for processes, (took, workers, endpoint_cpu) in best.items()
+    }
 
 
 def processes_rows() -> list[Row]:
@@ -510,12 +625,11 @@ def processes_rows() -> list[Row]:
     try:
         say(
             f"anybatch worker --processes 1 and 2, {N_PROCESSES:,} messages each, the endpoint "
-            f"in its own process ({os.cpu_count()} CPUs)"
+            f"in its own process ({os.cpu_count()} CPUs); best of {PROCESS_ROUNDS} rounds each, "
+            "taking turns"
         )
-        rates = {}
-        for processes in (1, 2):
-            rate, cpu, endpoint_cpu = command_rate(endpoint, processes)
-            rates[processes] = (rate, cpu, endpoint_cpu)
+        rates = command_rates(endpoint)
+        for processes, (rate, cpu, endpoint_cpu) in rates.items():
             say(
                 f"  --processes {processes}: {rate:,.0f} messages/s, the workers "
                 f"{1e6 * cpu:.0f} µs of CPU per message, the endpoint {1e6 * endpoint_cpu:.0f} µs"

@@ -5,11 +5,13 @@ runs (its figures drift by 20% from one run to the next on a busy shared machine
 counts instructions instead, under ``valgrind --tool=callgrind``: each consumer runs in a
 process of its own against the same endpoint as in ``bench_worker.py`` (in a child process,
 not counted), is warmed up on 500 messages, and is counted while it consumes *count* more,
-its client's creation included, as ``bench_worker.py``'s CPU figure includes it. The
+its client's creation included, as ``bench_worker.py``'s CPU figure includes it (each
+consumer's aiobotocore session is made once, in the warm-up, as a long-running consumer's
+is). The
 worker is counted twice: as it runs, and with botocore's parameter validation turned back
 on (``validating``), like for like with the loop, which keeps botocore's default::
 
-    python bench/worker_instructions.py          # 3,000 messages: about 5 minutes
+    python bench/worker_instructions.py          # 3,000 messages: about 3 minutes
     python bench/worker_instructions.py 1000
 
 Not part of ``run_all.py``: too slow for it. The counts repeat to within a fraction of a
