@@ -36,6 +36,9 @@ N_LOOP = 300  # the loop handles 10 messages in 100 ms: a rate needs no more
 #: Rounds of the worker against the hand-written loop, taking turns: the best of each counts
 #: (a busy machine only adds CPU time; five rounds left the ratio moving by 10%).
 ROUNDS = 7
+#: The longest a round may take (seconds): the endpoint redelivers nothing, so a lost message
+#: would leave a round waiting for good.
+ROUND_LIMIT = 120
 #: Messages each consumer handles once before the rounds, uncounted.
 WARMUP = 300
 CONCURRENCY = 100
@@ -292,9 +295,10 @@ async def anybatch_worker(endpoint: Endpoint, count: int, *, validate: bool = Fa
             # Woken by the last handler, then only for the last deletes: a poll all along
             # would cost the worker's loop a turn every few milliseconds that the
             # hand-written loop (woken by its own count) does not pay.
-            await handled.wait()
-            while worker.stats.deleted < count:  # noqa: ASYNC110
-                await anyio.sleep(0.002)
+            with anyio.fail_after(ROUND_LIMIT):  # a message lost: never redelivered here
+                await handled.wait()
+                while worker.stats.deleted < count:  # noqa: ASYNC110
+                    await anyio.sleep(0.002)
             took[0] = time.perf_counter() - started  # not the last long polls' wait
             worker.stop()
 
@@ -367,7 +371,7 @@ async def handwritten_loop(endpoint: Endpoint, count: int) -> float:
     ) as client:
         tasks: set[asyncio.Task[None]] = set()
         receivers = [asyncio.create_task(receiver(client, tasks)) for _ in range(10)]
-        await done.wait()
+        await asyncio.wait_for(done.wait(), ROUND_LIMIT)  # a message lost: never redelivered
         elapsed = time.perf_counter() - started
         await asyncio.gather(*receivers)  # each after the poll it has in flight
         await asyncio.gather(*tasks)  # what those polls brought is handled too
@@ -562,8 +566,8 @@ class WorkerCommand:
         started = re.findall(r"started: pid (\d+)", "".join(self.lines))
         return [self.child.pid] + [int(pid) for pid in started]
 
-    def stop(self, endpoint: Endpoint) -> None:
-        """SIGTERM, its long polls answered by wakes; exit with the worker's failure, if any."""
+    def stop(self, endpoint: Endpoint) -> str | None:
+        """SIGTERM, its long polls answered by wakes; what went wrong, if anything."""
         import signal
 
         if self.child.poll() is None:
@@ -579,7 +583,8 @@ class WorkerCommand:
         assert self.child.stderr is not None
         self.child.stderr.close()
         if self.child.returncode != 0:
-            sys.exit(f"the worker exited {self.child.returncode}: " + "".join(self.lines[-20:]))
+            return f"the worker exited {self.child.returncode}: " + "".join(self.lines[-20:])
+        return None
 
 
 def command_rates(endpoint: Endpoint) -> dict[int, tuple[float, float, float]]:
@@ -594,17 +599,23 @@ def command_rates(endpoint: Endpoint) -> dict[int, tuple[float, float, float]]:
     with tempfile.TemporaryDirectory() as folder:
         with open(os.path.join(folder, "bench_app.py"), "w") as file:
             file.write(_APP)
-        commands = {processes: WorkerCommand(endpoint, processes, folder) for processes in best}
+        commands: dict[int, WorkerCommand] = {}
         try:
+            for processes in best:
+                commands[processes] = WorkerCommand(endpoint, processes, folder)
             deadline = time.monotonic() + 60
             pids = {processes: command.pids(deadline) for processes, command in commands.items()}
             for round_ in range(PROCESS_ROUNDS):
                 for processes in sorted(best, reverse=bool(round_ % 2)):
                     queue = commands[processes].queue
-                    before, workers = endpoint.ask("status")["cpu"], _cpu_of(pids[processes])
+                    workers = _cpu_of(pids[processes])
                     # Its consumers are polling: all alive, their polls answered by the fill.
-                    endpoint.ask(f"fill r{round_} {N_PROCESSES} {queue}")
+                    # The endpoint's CPU counts from the fill's answer: not making the messages.
+                    before = endpoint.ask(f"fill r{round_} {N_PROCESSES} {queue}")["cpu"]
+                    deadline = time.monotonic() + ROUND_LIMIT
                     while (status := endpoint.ask(f"status {queue}"))["took"] is None:
+                        if time.monotonic() > deadline:  # a message was lost: never redelivered
+                            sys.exit(f"--processes {processes}: {ROUND_LIMIT} s, {status}")
                         time.sleep(0.05)
                     workers = _cpu_of(pids[processes]) - workers
                     if status["took"] < best[processes][0]:
@@ -612,8 +623,11 @@ def command_rates(endpoint: Endpoint) -> dict[int, tuple[float, float, float]]:
                     if status["deleted"] != N_PROCESSES or status["left"]:
                         sys.exit(f"--processes {processes} left {status}")
         finally:
-            for command in commands.values():
-                command.stop(endpoint)
+            # Every command is stopped, then the first failure ends the bench.
+            failures = [command.stop(endpoint) for command in commands.values()]
+            for failure in failures:
+                if failure is not None:
+                    sys.exit(failure)
     return {
         processes: (N_PROCESSES / took, workers / N_PROCESSES, endpoint_cpu / N_PROCESSES)
         for processes, (took, workers, endpoint_cpu) in best.items()
