@@ -94,146 +94,140 @@ def _plain_tasks(loop: asyncio.AbstractEventLoop) -> bool:
     return plain
 
 
-def _eager(loop: asyncio.AbstractEventLoop) -> Callable[[Any], asyncio.Task[None]]:
-    """Make tasks on *loop* that start at once: a worker runs until its handler first waits."""
-    task_type: Any = asyncio.Task
-
-    def make(coro: Any) -> asyncio.Task[None]:
-        return task_type(coro, loop=loop, eager_start=True)  # type: ignore[no-any-return]
-
-    return make
-
-
 def _ended(arg: Any) -> Awaitable[Any]:  # pragma: no cover - nothing calls it
-    """What a pool's closures call once it has ended: nothing may (see run_pool_asyncio)."""
+    """What a pool calls once it has ended: nothing may (see run_pool_asyncio)."""
     raise RuntimeError("the worker pool has ended")
 
 
-async def run_pool_asyncio(
-    schedule: Schedule,
-    func: Callable[[Any], Awaitable[Any]],
-    args: Sequence[Any],
-    *,
-    concurrency: int | None,
-    record_timeout: float | None = None,
-    time_left: float | None = None,
-    running: Container[int] | None = None,
-    on_tasks: OnTasks | None = None,
-) -> None:
-    """Run every record *schedule* lets start, at most *concurrency* at a time, on asyncio.
+class _Pool:
+    """One batch's workers on asyncio: the state :func:`run_pool_asyncio` and its workers share.
 
-    The contract of :func:`anybatch._engine.run_pool`: an :class:`Exception` fails its record
-    only; *record_timeout* bounds each call; at *time_left* seconds no record starts and
-    calls in flight are cancelled; cancellation from outside and other
-    :class:`BaseException` s propagate after every worker has stopped, or been abandoned
-    (:data:`ABANDON_AFTER`). *running* holds the indices whose work goes on after the call
-    returned (a worker thread abandoned at its timeout): such a record keeps its key held.
-    With *on_tasks* (see :class:`~anybatch._engine.OnTasks`), records run directly in their
-    worker's context while they leave it as they found it.
+    One slotted object a batch, where closures cost every batch about 45 cells, 13 functions
+    and their tuples, which the batches in flight of a busy process (the SQS worker) keep
+    alive by the dozen: the young collections they bring on cost it more than their calls.
     """
-    n = schedule.n
-    limit = n if concurrency is None else min(concurrency, n)
-    if limit <= 0:
-        return
-    loop = asyncio.get_running_loop()
-    # The workers check the deadline on time.monotonic, the clock of the timings, so that
-    # one read per record serves both; the expiry timer is on the loop's clock (uvloop's is
-    # its own).
-    deadline = None if time_left is None else monotonic() + time_left
-    expires = None if time_left is None else loop.time() + time_left
-    durations, ends = schedule.durations, schedule.ends
-    timing = durations is not None
-    free = schedule.unconstrained  # the fast path: see Schedule.claim_all
-    kinds, values = schedule.claim_all() if free else (schedule.kinds, schedule.values)
-    finish = schedule.finish
-    held = (() if running is None else running).__contains__
-    take = schedule.next
-    cursor: int = 0  # the next record of an unconstrained schedule
-    tasks: list[asyncio.Task[None]] = []
-    live = 0
-    slots = limit  # workers that may exist: one more for each abandoned task
-    gone: set[asyncio.Task[None]] = set()  # abandoned tasks, until they end
-    counted_out: set[asyncio.Task[None]] = set()  # until their done callback
-    done = loop.create_future()
-    wake: asyncio.Future[None] | None = None  # keyed schedules: workers wait for a finish()
-    waiting = 0
-    stopping = False  # the engine cancels its workers: the deadline, a fatal error, the caller
-    starting = False  # a start_another() callback is pending
-    fatal: list[BaseException] = []
-    timers: list[asyncio.TimerHandle] = []  # give_up_all() after a fatal error
-    enter: Callable[[list[int]], Context] | None
-    make_task: Callable[[Any], asyncio.Task[None]] = loop.create_task
-    # An eager worker runs inside its making (see the module doc), into its try block: its
-    # finally counts it out whatever ends it, so it needs no done callback. A task made the
-    # usual way may be cancelled before it ever runs: its done callback counts it out then.
-    eager = _EAGER and loop.get_task_factory() is None and _plain_tasks(loop)
-    if eager:
-        make_task = _eager(loop)
-    if on_tasks is None:
-        enter, isolate, starts = None, func, None
-    else:
-        enter, isolate, starts = on_tasks
 
-    def spawn() -> bool:
+    __slots__ = (
+        "args", "counted_out", "cursor", "deadline", "done", "durations", "eager", "ends",
+        "enter", "fatal", "free", "func", "gone", "held", "isolate", "kinds", "live", "loop",
+        "n", "record_timeout", "schedule", "slots", "starting", "starts", "stopping", "tasks",
+        "timers", "timing", "values", "waiting", "wake",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        schedule: Schedule,
+        func: Callable[[Any], Awaitable[Any]],
+        args: Sequence[Any],
+        limit: int,
+        record_timeout: float | None,
+        time_left: float | None,
+        running: Container[int] | None,
+        on_tasks: OnTasks | None,
+    ) -> None:
+        loop = self.loop = asyncio.get_running_loop()
+        self.schedule = schedule
+        self.func = func
+        self.args = args
+        self.n = schedule.n
+        # The workers check the deadline on time.monotonic, the clock of the timings, so that
+        # one read per record serves both; the expiry timer is on the loop's clock (uvloop's
+        # is its own): run_pool_asyncio sets it.
+        self.deadline = None if time_left is None else monotonic() + time_left
+        self.durations, self.ends = schedule.durations, schedule.ends
+        self.timing = self.durations is not None
+        self.free = free = schedule.unconstrained  # the fast path: see Schedule.claim_all
+        self.kinds, self.values = (
+            schedule.claim_all() if free else (schedule.kinds, schedule.values)
+        )
+        self.held = (() if running is None else running).__contains__
+        self.record_timeout = record_timeout
+        self.cursor = 0  # the next record of an unconstrained schedule
+        self.tasks: list[asyncio.Task[None]] = []
+        self.live = 0
+        self.slots = limit  # workers that may exist: one more for each abandoned task
+        self.gone: set[asyncio.Task[None]] = set()  # abandoned tasks, until they end
+        self.counted_out: set[asyncio.Task[None]] = set()  # until their done callback
+        self.done = loop.create_future()
+        self.wake: asyncio.Future[None] | None = None  # keyed schedules: wait for a finish()
+        self.waiting = 0
+        # The engine cancels its workers: the deadline, a fatal error, the caller.
+        self.stopping = False
+        self.starting = False  # a start_another() callback is pending
+        self.fatal: list[BaseException] = []
+        self.timers: list[asyncio.TimerHandle] = []  # give_up_all() after a fatal error
+        # An eager worker runs inside its making (see the module doc), into its try block:
+        # its finally counts it out whatever ends it, so it needs no done callback. A task
+        # made the usual way may be cancelled before it ever runs: its done callback counts
+        # it out then.
+        self.eager = _EAGER and loop.get_task_factory() is None and _plain_tasks(loop)
+        self.enter: Callable[[list[int]], Context] | None
+        if on_tasks is None:
+            self.enter, self.isolate, self.starts = None, func, None
+        else:
+            self.enter, self.isolate, self.starts = on_tasks
+
+    def spawn(self) -> bool:
         """Start a worker, if one may start and a record waits for it: whether it did."""
-        nonlocal live
-        if stopping or len(tasks) >= slots or not (cursor < n if free else schedule.pending):
+        if (
+            self.stopping
+            or len(self.tasks) >= self.slots
+            or not (self.cursor < self.n if self.free else self.schedule.pending)
+        ):
             return False
         # Counted in before it is made: an eager task runs the worker (to its end, if no
         # handler waits) inside its making.
-        live += 1
-        task = make_task(worker())
-        if not eager:
-            task.add_done_callback(ended)
-        tasks.append(task)
+        self.live += 1
+        if self.eager:
+            task: asyncio.Task[None] = _TASK(self.worker(), loop=self.loop, eager_start=True)
+        else:
+            task = self.loop.create_task(self.worker())
+            task.add_done_callback(self.ended)
+        self.tasks.append(task)
         return True
 
-    def start_another() -> None:
+    def start_another(self) -> None:
         # A handler waits: workers for the records left, up to the limit, at once. Started
         # in one loop turn, waiting handlers wait together: their timers and answers come
         # due together, and the loop wakes for them once. (Widening over several turns, as
         # it did, spread them out, and each wake-up apart costs a sleep in the selector:
         # the SQS worker's loop slept three times as often as hand-written code's.)
-        nonlocal starting
-        starting = False
-        if stopping:  # late: the pool has ended (and may have let spawn go)
+        self.starting = False
+        if self.stopping:  # late: the pool has ended (and may have let spawn go)
             return
         # As many as records are left: a worker made the usual way (not eager) claims its
         # record only once it runs, so spawn() cannot tell it has one.
-        for _ in range(n - cursor if free else schedule.pending):
-            if not spawn():  # the limit, or no record left to start
+        for _ in range(self.n - self.cursor if self.free else self.schedule.pending):
+            if not self.spawn():  # the limit, or no record left to start
                 return
 
-    def ended(task: asyncio.Task[None]) -> None:
+    def ended(self, task: asyncio.Task[None]) -> None:
         # A task's done callback (not eager): it was counted out already, unless it never ran.
-        nonlocal live
-        if task in counted_out:
-            counted_out.discard(task)
+        if task in self.counted_out:
+            self.counted_out.discard(task)
             return
-        if gone and task in gone:
-            gone.discard(task)  # counted out when it was abandoned
+        if self.gone and task in self.gone:
+            self.gone.discard(task)  # counted out when it was abandoned
             return
-        live -= 1
-        if not live and not done.done():
-            done.set_result(None)
+        self.live -= 1
+        if not self.live and not self.done.done():
+            self.done.set_result(None)
 
-    def leave(task: asyncio.Task[None]) -> None:
+    def leave(self, task: asyncio.Task[None]) -> None:
         # A worker ends (whatever ends it): counted out unless it was abandoned.
-        nonlocal live
-        if gone and task in gone:
+        if self.gone and task in self.gone:
             return  # counted out when it was abandoned
-        if not eager:
-            counted_out.add(task)  # until its done callback
-        live -= 1
-        if not live and not done.done():
-            done.set_result(None)
+        if not self.eager:
+            self.counted_out.add(task)  # until its done callback
+        self.live -= 1
+        if not self.live and not self.done.done():
+            self.done.set_result(None)
 
-    def abandon(task: asyncio.Task[None], why: str) -> None:
+    def abandon(self, task: asyncio.Task[None], why: str) -> None:
         """Stop waiting for *task*: its handler did not end after its cancellation."""
-        nonlocal live, slots
-        gone.add(task)
-        slots += 1
-        live -= 1
+        self.gone.add(task)
+        self.slots += 1
+        self.live -= 1
         _log.warning(
             "a record handler did not end %.1f s after %s cancelled it; its task is abandoned "
             "and runs on in the background (a handler that catches CancelledError must "
@@ -242,76 +236,79 @@ async def run_pool_asyncio(
             why,
         )
 
-    def give_up(task: asyncio.Task[None], index: int) -> None:
+    def give_up(self, task: asyncio.Task[None], index: int) -> None:
         # The handler swallowed its timeout's cancellation: the record is timed out and keeps
         # its key, the task runs on unheard, a new worker takes its slot.
-        nonlocal wake
-        if task.done() or task in gone:
+        if task.done() or task in self.gone:
             return
-        abandon(task, "its record_timeout")
-        error = RecordTimeoutError(record_timeout or 0.0)
-        if free:
-            kinds[index], values[index] = TIMEOUT, error
+        self.abandon(task, "its record_timeout")
+        error = RecordTimeoutError(self.record_timeout or 0.0)
+        if self.free:
+            self.kinds[index], self.values[index] = TIMEOUT, error
         else:
-            finish(index, TIMEOUT, error, True)
-            if waiting and wake is not None:
-                wake.set_result(None)
-                wake = None
-        spawn()
-        if not live and not done.done():
-            done.set_result(None)
+            self.schedule.finish(index, TIMEOUT, error, True)
+            if self.waiting and self.wake is not None:
+                self.wake.set_result(None)
+                self.wake = None
+        self.spawn()
+        if not self.live and not self.done.done():
+            self.done.set_result(None)
 
-    def give_up_all(why: str) -> None:
+    def give_up_all(self, why: str) -> None:
         # Tasks the deadline (or the caller) cancelled and that have not ended: their records
         # stay RUNNING (reported as cut off by the deadline) and nobody waits for them.
-        for task in tasks:
-            if not task.done() and task not in gone:
-                abandon(task, why)
-        if not live and not done.done():
-            done.set_result(None)
+        for task in self.tasks:
+            if not task.done() and task not in self.gone:
+                self.abandon(task, why)
+        if not self.live and not self.done.done():
+            self.done.set_result(None)
 
-    def stop_all() -> None:
-        nonlocal stopping
-        stopping = True
-        for task in tasks:
+    def stop_all(self) -> None:
+        self.stopping = True
+        for task in self.tasks:
             task.cancel()
 
-    def expire() -> None:
-        schedule.stop(NOT_STARTED)
-        stop_all()
-        loop.call_later(ABANDON_AFTER, give_up_all, "the deadline")
+    def expire(self) -> None:
+        self.schedule.stop(NOT_STARTED)
+        self.stop_all()
+        self.loop.call_later(ABANDON_AFTER, self.give_up_all, "the deadline")
 
-    per_record = 0.0 if record_timeout is None else record_timeout
-
-    def time_out(task: asyncio.Task[None], index: int, watch: list[Any]) -> None:
+    def time_out(self, task: asyncio.Task[None], index: int, watch: list[Any]) -> None:
         # A record's timeout: cancel its worker, and give up on it if it does not end soon.
         watch[0] = True
         task.cancel()
-        watch[1] = loop.call_later(ABANDON_AFTER, give_up, task, index)
+        watch[1] = self.loop.call_later(ABANDON_AFTER, self.give_up, task, index)
 
-    async def worker() -> None:
-        nonlocal cursor, wake, waiting, starting
+    async def worker(self) -> None:
         task = asyncio.current_task()
         assert task is not None
         try:  # from here, whatever ends the worker, its finally counts it out
-            # With record_timeout: whether this worker's timeout fired, and the timer that will
-            # give up on its record. A list that time_out() writes, made only with a timeout:
-            # a closure here would cost every worker task cells and a function of its own, which
-            # the pools of a busy process (the SQS worker) keep alive by the hundred.
+            # Locals for what the batch fixes, read once a worker rather than once a record.
+            schedule, loop, func, args = self.schedule, self.loop, self.func, self.args
+            n, free, kinds, values = self.n, self.free, self.kinds, self.values
+            deadline, timing, gone, tasks = self.deadline, self.timing, self.gone, self.tasks
+            take, finish = schedule.next, schedule.finish
+            record_timeout = self.record_timeout
+            per_record = 0.0 if record_timeout is None else record_timeout
+            # With record_timeout: whether this worker's timeout fired, and the timer that
+            # will give up on its record. A list that time_out() writes, made only with a
+            # timeout: the pools of a busy process keep their workers alive by the hundred.
             watch: list[Any] | None = None if record_timeout is None else [False, None]
-            # Locals, not closure cells. The clock is read once per record: a record starts when
-            # the worker's previous one ended (or when it came back from waiting for a key). With
-            # a deadline the read at the top of the loop serves both: it checks the deadline and
-            # ends the time of the record that ran last (``ran``).
-            clock, took, ended_at = monotonic, durations, ends
+            # The clock is read once per record: a record starts when the worker's previous
+            # one ended (or when it came back from waiting for a key). With a deadline the
+            # read at the top of the loop serves both: it checks the deadline and ends the
+            # time of the record that ran last (``ran``).
+            clock, took, ended_at = monotonic, self.durations, self.ends
             last = clock() if timing else 0.0
             ran = -1
             dirty = False  # a record changed this worker's context (with on_tasks)
-            # With on_tasks: the record this worker runs in its own context, for current_record();
-            # and that context itself where asyncio hands it out (3.12), else a copy to compare.
+            # With on_tasks: the record this worker runs in its own context, for
+            # current_record(); and that context itself where asyncio hands it out (3.12),
+            # else a copy to compare.
             box = [-1]
             context_now: Callable[[], Context] = copy_context
             mine = None  # this worker's context as it started, with on_tasks
+            enter, isolate, starts = self.enter, self.isolate, self.starts
             if enter is not None:
                 mine = enter(box)
                 context_now = getattr(task, "get_context", copy_context)
@@ -330,39 +327,40 @@ async def run_pool_asyncio(
                         return
                 index: int | None
                 if free:
-                    if cursor >= n:
+                    index = self.cursor
+                    if index >= n:
                         return
-                    index = cursor
-                    cursor = index + 1
+                    self.cursor = index + 1
                 else:
                     index = take()
                     if index is None:
                         return
                     if index == WAIT:
-                        if wake is None:
-                            wake = loop.create_future()
-                        waiting += 1
+                        if self.wake is None:
+                            self.wake = loop.create_future()
+                        self.waiting += 1
                         try:
-                            await wake
+                            await self.wake
                         except asyncio.CancelledError:
-                            if stopping:
+                            if self.stopping:
                                 return
                             raise
                         finally:
-                            waiting -= 1
+                            self.waiting -= 1
                         if timing and deadline is None:
                             last = clock()
                         continue
                 kinds[index] = RUNNING
-                # Another worker starts only if this handler really waits (see the module doc):
-                # the callback runs when this task yields. One is pending at a time; when no
-                # handler waits it runs once, as the last worker ends, and finds nothing to do.
-                if not starting and len(tasks) < slots:
-                    starting = True
-                    loop.call_soon(start_another)
+                # Another worker starts only if this handler really waits (see the module
+                # doc): the callback runs when this task yields. One is pending at a time;
+                # when no handler waits it runs once, as the last worker ends, and finds
+                # nothing to do.
+                if not self.starting and len(tasks) < self.slots:
+                    self.starting = True
+                    loop.call_soon(self.start_another)
                 timer = None
                 if watch is not None:
-                    timer = loop.call_later(per_record, time_out, task, index, watch)
+                    timer = loop.call_later(per_record, self.time_out, task, index, watch)
                 try:
                     if mine is None:
                         step = func(args[index])
@@ -385,24 +383,28 @@ async def run_pool_asyncio(
                 except Exception as exc:
                     kind, result = FAILURE, exc
                 except asyncio.CancelledError as exc:
-                    if stopping:
+                    if self.stopping:
                         return  # the record stays RUNNING: cancelled at the deadline (or torn down)
                     if watch is not None and watch[0]:
                         kind, result = TIMEOUT, RecordTimeoutError(record_timeout or 0.0)
                     else:
-                        # A cancellation the engine did not ask for (the handler awaited a task
-                        # somebody else cancelled, or cancelled its own) is that record's
+                        # A cancellation the engine did not ask for (the handler awaited a
+                        # task somebody else cancelled, or cancelled its own) is that record's
                         # failure, never the deadline's. Nobody else holds this worker task.
                         kind, result = FAILURE, exc
                         _forget_cancellation(task)
                 except BaseException as exc:
                     if gone and task in gone:
                         return  # abandoned: its record's outcome is settled already
-                    # KeyboardInterrupt, SystemExit...: stop every worker, raise it in the caller.
+                    # KeyboardInterrupt, SystemExit...: stop every worker, raise it in the
+                    # caller.
+                    fatal = self.fatal
                     fatal.append(exc)
-                    stop_all()
+                    self.stop_all()
                     if len(fatal) == 1:  # and what will not end by then is abandoned
-                        timers.append(loop.call_later(ABANDON_AFTER, give_up_all, "a fatal error"))
+                        self.timers.append(
+                            loop.call_later(ABANDON_AFTER, self.give_up_all, "a fatal error")
+                        )
                     return
                 finally:
                     # What the record started and still runs names no record from now on
@@ -432,29 +434,61 @@ async def run_pool_asyncio(
                     kinds[index] = kind
                     values[index] = result
                 else:
-                    finish(index, kind, result, kind == TIMEOUT and held(index))
-                    if waiting and wake is not None:
+                    finish(index, kind, result, kind == TIMEOUT and self.held(index))
+                    if self.waiting and self.wake is not None:
                         # A key may have unblocked, a stop may have come, or nothing is left.
-                        wake.set_result(None)
-                        wake = None
-                if stopping:  # its handler swallowed the engine's cancellation and returned
+                        self.wake.set_result(None)
+                        self.wake = None
+                if self.stopping:  # its handler swallowed the engine's cancellation
                     return
         finally:
             # Counted out here rather than by its done callback: the pool wakes a loop turn
             # sooner when its last worker ends.
-            leave(task)
+            self.leave(task)
 
-    spawn()
-    expiry = None if expires is None else loop.call_at(expires, expire)
+
+_TASK: Any = asyncio.Task
+
+
+async def run_pool_asyncio(
+    schedule: Schedule,
+    func: Callable[[Any], Awaitable[Any]],
+    args: Sequence[Any],
+    *,
+    concurrency: int | None,
+    record_timeout: float | None = None,
+    time_left: float | None = None,
+    running: Container[int] | None = None,
+    on_tasks: OnTasks | None = None,
+) -> None:
+    """Run every record *schedule* lets start, at most *concurrency* at a time, on asyncio.
+
+    The contract of :func:`anybatch._engine.run_pool`: an :class:`Exception` fails its record
+    only; *record_timeout* bounds each call; at *time_left* seconds no record starts and
+    calls in flight are cancelled; cancellation from outside and other
+    :class:`BaseException` s propagate after every worker has stopped, or been abandoned
+    (:data:`ABANDON_AFTER`). *running* holds the indices whose work goes on after the call
+    returned (a worker thread abandoned at its timeout): such a record keeps its key held.
+    With *on_tasks* (see :class:`~anybatch._engine.OnTasks`), records run directly in their
+    worker's context while they leave it as they found it.
+    """
+    n = schedule.n
+    limit = n if concurrency is None else min(concurrency, n)
+    if limit <= 0:
+        return
+    pool = _Pool(schedule, func, args, limit, record_timeout, time_left, running, on_tasks)
+    loop, tasks = pool.loop, pool.tasks
+    expiry = None if time_left is None else loop.call_at(loop.time() + time_left, pool.expire)
     try:
-        await done
+        pool.spawn()
+        await pool.done
     except asyncio.CancelledError:
         # Cancelled from outside: stop the workers and let them unwind (a caller's cancel
         # scope may cancel again meanwhile), then propagate.
-        stop_all()
+        pool.stop_all()
         give_up_at = loop.time() + ABANDON_AFTER
         while True:
-            pending = [task for task in tasks if not task.done() and task not in gone]
+            pending = [task for task in tasks if not task.done() and task not in pool.gone]
             left = give_up_at - loop.time()
             if not pending or left <= 0:
                 break
@@ -462,28 +496,22 @@ async def run_pool_asyncio(
                 await asyncio.wait(pending, timeout=left)
             except asyncio.CancelledError:
                 continue
-        give_up_all("the caller")
+        pool.give_up_all("the caller")
         raise
     finally:
         if expiry is not None:
             expiry.cancel()
-        for timer in timers:
+        for timer in pool.timers:
             timer.cancel()
-        # The workers' closures refer to one another: a cycle that only the garbage collector
-        # would free, with the batch's records in it (through *func*, *args* and the tasks'
-        # contexts). No record starts any more (an abandoned task returns before it would
-        # start another, and a late start_another() finds the pool stopping): let them go.
-        stopping = True
+        pool.timers.clear()
+        # The workers' tasks and the pool refer to one another: a cycle that only the
+        # garbage collector would free, with the batch's records in it (through *func*,
+        # *args* and the tasks' contexts). No record starts any more (an abandoned task
+        # returns before it would start another, and a late start_another() finds the pool
+        # stopping): let them go. (An abandoned task still runs its worker, and keeps the
+        # pool until it ends.)
+        pool.stopping = True
         tasks.clear()
-        func, args, isolate, enter = _ended, (), _ended, None
-        if not gone:
-            # And the cycle itself: worker -> start_another -> spawn -> worker. Left to the
-            # collector it would be garbage each batch whose handlers wait (about 70 objects),
-            # and the collections it brings on cost a long-lived process, the SQS worker,
-            # more than the batch's own run. No task runs any more to call them: a late
-            # start_another() returns at once, and ended() calls nothing of the pool.
-            # (An abandoned task still runs its worker: then the cycle stays, and goes with
-            # the collector.)
-            del worker, spawn
-    if fatal:
-        raise fatal[0]
+        pool.func, pool.args, pool.isolate, pool.enter = _ended, (), _ended, None
+    if pool.fatal:
+        raise pool.fatal[0]
