@@ -179,7 +179,8 @@ class _Pool:
         # handler waits) inside its making.
         self.live += 1
         if self.eager:
-            task: asyncio.Task[None] = _TASK(self.worker(), loop=self.loop, eager_start=True)
+            make: Any = asyncio.Task  # read each time, as asyncio.create_task reads it
+            task: asyncio.Task[None] = make(self.worker(), loop=self.loop, eager_start=True)
         else:
             task = self.loop.create_task(self.worker())
             task.add_done_callback(self.ended)
@@ -283,8 +284,10 @@ class _Pool:
         task = asyncio.current_task()
         assert task is not None
         try:  # from here, whatever ends the worker, its finally counts it out
-            # Locals for what the batch fixes, read once a worker rather than once a record.
-            schedule, loop, func, args = self.schedule, self.loop, self.func, self.args
+            # Locals for what the batch fixes, read once a worker rather than once a record;
+            # not the handler and the records (self.func, self.args), which the pool lets go
+            # of as it ends: a worker abandoned then (its handler runs on) must not keep them.
+            schedule, loop = self.schedule, self.loop
             n, free, kinds, values = self.n, self.free, self.kinds, self.values
             deadline, timing, gone, tasks = self.deadline, self.timing, self.gone, self.tasks
             take, finish = schedule.next, schedule.finish
@@ -308,7 +311,7 @@ class _Pool:
             box = [-1]
             context_now: Callable[[], Context] = copy_context
             mine = None  # this worker's context as it started, with on_tasks
-            enter, isolate, starts = self.enter, self.isolate, self.starts
+            enter, starts = self.enter, self.starts
             if enter is not None:
                 mine = enter(box)
                 context_now = getattr(task, "get_context", copy_context)
@@ -363,7 +366,7 @@ class _Pool:
                     timer = loop.call_later(per_record, self.time_out, task, index, watch)
                 try:
                     if mine is None:
-                        step = func(args[index])
+                        step = self.func(self.args[index])
                     else:
                         if starts is not None:
                             starts[index] = clock()
@@ -374,10 +377,10 @@ class _Pool:
                                 dirty = True
                         if dirty:  # this worker's records each run in a copy of their own
                             box[0] = -1
-                            step = isolate(index)
+                            step = self.isolate(index)
                         else:
                             box[0] = index
-                            step = func(args[index])
+                            step = self.func(self.args[index])
                     result = step[0] if type(step) is Resolved else await step
                     kind = SUCCESS
                 except Exception as exc:
@@ -445,9 +448,6 @@ class _Pool:
             # Counted out here rather than by its done callback: the pool wakes a loop turn
             # sooner when its last worker ends.
             self.leave(task)
-
-
-_TASK: Any = asyncio.Task
 
 
 async def run_pool_asyncio(
