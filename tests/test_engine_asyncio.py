@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -293,3 +294,37 @@ def garbage_per_batch(handler: Any, together: int) -> float:
 def test_a_batch_leaves_no_garbage_for_the_collector(handler: Any, together: int) -> None:
     # A long-lived process (the SQS worker) pays for every collection the garbage brings on.
     assert garbage_per_batch(handler, together) == 0
+
+
+@pytest.mark.parametrize("keyed", [False, True], ids=["free", "keyed"])
+def test_a_task_abandoned_at_the_deadline_keeps_none_of_its_batch(keyed: bool) -> None:
+    # Its handler swallowed the deadline's cancellation and runs on unheard: the batch has
+    # ended all the same, and what it held (the records) goes with it, not with that task.
+    from anybatch._engine._asyncio import ABANDON_AFTER, run_pool_asyncio
+    from anybatch._engine._schedule import Schedule
+
+    class Records(list[int]):  # a list a weak reference can watch
+        pass
+
+    still_running = asyncio.Event()
+
+    async def swallows(record: int) -> None:
+        if record == 0:
+            try:
+                await asyncio.sleep(5)
+            except asyncio.CancelledError:
+                still_running.set()
+                await asyncio.sleep(3 * ABANDON_AFTER)  # past its grace: abandoned
+                still_running.clear()
+                return
+        await asyncio.sleep(0.05)
+
+    async def main() -> tuple[bool, bool]:
+        schedule = Schedule(4, keys=[i % 2 for i in range(4)] if keyed else None)
+        records = Records(range(4))
+        watch = weakref.ref(records)
+        await run_pool_asyncio(schedule, swallows, records, concurrency=2, time_left=0.02)
+        del records
+        return still_running.is_set(), watch() is None
+
+    assert asyncio.run(main()) == (True, True)
