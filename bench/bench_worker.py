@@ -21,6 +21,7 @@ to have deleted every message.
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import math
 import os
@@ -243,6 +244,7 @@ class Endpoint:
         self.child.wait(timeout=10)
 
 
+@functools.cache
 def _session(name: str) -> Any:
     """The aiobotocore session of the consumer *name*, made once: each round's client is new.
 
@@ -252,12 +254,7 @@ def _session(name: str) -> Any:
     """
     from aiobotocore.session import get_session
 
-    if name not in _SESSIONS:
-        _SESSIONS[name] = get_session()
-    return _SESSIONS[name]
-
-
-_SESSIONS: dict[str, Any] = {}
+    return get_session()
 
 
 async def anybatch_worker(endpoint: Endpoint, count: int, *, validate: bool = False) -> float:

@@ -111,7 +111,7 @@ class _Pool:
         "args", "counted_out", "cursor", "deadline", "done", "durations", "eager", "ends",
         "enter", "fatal", "free", "func", "gone", "held", "isolate", "kinds", "live", "loop",
         "n", "record_timeout", "schedule", "slots", "starting", "starts", "stopping", "tasks",
-        "timers", "timing", "values", "waiting", "wake",
+        "timers", "values", "waiting", "wake",
     )  # fmt: skip
 
     def __init__(
@@ -135,7 +135,6 @@ class _Pool:
         # is its own): run_pool_asyncio sets it.
         self.deadline = None if time_left is None else monotonic() + time_left
         self.durations, self.ends = schedule.durations, schedule.ends
-        self.timing = self.durations is not None
         self.free = free = schedule.unconstrained  # the fast path: see Schedule.claim_all
         self.kinds, self.values = (
             schedule.claim_all() if free else (schedule.kinds, schedule.values)
@@ -289,7 +288,7 @@ class _Pool:
             # of as it ends: a worker abandoned then (its handler runs on) must not keep them.
             schedule, loop = self.schedule, self.loop
             n, free, kinds, values = self.n, self.free, self.kinds, self.values
-            deadline, timing, gone, tasks = self.deadline, self.timing, self.gone, self.tasks
+            deadline, gone, tasks = self.deadline, self.gone, self.tasks
             take, finish = schedule.next, schedule.finish
             record_timeout = self.record_timeout
             per_record = 0.0 if record_timeout is None else record_timeout
@@ -302,6 +301,7 @@ class _Pool:
             # read at the top of the loop serves both: it checks the deadline and ends the
             # time of the record that ran last (``ran``).
             clock, took, ended_at = monotonic, self.durations, self.ends
+            timing = took is not None
             last = clock() if timing else 0.0
             ran = -1
             dirty = False  # a record changed this worker's context (with on_tasks)
