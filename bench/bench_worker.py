@@ -33,7 +33,7 @@ from typing import Any
 from _common import Row, info_row, main, say
 
 N_WORKER = 3_000
-N_LOOP = 300  # the loop handles 10 messages in 100 ms: a rate needs no more
+N_LOOP = 150  # the loop handles 10 messages in 100 ms: a rate needs no more
 #: Rounds of the worker against the hand-written loop, taking turns: the best of each counts
 #: (a busy machine only adds CPU time; five rounds left the ratio moving by 10%).
 ROUNDS = 7
