@@ -202,26 +202,13 @@ class AioSQS:
         self, region: str | None, call: Callable[[_SQSClient], Awaitable[Mapping[str, Any]]]
     ) -> Mapping[str, Any]:
         """Make *call* with the region's client; botocore's errors become :class:`SQSCallError`."""
-        from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
-        from botocore.exceptions import ConnectionError as BotoConnectionError
-
         try:
             return await call(await self._client(region))
-        except ClientError as exc:
-            error = cast("dict[str, Any]", exc.response.get("Error") or {})
-            status = cast(
-                "int | None", exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-            )
-            code = str(error.get("Code") or "Unknown")
-            problem = call_problem(
-                code, str(error.get("Message") or exc), status=status, connection=False
-            )
+        except Exception as exc:
+            problem = _problem_of(exc)
+            if problem is None:
+                raise
             raise SQSCallError(problem) from exc
-        except (HTTPClientError, BotoConnectionError) as exc:
-            problem = call_problem(type(exc).__name__, str(exc), status=None, connection=True)
-            raise SQSCallError(problem) from exc
-        except BotoCoreError as exc:  # no credentials, invalid parameters...: final
-            raise SQSCallError(Problem(type(exc).__name__, str(exc), False)) from exc
 
     async def _client(self, region: str | None) -> _SQSClient:
         self.check_loop()
@@ -285,3 +272,24 @@ class AioSQS:
         self._stack = AsyncExitStack()
         if not loop.is_closed():  # a closed loop's connections are gone with it
             await stack.aclose()
+
+
+def _problem_of(exc: Exception) -> Problem | None:
+    """What a botocore error says went wrong; ``None`` for any other exception.
+
+    Imported here, on the error path: a call that succeeds (nearly every one) pays nothing
+    for botocore's exception classes.
+    """
+    from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
+    from botocore.exceptions import ConnectionError as BotoConnectionError
+
+    if isinstance(exc, ClientError):
+        error = cast("dict[str, Any]", exc.response.get("Error") or {})
+        status = cast("int | None", exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode"))
+        code = str(error.get("Code") or "Unknown")
+        return call_problem(code, str(error.get("Message") or exc), status=status, connection=False)
+    if isinstance(exc, HTTPClientError | BotoConnectionError):
+        return call_problem(type(exc).__name__, str(exc), status=None, connection=True)
+    if isinstance(exc, BotoCoreError):  # no credentials, invalid parameters...: final
+        return Problem(type(exc).__name__, str(exc), False)
+    return None

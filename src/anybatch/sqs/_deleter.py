@@ -70,48 +70,69 @@ async def perform(
     """
     states = [CallState(call, policy) for call in calls]
     deadline = None if time_left is None else anyio.current_time() + time_left
-    counter = [0]
-
-    async def run(state: CallState) -> None:
-        while True:
-            counter[0] += 1
-            try:
-                response = await api.send(state.call.action, state.call.queue, state.request())
-                state.received(response)
-            except SQSCallError as exc:
-                state.failed(exc.problem)
-            except Exception as exc:  # unexpected (a malformed answer...): report, don't crash
-                state.failed(Problem(type(exc).__name__, str(exc), False))
-            delay = state.retry_delay(rand())
-            if delay is None:
-                return
-            if deadline is not None and anyio.current_time() + delay >= deadline:
-                state.give_up(_DEADLINE)
-                return
-            await anyio.sleep(delay)
-
-    async def worker(queue: Iterator[CallState]) -> None:
-        for state in queue:
-            await run(state)
-
-    async def every() -> None:
-        if len(states) == 1 or max_concurrent_calls == 1:  # one at a time: no tasks needed
-            await worker(iter(states))
-        else:
-            async with anyio.create_task_group() as group:
-                queue = iter(states)
-                for _ in range(min(max_concurrent_calls, len(states))):
-                    group.start_soon(worker, queue)
-
     if deadline is None:  # no cancel scope to pay for: the worker's settles have no deadline
-        await every()
+        await _every(api, states, max_concurrent_calls, None, rand)
     else:
         with anyio.CancelScope(deadline=deadline):
-            await every()
+            await _every(api, states, max_concurrent_calls, deadline, rand)
+    if len(states) == 1:  # (a worker's settle, nearly always)
+        (state,) = states
+        state.give_up(_DEADLINE)  # what is still pending was cut off by the deadline
+        return Settlement(tuple(state.done), tuple(state.failures), state.attempts)
     done: list[Entry] = []
     failures: list[SQSActionFailure] = []
     for state in states:
-        state.give_up(_DEADLINE)  # what is still pending was cut off by the deadline
+        state.give_up(_DEADLINE)
         done.extend(state.done)
         failures.extend(state.failures)
-    return Settlement(tuple(done), tuple(failures), counter[0])
+    return Settlement(tuple(done), tuple(failures), sum(state.attempts for state in states))
+
+
+async def _every(
+    api: SQSBatchApi,
+    states: list[CallState],
+    max_concurrent_calls: int,
+    deadline: float | None,
+    rand: Callable[[], float],
+) -> None:
+    """Run every call to its end (or the deadline's cancellation)."""
+    if len(states) == 1 or max_concurrent_calls == 1:  # one at a time: no tasks needed
+        for state in states:
+            await _run(api, state, deadline, rand)
+    else:
+        queue = iter(states)
+        async with anyio.create_task_group() as group:
+            for _ in range(min(max_concurrent_calls, len(states))):
+                group.start_soon(_worker, api, queue, deadline, rand)
+
+
+async def _worker(
+    api: SQSBatchApi,
+    queue: Iterator[CallState],
+    deadline: float | None,
+    rand: Callable[[], float],
+) -> None:
+    for state in queue:
+        await _run(api, state, deadline, rand)
+
+
+async def _run(
+    api: SQSBatchApi, state: CallState, deadline: float | None, rand: Callable[[], float]
+) -> None:
+    """One call through its attempts, until nothing is left to send (or the deadline)."""
+    call = state.call
+    while True:
+        try:
+            response = await api.send(call.action, call.queue, state.request())
+            state.received(response)
+        except SQSCallError as exc:
+            state.failed(exc.problem)
+        except Exception as exc:  # unexpected (a malformed answer...): report, don't crash
+            state.failed(Problem(type(exc).__name__, str(exc), False))
+        delay = state.retry_delay(rand())
+        if delay is None:
+            return
+        if deadline is not None and anyio.current_time() + delay >= deadline:
+            state.give_up(_DEADLINE)
+            return
+        await anyio.sleep(delay)
