@@ -35,12 +35,22 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-__all__ = ["available", "count_process", "count_segments", "mark", "parallel", "segment"]
+__all__ = [
+    "available",
+    "count_process",
+    "count_segment_events",
+    "count_segments",
+    "mark",
+    "parallel",
+    "segment",
+]
 
 #: The C function whose every call makes callgrind dump its counters (see :func:`mark`).
 MARKER = "getsid"
 VALGRIND = shutil.which("valgrind")
 _SUMMARY = re.compile(r"^summary:\s+(\d+)", re.MULTILINE)
+_EVENTS = re.compile(r"^events:\s+(.+)$", re.MULTILINE)
+_SUMMARY_LINE = re.compile(r"^summary:\s+(.+)$", re.MULTILINE)
 _PART = re.compile(r"^part:\s+(\d+)", re.MULTILINE)
 
 
@@ -75,24 +85,37 @@ def _summary(text: str, name: str) -> int:
     return int(found.group(1))
 
 
+def _events(text: str, name: str) -> dict[str, int]:
+    """Every event a callgrind dump counted, by name (``Ir``, ``D1mr``, ``DLmr``...)."""
+    names, counts = _EVENTS.search(text), _SUMMARY_LINE.search(text)
+    if names is None or counts is None:
+        raise RuntimeError(f"{name}: no events or summary line")
+    events = names.group(1).split()
+    values = [int(value) for value in counts.group(1).split()]
+    values += [0] * (len(events) - len(values))  # callgrind leaves trailing zeros out
+    return dict(zip(events, values, strict=True))
+
+
 def _environment(env: Mapping[str, str] | None) -> dict[str, str]:
     environment = dict(os.environ if env is None else env)
     environment["PYTHONHASHSEED"] = "0"
     return environment
 
 
-def _valgrind(command: Sequence[str], out: Path, *, marks: bool) -> list[str]:
+def _valgrind(
+    command: Sequence[str], out: Path, *, marks: bool, options: Sequence[str] = ()
+) -> list[str]:
     if VALGRIND is None:
         raise RuntimeError("valgrind is not installed")
-    options = [
+    arguments = [
         VALGRIND,
         "--tool=callgrind",
         f"--callgrind-out-file={out}",
         f"--log-file={out}.log",
     ]
     if marks:
-        options.append(f"--dump-before={MARKER}")
-    return [*options, *command]
+        arguments.append(f"--dump-before={MARKER}")
+    return [*arguments, *options, *command]
 
 
 def count_process(command: Sequence[str], env: Mapping[str, str] | None = None) -> int:
@@ -109,7 +132,21 @@ def count_process(command: Sequence[str], env: Mapping[str, str] | None = None) 
 
 
 def count_segments(command: Sequence[str], env: Mapping[str, str] | None = None) -> list[int]:
-    """Instructions of each segment that *command* runs with :func:`segment`, in order.
+    """Instructions of each segment that *command* runs with :func:`segment`, in order."""
+    return [_summary(text, name) for name, text in _segment_dumps(command, env, ())]
+
+
+def count_segment_events(
+    command: Sequence[str], env: Mapping[str, str] | None = None, options: Sequence[str] = ()
+) -> list[dict[str, int]]:
+    """Every event of each segment, by name: with *options* such as ``--cache-sim=yes``."""
+    return [_events(text, name) for name, text in _segment_dumps(command, env, options)]
+
+
+def _segment_dumps(
+    command: Sequence[str], env: Mapping[str, str] | None, options: Sequence[str]
+) -> list[tuple[str, str]]:
+    """The dumps of the segments *command* runs, in order: (file name, text).
 
     Each segment's two marks make two dumps: the first holds what ran before the segment,
     the second the segment itself; so segment *k* (from 0) is dump ``2k + 2``.
@@ -117,12 +154,12 @@ def count_segments(command: Sequence[str], env: Mapping[str, str] | None = None)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "callgrind.out"
         subprocess.run(
-            _valgrind(command, out, marks=True),
+            _valgrind(command, out, marks=True, options=options),
             env=_environment(env),
             check=True,
             stdout=subprocess.DEVNULL,
         )
-        parts: dict[int, int] = {}
+        parts: dict[int, tuple[str, str]] = {}
         for file in Path(tmp).glob("callgrind.out.*"):
             if file.suffix == ".log":
                 continue
@@ -130,7 +167,7 @@ def count_segments(command: Sequence[str], env: Mapping[str, str] | None = None)
             part = _PART.search(text)
             if part is None:
                 raise RuntimeError(f"{file.name}: no part number")
-            parts[int(part.group(1))] = _summary(text, file.name)
+            parts[int(part.group(1))] = (file.name, text)
     dumps = len(parts)
     if dumps % 2 or sorted(parts) != list(range(1, dumps + 1)):
         raise RuntimeError(
