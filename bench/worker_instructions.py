@@ -18,9 +18,9 @@ on (``validating``), like for like with the loop, which keeps botocore's default
 With ``--cache``, callgrind also simulates the caches, with this machine's L2 (one core's,
 from ``/sys``; 512 KiB here) as the last level, and the misses per message are printed
 beside the instructions: what the instruction count does not see. The worker executes as
-many instructions as the loop, yet takes more CPU time; it misses that L2 more often (its
-code and the types and functions it touches are more than the loop's), and what a miss costs
-depends on what else shares the machine's L3.
+many instructions as the loop, yet its CPU time moves from run to run around the loop's; it
+misses that L2 more often (its code and the objects and types it touches are more than the
+loop's), and what a miss costs depends on what else shares the machine's L3.
 
 Not part of ``run_all.py``: too slow for it. The counts repeat to within a fraction of a
 percent (the loop's timing decides little: both consume a queue filled before they start).
@@ -68,20 +68,29 @@ def child(name: str, count: int) -> None:
 
 
 def l2_cache() -> str:
-    """This machine's L2 as callgrind's ``--LL`` takes it: size,associativity,line size."""
+    """This machine's L2 as callgrind's ``--LL`` takes it: size,associativity,line size.
+
+    Read from ``/sys``; 512 KiB, 8-way, 64-byte lines where it cannot be read (or gives an
+    associativity of 0, which valgrind refuses).
+    """
     folder = "/sys/devices/system/cpu/cpu0/cache"
+
+    def read(index: str, name: str) -> str:
+        with open(os.path.join(folder, index, name)) as file:
+            return file.read().strip()
+
     try:
         for index in sorted(os.listdir(folder)):
-            path = os.path.join(folder, index)
-            with open(os.path.join(path, "level")) as file:
-                if file.read().strip() != "2":
-                    continue
-            with open(os.path.join(path, "size")) as file:
-                size = file.read().strip()
-            with open(os.path.join(path, "ways_of_associativity")) as file:
-                ways = file.read().strip()
-            kib = int(size.rstrip("K")) if size.endswith("K") else int(size) // 1024
-            return f"{kib * 1024},{ways},64"
+            if not index.startswith("index") or read(index, "level") != "2":
+                continue
+            size = read(index, "size")
+            kib = int(size[:-1]) if size.endswith("K") else int(size) // 1024
+            ways, line = (
+                int(read(index, "ways_of_associativity")),
+                int(read(index, "coherency_line_size")),
+            )
+            if kib > 0 and ways > 0 and line > 0:
+                return f"{kib * 1024},{ways},{line}"
     except (OSError, ValueError):
         pass
     return f"{512 * 1024},8,64"
@@ -93,10 +102,11 @@ def main(argv: list[str]) -> None:
         return
     if not _callgrind.available():
         sys.exit("valgrind is not installed: instruction counts need it")
-    cache = argv[:1] == ["--cache"]
-    if cache:
-        argv = argv[1:]
-    count = int(argv[0]) if argv else 3_000
+    cache = "--cache" in argv
+    numbers = [argument for argument in argv if argument != "--cache"]
+    if len(numbers) > 1 or not all(number.isdigit() for number in numbers):
+        sys.exit("usage: worker_instructions.py [--cache] [COUNT]")
+    count = int(numbers[0]) if numbers else 3_000
     options = ["--cache-sim=yes", f"--LL={l2_cache()}"] if cache else []
     jobs = [
         lambda name=name: _callgrind.count_segment_events(
@@ -114,7 +124,8 @@ def main(argv: list[str]) -> None:
     counts = dict(zip(CONSUMERS, _callgrind.parallel(jobs), strict=True))
     floor = counts["hand-written"]
     assert isinstance(floor, dict)
-    print(f"{count:,} messages, a 10 ms handler, concurrency=100; per message")
+    simulated = f" (L2 simulated as --LL={l2_cache()})" if cache else ""
+    print(f"{count:,} messages, a 10 ms handler, concurrency=100; per message{simulated}")
     for name in CONSUMERS:
         events = counts[name]
         assert isinstance(events, dict)

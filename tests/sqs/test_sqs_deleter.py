@@ -89,6 +89,7 @@ async def test_calls_in_flight_at_the_deadline_are_cancelled_and_reported() -> N
     assert settlement.done == ()
     assert [f.attempts for f in settlement.failures] == [1] * 10 + [0] * 5
     assert {f.code for f in settlement.failures} == {"DeadlineExceeded"}
+    assert settlement.api_calls == 1  # the call cut off in flight was made: it counts
 
 
 class MalformedSQS:

@@ -419,3 +419,62 @@ def test_the_legacy_processor_tells_its_observers(sqs: FakeSQSEndpoint) -> None:
     (result,) = results
     assert [o.status.value for o in result] == ["success", "failed", "success"]
     assert all(o.duration is not None for o in result)
+
+
+def _client_error(status: int, code: str) -> Exception:
+    from botocore.exceptions import ClientError
+
+    answer: Any = {
+        "Error": {"Code": code, "Message": f"{code}!"},
+        "ResponseMetadata": {"HTTPStatusCode": status},
+    }
+    error: Exception = ClientError(answer, "DeleteMessageBatch")
+    return error
+
+
+def _botocore_error(name: str, **fields: str) -> Exception:
+    import botocore.exceptions
+
+    error: Exception = getattr(botocore.exceptions, name)(**fields)
+    return error
+
+
+@pytest.mark.parametrize(
+    ("error", "code", "retryable"),
+    [
+        (_client_error(429, "TooManyRequests"), "TooManyRequests", True),
+        (_client_error(503, "ServiceUnavailable"), "ServiceUnavailable", True),
+        (
+            _client_error(400, "AWS.SimpleQueueService.NonExistentQueue"),
+            "AWS.SimpleQueueService.NonExistentQueue",
+            False,
+        ),
+        (_client_error(403, "AccessDenied"), "AccessDenied", False),
+        (
+            _botocore_error("EndpointConnectionError", endpoint_url="http://127.0.0.1:1"),
+            "EndpointConnectionError",
+            True,
+        ),
+        (
+            _botocore_error("ReadTimeoutError", endpoint_url="http://127.0.0.1:1"),
+            "ReadTimeoutError",
+            True,
+        ),
+        (_botocore_error("NoCredentialsError"), "NoCredentialsError", False),
+    ],
+)
+def test_what_a_botocore_error_says_about_trying_again(
+    error: Exception, code: str, retryable: bool
+) -> None:
+    from anybatch.sqs._client import _problem_of  # pyright: ignore[reportPrivateUsage]
+
+    problem = _problem_of(error)
+    assert problem is not None
+    assert problem.code == code
+    assert problem.retryable is retryable
+
+
+def test_any_other_exception_is_no_sqs_problem_and_propagates() -> None:
+    from anybatch.sqs._client import _problem_of  # pyright: ignore[reportPrivateUsage]
+
+    assert _problem_of(ValueError("a bug in a hook")) is None
