@@ -75,14 +75,10 @@ async def perform(
     else:
         with anyio.CancelScope(deadline=deadline):
             await _every(api, states, max_concurrent_calls, deadline, rand)
-    if len(states) == 1:  # (a worker's settle, nearly always)
-        (state,) = states
-        state.give_up(_DEADLINE)  # what is still pending was cut off by the deadline
-        return Settlement(tuple(state.done), tuple(state.failures), state.attempts)
     done: list[Entry] = []
     failures: list[SQSActionFailure] = []
     for state in states:
-        state.give_up(_DEADLINE)
+        state.give_up(_DEADLINE)  # what is still pending was cut off by the deadline
         done.extend(state.done)
         failures.extend(state.failures)
     return Settlement(tuple(done), tuple(failures), sum(state.attempts for state in states))
@@ -97,8 +93,7 @@ async def _every(
 ) -> None:
     """Run every call to its end (or the deadline's cancellation)."""
     if len(states) == 1 or max_concurrent_calls == 1:  # one at a time: no tasks needed
-        for state in states:
-            await _run(api, state, deadline, rand)
+        await _worker(api, iter(states), deadline, rand)
     else:
         queue = iter(states)
         async with anyio.create_task_group() as group:
