@@ -15,8 +15,10 @@ import pytest
 from anybatch import BatchProcessor, EventType
 from anybatch.records import SQSRecord
 from anybatch.sqs import SQSWorker, SQSWorkerError
-from anybatch.sqs._plan import Heartbeat, QueueRef, parse_queue_arn
-from anybatch.sqs._settle import settle_calls
+from anybatch.sqs._heartbeat import Heartbeats
+from anybatch.sqs._plan import Heartbeat, QueueRef, RetryPolicy, parse_queue_arn
+from anybatch.sqs._settle import Caller, settle_calls
+from anybatch.sqs._stats import WorkerStats
 from anybatch.testing import sqs_record
 
 from ._fake_sqs import ARN, HTTPX_BACKEND
@@ -209,6 +211,60 @@ async def test_a_message_near_max_visibility_is_extended_once_then_left_alone(
     assert sqs.calls.get("ChangeMessageVisibilityBatch", 0) == 1
     assert stats.extended == 1
     assert stats.deleted == 1
+
+
+class ExtensionCalls:
+    """An SQS API that confirms every entry, and notes whose visibility it was asked to extend."""
+
+    def __init__(self) -> None:
+        self.extended: list[str] = []
+        self.at: list[float] = []  # when each was asked (time.monotonic())
+        self.seen: dict[str, anyio.Event] = {}
+
+    async def send(
+        self, action: str, queue: QueueRef, entries: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        assert action == "change_visibility"
+        self.extended.extend(entry["ReceiptHandle"] for entry in entries)
+        self.at.extend(time.monotonic() for _ in entries)
+        for entry in entries:
+            self.seen.setdefault(entry["ReceiptHandle"], anyio.Event()).set()
+        return {"Successful": [{"Id": entry["Id"]} for entry in entries], "Failed": []}
+
+
+async def test_one_timer_starts_each_batchs_heartbeat_when_due_whatever_ended_before() -> None:
+    api = ExtensionCalls()
+    stats = WorkerStats()
+    heartbeats = Heartbeats(
+        Caller(api, RetryPolicy(), 1), visibility=1, max_visibility=60, stats=stats
+    )
+    queue = parse_queue_arn(ARN)
+
+    def batch(name: str) -> list[dict[str, Any]]:
+        return [{"messageId": name, "receiptHandle": f"handle-{name}"}]
+
+    now = time.monotonic()
+    # The first batch's extension (due 2/3 s after it was received) sets the timer; it ends
+    # at once: the timer fires for nothing, and is set again for the next batch due.
+    first = heartbeats.start(queue, batch("ended"), now)
+    later = heartbeats.start(queue, batch("later"), now + 0.3)
+    await heartbeats.stop(first)
+    # Received before the others (a batch handed over late): due sooner than the timer.
+    sooner = heartbeats.start(queue, batch("sooner"), now - 0.5)
+    try:
+        with anyio.fail_after(5):
+            await api.seen.setdefault("handle-later", anyio.Event()).wait()
+        assert api.extended[0] == "handle-sooner"  # (and again every 2/3 s since)
+        assert api.at[0] < now + 0.5  # while it was still hidden: not at the timer's first time
+        assert "handle-ended" not in api.extended
+        assert stats.extended >= 2
+    finally:
+        await heartbeats.stop(later)
+        await heartbeats.stop(sooner)
+        heartbeats.close()
+    made = len(api.extended)
+    await anyio.sleep(1.2)  # stopped: no heartbeat goes on
+    assert len(api.extended) == made
 
 
 # -- a failed_visibility_timeout that raises ---------------------------------------------------

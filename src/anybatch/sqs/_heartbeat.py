@@ -1,22 +1,22 @@
 """The heartbeat: while a batch runs, its messages stay hidden from other workers.
 
 :class:`~anybatch.sqs._plan.Heartbeat` decides when and by how much; :func:`heartbeat` sleeps
-until then and makes the ``ChangeMessageVisibilityBatch`` calls; :class:`Beating` starts it
-only once the first extension is due.
+until then and makes the ``ChangeMessageVisibilityBatch`` calls; :class:`Heartbeats` starts
+it for a worker's batches, each only once its first extension is due.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
+import math
 import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from ._plan import Entry, Heartbeat
+from ._plan import Entry, Heartbeat, first_extension
 from ._settle import calls_of
 
 if TYPE_CHECKING:
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from ._settle import Caller
     from ._stats import WorkerStats
 
-__all__ = ["Beating", "heartbeat"]
+__all__ = ["Heartbeats", "heartbeat"]
 
 logger = logging.getLogger("anybatch.worker")
 
@@ -66,55 +66,52 @@ async def heartbeat(
             )
 
 
-class Beating:
-    """A batch's heartbeat, its task started only when the first extension is due.
+class Heartbeats:
+    """The heartbeats of a worker's batches in flight, on one loop timer for them all.
 
     Most batches end long before a third of their visibility is left: for them the heartbeat
-    is one loop timer, set and cancelled, where a task from the start cost more than ten times
-    as much (a task group, a task, its cancellation: about 130 µs a batch, measured). The
-    worker runs on asyncio (aiobotocore's loop), so the timer is the loop's own.
+    is an entry in a dict, added and removed. The timer is set for the earliest extension
+    due; when it fires, it starts the heartbeat task of each batch due and is set again for
+    the next. (A timer a batch, as it was, left a cancelled timer in the loop's heap for
+    each batch, for as long as its visibility; a task from the start cost more still: a
+    task group, a task, its cancellation, about 130 µs a batch.) The worker runs on asyncio
+    (aiobotocore's loop), so the timer is the loop's own.
     """
 
-    __slots__ = ("_beats", "_task", "_timer")
+    __slots__ = (
+        "_at", "_caller", "_count", "_due", "_max", "_stats", "_tasks", "_timer", "_visibility",
+    )  # fmt: skip
 
     def __init__(
-        self,
-        caller: Caller,
-        queue: QueueRef,
-        records: Sequence[Mapping[str, Any]],
-        *,
-        received: float,
-        visibility: int,
-        max_visibility: int,
-        stats: WorkerStats,
+        self, caller: Caller, *, visibility: int, max_visibility: int, stats: WorkerStats
     ) -> None:
-        self._beats = functools.partial(
-            heartbeat,
-            caller,
-            queue,
-            records,
-            received=received,
-            visibility=visibility,
-            max_visibility=max_visibility,
-            stats=stats,
-        )
-        self._task: asyncio.Task[None] | None = None
-        first = Heartbeat(received, visibility, max_visibility).due
+        self._caller = caller
+        self._visibility = visibility
+        self._max = max_visibility
+        self._stats = stats
+        self._count = 0
+        #: The batches whose heartbeat has not started: when it is due, the queue, the
+        #: records, when they were received. In the order they started, which is (nearly)
+        #: the order their heartbeats come due.
+        self._due: dict[int, tuple[float, QueueRef, Sequence[Mapping[str, Any]], float]] = {}
+        self._tasks: dict[int, asyncio.Task[None]] = {}  # the heartbeats started
         self._timer: asyncio.TimerHandle | None = None
-        if first is not None:
-            delay = max(0.0, first - time.monotonic())
-            self._timer = asyncio.get_running_loop().call_later(delay, self._start)
+        self._at = math.inf  # when the timer fires (time.monotonic())
 
-    def _start(self) -> None:
-        self._timer = None
-        self._task = asyncio.get_running_loop().create_task(self._beats())
+    def start(self, queue: QueueRef, records: Sequence[Mapping[str, Any]], received: float) -> int:
+        """Keep the messages of a batch received at *received* hidden; a key for :meth:`stop`."""
+        self._count = key = self._count + 1
+        due = first_extension(received, self._visibility)
+        self._due[key] = (due, queue, records, received)
+        if due < self._at:  # the first batch waiting, or one due sooner than the timer
+            self._set(due)
+        return key
 
-    async def stop(self) -> None:
-        """Stop the heartbeat (its batch has run) and wait until its task, if any, has ended."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        task = self._task
+    async def stop(self, key: int) -> None:
+        """Stop the heartbeat of batch *key* (it has run) and wait until its task has ended."""
+        if self._due.pop(key, None) is not None:
+            return  # never started: nothing to wait for (the timer may fire for nothing)
+        task = self._tasks.pop(key, None)
         if task is None:
             return
         task.cancel()
@@ -124,3 +121,43 @@ class Beating:
             except asyncio.CancelledError:
                 if not task.cancelled():
                     raise
+
+    def close(self) -> None:
+        """Let go of the timer (the worker has stopped: no batch is in flight)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._at = math.inf
+
+    def _set(self, at: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._at = at
+        delay = max(0.0, at - time.monotonic())
+        self._timer = asyncio.get_running_loop().call_later(delay, self._fire)
+
+    def _fire(self) -> None:
+        """Start the heartbeat of every batch due; set the timer for the next."""
+        self._timer = None
+        self._at = math.inf
+        now = time.monotonic()
+        loop = asyncio.get_running_loop()
+        later = math.inf
+        for key, (due, queue, records, received) in list(self._due.items()):
+            if due > now:
+                later = min(later, due)
+                continue
+            del self._due[key]
+            self._tasks[key] = loop.create_task(
+                heartbeat(
+                    self._caller,
+                    queue,
+                    records,
+                    received=received,
+                    visibility=self._visibility,
+                    max_visibility=self._max,
+                    stats=self._stats,
+                )
+            )
+        if later < math.inf:
+            self._set(later)

@@ -42,6 +42,7 @@ __all__ = [
     "cleanup",
     "entry_problem",
     "failure",
+    "first_extension",
     "is_fifo_batch",
     "parse_queue_arn",
     "plan",
@@ -181,6 +182,14 @@ def visibility_timeout_for(setting: VisibilityTimeout, record: Mapping[str, Any]
     return min(max(math.ceil(seconds), 0), MAX_VISIBILITY_TIMEOUT)
 
 
+def first_extension(received: float, timeout: int) -> float:
+    """When messages received at *received*, hidden for *timeout* seconds, are first extended.
+
+    When a third of their visibility is left: see :class:`Heartbeat`.
+    """
+    return received + timeout - timeout / 3
+
+
 class Heartbeat:
     """When to extend the visibility of messages being processed, and by how much.
 
@@ -200,7 +209,7 @@ class Heartbeat:
         self._timeout = timeout
         self._limit = received + max_visibility
         self._visible_until = received + timeout
-        self.due: float | None = self._visible_until - timeout / 3
+        self.due: float | None = first_extension(received, timeout)
         """When to extend next; ``None`` once no extension is left."""
 
     def extend(self, now: float) -> int | None:

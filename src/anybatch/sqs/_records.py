@@ -22,7 +22,8 @@ def lambda_record(message: Mapping[str, Any], queue_arn: str, region: str) -> di
 
     The system attributes are Lambda's (strings), the message attributes Lambda's
     (``stringValue``, ``binaryValue`` in base64, ``dataType``...), so that a handler cannot
-    tell a worker's record from Lambda's.
+    tell a worker's record from Lambda's. The record takes over the message's ``Attributes``
+    dict (the worker lets the message go): one dict a message less in flight.
     """
     attributes: dict[str, Any] = {}
     # Annotated, not cast(): typing.cast is a call at run time, twice a message.
@@ -43,7 +44,7 @@ def lambda_record(message: Mapping[str, Any], queue_arn: str, region: str) -> di
         "receiptHandle": message["ReceiptHandle"],
         "body": message.get("Body", ""),
         # SQS's system attributes are strings already (a map of string to string).
-        "attributes": dict(system),
+        "attributes": system if type(system) is dict else dict(system),
         "messageAttributes": attributes,
         "md5OfBody": message.get("MD5OfBody", ""),
         "md5OfMessageAttributes": message.get("MD5OfMessageAttributes"),

@@ -45,7 +45,7 @@ from ._deleter import SQSCallError
 from ._errors import SQSWorkerError
 from ._failures import log_failures, looks_like_lambda_handler
 from ._health import HealthFile
-from ._heartbeat import Beating
+from ._heartbeat import Heartbeats
 from ._plan import (
     MAX_ENTRIES,
     MAX_VISIBILITY_TIMEOUT,
@@ -244,6 +244,7 @@ class SQSWorker:
         self._drain_until = math.inf
         self._fatal: SQSWorkerError | None = None
         self._visibility = self.visibility_timeout or 0  # the queue's, once run() read it
+        self._heartbeats: Heartbeats | None = None  # run()'s, once it knows the visibility
 
     # -- control ----------------------------------------------------------------------------
 
@@ -307,6 +308,12 @@ class SQSWorker:
         self._wake = asyncio.Event()
         self._drained = anyio.Event()
         self._idle = []
+        self._heartbeats = Heartbeats(
+            self._caller,
+            visibility=self._visibility,
+            max_visibility=self.max_visibility,
+            stats=self.stats,
+        )
         logger.info(
             "worker started on %s: %d in flight at most, %d pollers, visibility timeout %d s%s",
             self.queue_url,
@@ -334,6 +341,7 @@ class SQSWorker:
                         await self._drained.wait()
                 batches.cancel_scope.cancel()
         finally:
+            self._heartbeats.close()
             if routing is not None:
                 ROUTER.reset(routing)
             if self.health is not None:
@@ -439,6 +447,9 @@ class SQSWorker:
             self.stats.received += len(messages)
             arn, region = queue.arn, queue.region
             records = [lambda_record(m, arn, region) for m in messages]
+            # The records own what they need of the messages: the raw ones go now, not when
+            # the next receive returns (a poller waits on it with its locals alive).
+            del messages
             if self.stopping:  # (a property: the stop came while the receive waited)
                 # Received after the stop: released at once, for another worker.
                 releases: list[Settle] = ["release"] * len(records)
@@ -447,6 +458,7 @@ class SQSWorker:
                 self._release_slots(len(records))
                 return
             self._start_batch(batches, (queue, context, records, time.monotonic()))
+            del records  # the batch's, not the poller's while it waits for the next receive
 
     # -- one batch ----------------------------------------------------------------------------
 
@@ -490,20 +502,14 @@ class SQSWorker:
     ) -> None:
         cut: list[Settle] = []  # what to do should the drain cut the batch off
         context = context.for_batch(received, self._visibility, self.max_visibility)
-        beating = Beating(
-            self._caller,
-            queue,
-            records,
-            received=received,
-            visibility=self._visibility,
-            max_visibility=self.max_visibility,
-            stats=self.stats,
-        )
+        heartbeats = self._heartbeats
+        assert heartbeats is not None  # run() made them
+        beating = heartbeats.start(queue, records, received)
         try:
             try:
                 settles = await self._process(records, context, cut)
             finally:
-                await beating.stop()
+                await heartbeats.stop(beating)
         except anyio.get_cancelled_exc_class():
             if self._stop_now:
                 raise  # a second signal: nothing is settled, visibility runs out instead
