@@ -82,19 +82,18 @@ INLINE_BATCH: ContextVar[_InlineEntry | None] = ContextVar("anybatch_inline_batc
 
 
 #: The async record a worker task of the native asyncio driver runs directly in its own
-#: context (see :func:`on_tasks`): (its box: ``[index]``, -1 between records; handed, ids,
-#: limits). Set once in each worker's context, so that what a record starts (a task, a
-#: thread with a copy of the context) sees it too.
-_WORKER: ContextVar[tuple[list[int], Sequence[Any], Sequence[Any], _Limits | None] | None] = (
-    ContextVar("anybatch_worker_record", default=None)
-)
+#: context (see :func:`on_tasks`): its box, ``[index, handed, ids, limits]``, whose index
+#: the worker sets to the record it runs (-1 between records). One list a worker: the
+#: workers of a busy process are alive by the hundred. Set once in each worker's context, so
+#: that what a record starts (a task, a thread with a copy of the context) sees it too.
+_WORKER: ContextVar[list[Any] | None] = ContextVar("anybatch_worker_record", default=None)
 
 
 def _task_here() -> _Here | None:
     worker = _WORKER.get()
     if worker is None:
         return None
-    index = worker[0][0]
+    index: int = worker[0]
     if index < 0:
         return None
     return (worker[1], worker[2], index, worker[3])
@@ -403,30 +402,55 @@ def on_tasks(
 
     A worker task starts in a copy of the batch's context, and notes there the box that
     says which record it runs (``_WORKER``, read by :func:`current_record`, and by whatever
-    a record starts: its tasks and threads inherit the context). While its records leave
-    that context as they found it (the driver checks in O(1) before each record: the
-    contexts share their mapping until one is changed), they run in it directly: no copy,
-    no step taken by hand. Once a record has changed its worker's context, that worker runs
-    its later records each in its own copy of the batch's context, as
-    :func:`in_own_context` does. Nothing is left to undo: the notes live in the workers'
-    contexts, and go with them.
+    a record starts: its tasks and threads inherit the context); *enter* returns the box.
+    While its records leave that context as they found it (the driver checks in O(1) before
+    each record: the contexts share their mapping until one is changed), they run in it
+    directly: no copy, no step taken by hand. Once a record has changed its worker's
+    context, that worker runs its later records each in its own copy of the batch's
+    context, as :func:`in_own_context` does. Nothing is left to undo: the notes live in the
+    workers' contexts, and go with them.
     """
-    pristine = copy_context()  # what every record run in its own copy starts from
-    made: list[Callable[[int], Any]] = []
-    set_worker = _WORKER.set
-
-    def enter(box: list[int]) -> Context:
-        set_worker((box, handed, ids, batch))
-        return copy_context()
-
-    def isolate(index: int) -> Any:  # made on first use: most batches never need it
-        if not made:
-            made.append(_async_in_own_context(func, inputs, handed, ids, batch, pristine))
-        return made[0](index)
-
+    tasks = _OnTasks(func, inputs, handed, ids, batch)
     starts = None if batch is None else batch[2]
     # tuple.__new__: a NamedTuple's own __new__ is a Python function, a frame per batch.
-    return tuple.__new__(OnTasks, (enter, isolate, starts))  # pyright: ignore[reportUnknownMemberType]
+    return tuple.__new__(OnTasks, (tasks.enter, tasks.isolate, starts))  # pyright: ignore[reportUnknownMemberType]
+
+
+class _OnTasks:
+    """What :func:`on_tasks` hands the driver: one slotted object a batch, not closures.
+
+    Closures cost a batch a cell for each name they share and a function each, which the
+    batches in flight of a busy process (the SQS worker) keep alive by the dozen.
+    """
+
+    __slots__ = ("batch", "func", "handed", "ids", "inputs", "isolated", "pristine")
+
+    def __init__(
+        self,
+        func: Callable[[Any], Any],
+        inputs: Sequence[Any],
+        handed: Sequence[Any],
+        ids: Sequence[Any],
+        batch: _Limits | None,
+    ) -> None:
+        self.func, self.inputs, self.handed, self.ids, self.batch = func, inputs, handed, ids, batch
+        self.pristine = copy_context()  # what every record run in its own copy starts from
+        self.isolated: Callable[[int], Any] | None = None  # made on first use (see isolate)
+
+    def enter(self) -> list[Any]:
+        """Note a new box in the running (worker's) context: ``[index, handed, ids, limits]``."""
+        box = [-1, self.handed, self.ids, self.batch]
+        _WORKER.set(box)
+        return box
+
+    def isolate(self, index: int) -> Any:
+        """Start record *index* in its own copy of the batch's context."""
+        isolated = self.isolated
+        if isolated is None:  # most batches never need it
+            isolated = self.isolated = _async_in_own_context(
+                self.func, self.inputs, self.handed, self.ids, self.batch, self.pristine
+            )
+        return isolated(index)
 
 
 def _async_in_own_context(

@@ -235,9 +235,7 @@ class ExtensionCalls:
 async def test_one_timer_starts_each_batchs_heartbeat_when_due_whatever_ended_before() -> None:
     api = ExtensionCalls()
     stats = WorkerStats()
-    heartbeats = Heartbeats(
-        Caller(api, RetryPolicy(), 1), visibility=1, max_visibility=60, stats=stats
-    )
+    heartbeats = Heartbeats(Caller(api, RetryPolicy(), 1), 1, 60, stats)
     queue = parse_queue_arn(ARN)
 
     def batch(name: str) -> list[dict[str, Any]]:

@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from ._inline import run_each_inline, run_inline
@@ -98,7 +98,7 @@ def runs_inline(is_async: bool, concurrency: int | None, record_timeout: float |
     return not is_async and concurrency == 1 and record_timeout is None
 
 
-async def drive(
+def drive(
     schedule: Schedule,
     func: Callable[[Any], Any],
     args: Sequence[Any],
@@ -108,12 +108,13 @@ async def drive(
     record_timeout: float | None,
     time_left: float | None,
     on_tasks: OnTasks | None = None,
-) -> None:
+) -> Awaitable[None]:
     """Run *schedule* on the running loop: ``func(args[index])`` for each record it starts.
 
     A sync *func* runs in worker threads. The native asyncio driver serves an asyncio loop
     (anyio is not imported on that path); anyio's pool serves trio. *on_tasks* is for async
-    records on native asyncio only.
+    records on native asyncio only. It returns the pool's own coroutine, to await: a
+    coroutine of its own would be one frame more for every batch in flight.
     """
     running = None
     if not is_async:
@@ -124,7 +125,7 @@ async def drive(
     if asyncio_running():
         from ._asyncio import run_pool_asyncio
 
-        await run_pool_asyncio(
+        return run_pool_asyncio(
             schedule,
             func,
             args,
@@ -134,12 +135,11 @@ async def drive(
             running=running,
             on_tasks=on_tasks,
         )
-        return
     if on_tasks is not None:  # anyio's pool on asyncio: each record in its own copy
         func, args = _isolated(on_tasks), range(len(args))
     from ._anyio import run_pool
 
-    await run_pool(
+    return run_pool(
         schedule,
         func,
         args,

@@ -35,7 +35,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Awaitable, Callable, Container, Sequence
-from contextvars import Context, copy_context
+from contextvars import copy_context
 from time import monotonic
 from typing import TYPE_CHECKING, Any
 
@@ -160,7 +160,7 @@ class _Pool:
         # made the usual way may be cancelled before it ever runs: its done callback counts
         # it out then.
         self.eager = _EAGER and loop.get_task_factory() is None and _plain_tasks(loop)
-        self.enter: Callable[[list[int]], Context] | None
+        self.enter: Callable[[], list[Any]] | None
         if on_tasks is None:
             self.enter, self.isolate, self.starts = None, func, None
         else:
@@ -283,42 +283,43 @@ class _Pool:
         task = asyncio.current_task()
         assert task is not None
         try:  # from here, whatever ends the worker, its finally counts it out
-            # Locals for what the batch fixes, read once a worker rather than once a record;
-            # not the handler and the records (self.func, self.args), which the pool lets go
-            # of as it ends: a worker abandoned then (its handler runs on) must not keep them.
-            schedule, loop = self.schedule, self.loop
+            # Locals for what each record reads, once a worker rather than once a record; not
+            # the handler and the records (self.func, self.args), which the pool lets go of
+            # as it ends: a worker abandoned then (its handler runs on) must not keep them.
+            # The rest is read from the pool where it is used: a worker's frame is alive as
+            # long as its record runs, and a busy process (the SQS worker) keeps them by the
+            # hundred, each local a slot of every one.
+            schedule = self.schedule
             n, free, kinds, values = self.n, self.free, self.kinds, self.values
             deadline, gone, tasks = self.deadline, self.gone, self.tasks
-            take, finish = schedule.next, schedule.finish
-            record_timeout = self.record_timeout
-            per_record = 0.0 if record_timeout is None else record_timeout
             # With record_timeout: whether this worker's timeout fired, and the timer that
             # will give up on its record. A list that time_out() writes, made only with a
-            # timeout: the pools of a busy process keep their workers alive by the hundred.
-            watch: list[Any] | None = None if record_timeout is None else [False, None]
+            # timeout.
+            watch: list[Any] | None = None if self.record_timeout is None else [False, None]
             # The clock is read once per record: a record starts when the worker's previous
             # one ended (or when it came back from waiting for a key). With a deadline the
             # read at the top of the loop serves both: it checks the deadline and ends the
             # time of the record that ran last (``ran``).
-            clock, took, ended_at = monotonic, self.durations, self.ends
+            took, ended_at = self.durations, self.ends
             timing = took is not None
-            last = clock() if timing else 0.0
+            last = monotonic() if timing else 0.0
             ran = -1
             dirty = False  # a record changed this worker's context (with on_tasks)
-            # With on_tasks: the record this worker runs in its own context, for
-            # current_record(); and that context itself where asyncio hands it out (3.12),
-            # else a copy to compare.
-            box = [-1]
-            context_now: Callable[[], Context] = copy_context
-            mine = None  # this worker's context as it started, with on_tasks
-            enter, starts = self.enter, self.starts
-            if enter is not None:
-                mine = enter(box)
-                context_now = getattr(task, "get_context", copy_context)
+            # With on_tasks: the box that says which record this worker runs in its own
+            # context, for current_record(); and a copy of that context as it started, to
+            # tell whether a record changed it: asyncio hands out a task's own (3.12), else
+            # each check takes a copy.
+            box: list[Any] | None = None
+            mine = None
+            own = False
+            if self.enter is not None:
+                box = self.enter()
+                mine = copy_context()
+                own = hasattr(task, "get_context")
 
             while True:
                 if deadline is not None:
-                    now = clock()
+                    now = monotonic()
                     if ran >= 0:
                         took[ran] = now - last  # type: ignore[index]
                         if ended_at is not None:
@@ -335,12 +336,12 @@ class _Pool:
                         return
                     self.cursor = index + 1
                 else:
-                    index = take()
+                    index = schedule.next()
                     if index is None:
                         return
                     if index == WAIT:
                         if self.wake is None:
-                            self.wake = loop.create_future()
+                            self.wake = self.loop.create_future()
                         self.waiting += 1
                         try:
                             await self.wake
@@ -351,7 +352,7 @@ class _Pool:
                         finally:
                             self.waiting -= 1
                         if timing and deadline is None:
-                            last = clock()
+                            last = monotonic()
                         continue
                 kinds[index] = RUNNING
                 # Another worker starts only if this handler really waits (see the module
@@ -360,19 +361,21 @@ class _Pool:
                 # nothing to do.
                 if not self.starting and len(tasks) < self.slots:
                     self.starting = True
-                    loop.call_soon(self.start_another)
+                    self.loop.call_soon(self.start_another)
                 timer = None
                 if watch is not None:
-                    timer = loop.call_later(per_record, self.time_out, task, index, watch)
+                    timer = self.loop.call_later(
+                        self.record_timeout or 0.0, self.time_out, task, index, watch
+                    )
                 try:
-                    if mine is None:
+                    if box is None:
                         step = self.func(self.args[index])
                     else:
-                        if starts is not None:
-                            starts[index] = clock()
+                        if self.starts is not None:
+                            self.starts[index] = monotonic()
                         if not dirty:
                             try:  # a value whose == cannot answer (an array): a change
-                                dirty = context_now() != mine
+                                dirty = (task.get_context() if own else copy_context()) != mine  # type: ignore[attr-defined]
                             except Exception:
                                 dirty = True
                         if dirty:  # this worker's records each run in a copy of their own
@@ -389,7 +392,7 @@ class _Pool:
                     if self.stopping:
                         return  # the record stays RUNNING: cancelled at the deadline (or torn down)
                     if watch is not None and watch[0]:
-                        kind, result = TIMEOUT, RecordTimeoutError(record_timeout or 0.0)
+                        kind, result = TIMEOUT, RecordTimeoutError(self.record_timeout or 0.0)
                     else:
                         # A cancellation the engine did not ask for (the handler awaited a
                         # task somebody else cancelled, or cancelled its own) is that record's
@@ -401,18 +404,18 @@ class _Pool:
                         return  # abandoned: its record's outcome is settled already
                     # KeyboardInterrupt, SystemExit...: stop every worker, raise it in the
                     # caller.
-                    fatal = self.fatal
-                    fatal.append(exc)
+                    self.fatal.append(exc)
                     self.stop_all()
-                    if len(fatal) == 1:  # and what will not end by then is abandoned
+                    if len(self.fatal) == 1:  # and what will not end by then is abandoned
                         self.timers.append(
-                            loop.call_later(ABANDON_AFTER, self.give_up_all, "a fatal error")
+                            self.loop.call_later(ABANDON_AFTER, self.give_up_all, "a fatal error")
                         )
                     return
                 finally:
                     # What the record started and still runs names no record from now on
                     # (rather than the worker's next one).
-                    box[0] = -1
+                    if box is not None:
+                        box[0] = -1
                     if timer is not None:
                         timer.cancel()
                         assert watch is not None
@@ -428,16 +431,16 @@ class _Pool:
                     if deadline is not None:
                         ran = index  # timed by the read at the top of the loop
                     else:
-                        ended = clock()
-                        took[index] = ended - last  # type: ignore[index]
+                        now = monotonic()
+                        took[index] = now - last  # type: ignore[index]
                         if ended_at is not None:
-                            ended_at[index] = ended
-                        last = ended
+                            ended_at[index] = now
+                        last = now
                 if free:
                     kinds[index] = kind
                     values[index] = result
                 else:
-                    finish(index, kind, result, kind == TIMEOUT and self.held(index))
+                    schedule.finish(index, kind, result, kind == TIMEOUT and self.held(index))
                     if self.waiting and self.wake is not None:
                         # A key may have unblocked, a stop may have come, or nothing is left.
                         self.wake.set_result(None)

@@ -26,7 +26,6 @@ import heapq
 import sys
 from collections import deque
 from collections.abc import Callable, Generator, Hashable, Sequence
-from contextvars import Context
 from typing import Any, Final, cast
 
 __all__ = [
@@ -91,22 +90,22 @@ class Resolved(tuple[Any]):
 class OnTasks(tuple[Any, ...]):
     """Async records run directly in their worker task's context, while they leave it be.
 
-    ``(enter, isolate, starts)``. Each worker of the native asyncio driver calls *enter*
-    with its box (``[index]`` of the record it runs, -1: none) as it starts, in its own
-    context; *enter* notes the box there and returns a copy of that context. Before each
-    record the driver checks that its worker's context still equals the copy (in O(1):
-    copies share their mapping until one is changed). While it does, the record runs
-    directly in it; once a record of a worker has changed it, that worker's later records
-    each run through *isolate* (by index), in their own copy. With *starts*, each record's
-    start is noted. A plain tuple subclass, made with ``tuple.__new__``: a ``NamedTuple``
-    class costs a cold start about 150 µs to create.
+    ``(enter, isolate, starts)``. Each worker of the native asyncio driver calls *enter* as
+    it starts, in its own context: *enter* notes there a box for the record it runs, and
+    returns it (a list whose item 0 the driver sets to the record's index, -1: none); the
+    driver then keeps a copy of its context. Before each record the driver checks that its
+    worker's context still equals the copy (in O(1): copies share their mapping until one is
+    changed). While it does, the record runs directly in it; once a record of a worker has
+    changed it, that worker's later records each run through *isolate* (by index), in their
+    own copy. With *starts*, each record's start is noted. A plain tuple subclass, made with
+    ``tuple.__new__``: a ``NamedTuple`` class costs a cold start about 150 µs to create.
     """
 
     __slots__ = ()
 
     @property
-    def enter(self) -> Callable[[list[int]], Context]:
-        return cast("Callable[[list[int]], Context]", self[0])
+    def enter(self) -> Callable[[], list[Any]]:
+        return cast("Callable[[], list[Any]]", self[0])
 
     @property
     def isolate(self) -> Callable[[int], Any]:

@@ -83,7 +83,7 @@ class Heartbeats:
     )  # fmt: skip
 
     def __init__(
-        self, caller: Caller, *, visibility: int, max_visibility: int, stats: WorkerStats
+        self, caller: Caller, visibility: int, max_visibility: int, stats: WorkerStats
     ) -> None:
         self._caller = caller
         self._visibility = visibility

@@ -124,6 +124,8 @@ class SQSWorker:
     own endpoint, unless ``AWS_ENDPOINT_URL_SQS`` (or ``AWS_ENDPOINT_URL``) names one.
     """
 
+    _heartbeats: Heartbeats  # run()'s, made once it knows the visibility timeout
+
     def __init__(
         self,
         queue_url: str,
@@ -244,7 +246,6 @@ class SQSWorker:
         self._drain_until = math.inf
         self._fatal: SQSWorkerError | None = None
         self._visibility = self.visibility_timeout or 0  # the queue's, once run() read it
-        self._heartbeats: Heartbeats | None = None  # run()'s, once it knows the visibility
 
     # -- control ----------------------------------------------------------------------------
 
@@ -308,12 +309,8 @@ class SQSWorker:
         self._wake = asyncio.Event()
         self._drained = anyio.Event()
         self._idle = []
-        self._heartbeats = Heartbeats(
-            self._caller,
-            visibility=self._visibility,
-            max_visibility=self.max_visibility,
-            stats=self.stats,
-        )
+        most, stats = self.max_visibility, self.stats
+        self._heartbeats = Heartbeats(self._caller, self._visibility, most, stats)
         logger.info(
             "worker started on %s: %d in flight at most, %d pollers, visibility timeout %d s%s",
             self.queue_url,
@@ -447,9 +444,7 @@ class SQSWorker:
             self.stats.received += len(messages)
             arn, region = queue.arn, queue.region
             records = [lambda_record(m, arn, region) for m in messages]
-            # The records own what they need of the messages: the raw ones go now, not when
-            # the next receive returns (a poller waits on it with its locals alive).
-            del messages
+            del messages  # now, not once the next receive (that waits with them) returns
             if self.stopping:  # (a property: the stop came while the receive waited)
                 # Received after the stop: released at once, for another worker.
                 releases: list[Settle] = ["release"] * len(records)
@@ -502,14 +497,12 @@ class SQSWorker:
     ) -> None:
         cut: list[Settle] = []  # what to do should the drain cut the batch off
         context = context.for_batch(received, self._visibility, self.max_visibility)
-        heartbeats = self._heartbeats
-        assert heartbeats is not None  # run() made them
-        beating = heartbeats.start(queue, records, received)
+        beating = self._heartbeats.start(queue, records, received)
         try:
             try:
                 settles = await self._process(records, context, cut)
             finally:
-                await heartbeats.stop(beating)
+                await self._heartbeats.stop(beating)
         except anyio.get_cancelled_exc_class():
             if self._stop_now:
                 raise  # a second signal: nothing is settled, visibility runs out instead
