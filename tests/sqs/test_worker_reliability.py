@@ -17,6 +17,7 @@ from anybatch.records import SQSRecord
 from anybatch.sqs import SQSWorker, SQSWorkerError
 from anybatch.sqs._heartbeat import Heartbeats
 from anybatch.sqs._plan import Heartbeat, QueueRef, RetryPolicy, parse_queue_arn
+from anybatch.sqs._room import Room
 from anybatch.sqs._settle import Caller, settle_calls
 from anybatch.sqs._stats import WorkerStats
 from anybatch.testing import sqs_record
@@ -263,6 +264,31 @@ async def test_one_timer_starts_each_batchs_heartbeat_when_due_whatever_ended_be
     made = len(api.extended)
     await anyio.sleep(1.2)  # stopped: no heartbeat goes on
     assert len(api.extended) == made
+
+
+async def test_a_settled_batch_wakes_as_many_pollers_as_its_room_has_receives_for() -> None:
+    room = Room()
+    woken: list[int] = []
+
+    async def poller(number: int) -> None:
+        await room.wait()
+        woken.append(number)
+
+    async with anyio.create_task_group() as group:
+        for number in range(4):
+            group.start_soon(poller, number)
+        await anyio.wait_all_tasks_blocked()
+        room.wake(10, 90, 10)  # one receive's room: one poller, not every one
+        await anyio.wait_all_tasks_blocked()
+        assert woken == [0]
+        room.wake(9, 91, 10)  # less than a receive while batches run: nobody
+        await anyio.wait_all_tasks_blocked()
+        assert woken == [0]
+        room.wake(5, 0, 10)  # nothing in flight: any room is worth a receive
+        await anyio.wait_all_tasks_blocked()
+        assert woken == [0, 1]
+        room.wake_all()  # stopping
+    assert woken == [0, 1, 2, 3]
 
 
 # -- a failed_visibility_timeout that raises ---------------------------------------------------

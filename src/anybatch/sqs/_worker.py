@@ -56,6 +56,7 @@ from ._plan import (
     parse_queue_arn,
 )
 from ._records import WorkerContext, lambda_record
+from ._room import Room
 from ._settle import Caller, Settle, settle, settles_after, settles_of
 from ._stats import WorkerStats
 
@@ -235,7 +236,7 @@ class SQSWorker:
         self._caller = Caller(self._sqs, self.retry, max_concurrent_calls)
         self._stopping = False
         self._stop_now = False
-        self._wake: asyncio.Event | None = None  # asyncio's own: one made per batch settled
+        self._room: Room | None = None  # the pollers waiting for room, while run() runs
         self._idle: list[asyncio.Future[_Job]] = []  # runners waiting for a batch
         self._receives: anyio.CancelScope | None = None
         self._in_flight = 0  # received and not yet processed (or reserved by a receive)
@@ -261,7 +262,7 @@ class SQSWorker:
         if first:
             self._drain_until = time.monotonic() + self.drain_timeout
         self._stopping = True
-        if self._wake is not None and (first or (now and not self._stop_now)):
+        if self._room is not None and (first or (now and not self._stop_now)):
             logger.info("%s", self._stopping_line(now=now))
         if now:
             self._stop_now = True
@@ -269,8 +270,8 @@ class SQSWorker:
                 self._receives.cancel()
             if self._drained is not None:
                 self._drained.set()
-        if self._wake is not None:
-            self._notify()
+        if self._room is not None:
+            self._room.wake_all()
 
     @property
     def in_flight(self) -> int:
@@ -306,7 +307,7 @@ class SQSWorker:
         """Consume the queue until :meth:`stop`; return what was done."""
         queue = await self._queue()
         context = WorkerContext(queue)
-        self._wake = asyncio.Event()
+        self._room = Room()
         self._drained = anyio.Event()
         self._idle = []
         most, stats = self.max_visibility, self.stats
@@ -402,8 +403,8 @@ class SQSWorker:
             if room <= 0 or (room < full and self._in_flight > 0):
                 # Full, or room for a part of a receive while batches run: wait for a whole
                 # receive's room, so that each call carries as many messages as it can.
-                assert self._wake is not None
-                await self._wake.wait()  # set, and replaced, when a batch settles
+                assert self._room is not None
+                await self._room.wait()  # woken when a batch settles
                 continue
             count = min(MAX_ENTRIES, room)
             self._in_flight += count  # reserved while the receive waits
@@ -568,15 +569,11 @@ class SQSWorker:
             self._caller, queue, records, settles, self.failed_visibility_timeout, self.stats
         )
 
-    def _notify(self) -> None:
-        """Wake every poller waiting for room (each waits on the event current then)."""
-        wake, self._wake = self._wake, asyncio.Event()
-        if wake is not None:
-            wake.set()
-
     def _release_slots(self, count: int) -> None:
         self._in_flight -= count
-        self._notify()
+        if self._room is not None:  # the pollers its room has receives for
+            full = min(MAX_ENTRIES, self.max_in_flight)
+            self._room.wake(self.max_in_flight - self._in_flight, self._in_flight, full)
         self._check_drained()
 
     def _check_drained(self) -> None:
