@@ -266,6 +266,24 @@ async def test_one_timer_starts_each_batchs_heartbeat_when_due_whatever_ended_be
     assert len(api.extended) == made
 
 
+async def test_a_heartbeat_timer_run_a_little_early_still_starts_the_heartbeat_due() -> None:
+    api = ExtensionCalls()
+    heartbeats = Heartbeats(Caller(api, RetryPolicy(), 1), 1, 60, WorkerStats())
+    records = [{"messageId": "m", "receiptHandle": "h"}]
+    key = heartbeats.start(parse_queue_arn(ARN), records, time.monotonic())
+    # A loop may run a timer before its time, by its clock's resolution (15.6 ms on
+    # Windows): as the loop would, at once. The heartbeat starts, rather than the timer
+    # being set again and again until the clock reaches its time.
+    heartbeats._fire()
+    try:
+        assert heartbeats._timer is None
+        with anyio.fail_after(5):
+            await api.seen.setdefault("h", anyio.Event()).wait()  # and extends when due
+    finally:
+        await heartbeats.stop(key)
+        heartbeats.close()
+
+
 async def test_a_settled_batch_wakes_as_many_pollers_as_its_room_has_receives_for() -> None:
     room = Room()
     woken: list[int] = []
@@ -289,6 +307,38 @@ async def test_a_settled_batch_wakes_as_many_pollers_as_its_room_has_receives_fo
         assert woken == [0, 1]
         room.wake_all()  # stopping
     assert woken == [0, 1, 2, 3]
+
+
+@HTTPX_BACKEND
+async def test_the_room_a_batch_frees_goes_to_a_receive_while_other_batches_run(
+    sqs: FakeQueue,
+) -> None:
+    sqs.add(["slow"] * 10 + ["fast"] * 10 + ["next"] * 10)
+    release = anyio.Event()
+    next_ran = anyio.Event()
+
+    async def handler(record: SQSRecord) -> None:
+        if record.body == "slow":
+            await release.wait()
+        elif record.body == "next":
+            next_ran.set()
+
+    worker = fake_worker(handler, max_in_flight=20, pollers=2)
+    async with anyio.create_task_group() as group:
+
+        async def check() -> None:
+            with anyio.fail_after(5):
+                await next_ran.wait()  # received with the room the fast batch freed
+            assert not release.is_set()  # while the slow batch still runs
+            release.set()
+            with anyio.fail_after(5):
+                while sum(message.deleted for message in sqs.messages) < 30:  # noqa: ASYNC110
+                    await anyio.sleep(0.01)
+            worker.stop()
+
+        group.start_soon(check)
+        stats = await worker.run()
+    assert stats.deleted == 30
 
 
 # -- a failed_visibility_timeout that raises ---------------------------------------------------

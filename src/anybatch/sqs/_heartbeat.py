@@ -8,6 +8,7 @@ it for a worker's batches, each only once its first extension is due.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import math
 import time
@@ -79,7 +80,8 @@ class Heartbeats:
     """
 
     __slots__ = (
-        "_at", "_caller", "_count", "_due", "_max", "_stats", "_tasks", "_timer", "_visibility",
+        "_at", "_caller", "_context", "_count", "_due", "_max", "_stats", "_tasks", "_timer",
+        "_visibility",
     )  # fmt: skip
 
     def __init__(
@@ -90,9 +92,12 @@ class Heartbeats:
         self._max = max_visibility
         self._stats = stats
         self._count = 0
+        # The heartbeats run in a copy of the context the worker made them in (its run()'s),
+        # as each batch's heartbeat did in its own, which started as that one.
+        self._context = contextvars.copy_context()
         #: The batches whose heartbeat has not started: when it is due, the queue, the
-        #: records, when they were received. In the order they started, which is (nearly)
-        #: the order their heartbeats come due.
+        #: records, when they were received. The timer fires about once in two thirds of the
+        #: visibility timeout, so each time it looks at every batch waiting.
         self._due: dict[int, tuple[float, QueueRef, Sequence[Mapping[str, Any]], float]] = {}
         self._tasks: dict[int, asyncio.Task[None]] = {}  # the heartbeats started
         self._timer: asyncio.TimerHandle | None = None
@@ -123,24 +128,33 @@ class Heartbeats:
                     raise
 
     def close(self) -> None:
-        """Let go of the timer (the worker has stopped: no batch is in flight)."""
+        """Let go of the timer, and of any heartbeat left (none is, once every batch has run)."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         self._at = math.inf
+        self._due.clear()
+        for task in self._tasks.values():
+            task.cancel()
+        self._tasks.clear()
 
     def _set(self, at: float) -> None:
         if self._timer is not None:
             self._timer.cancel()
         self._at = at
         delay = max(0.0, at - time.monotonic())
-        self._timer = asyncio.get_running_loop().call_later(delay, self._fire)
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(delay, self._fire, context=self._context)
 
     def _fire(self) -> None:
-        """Start the heartbeat of every batch due; set the timer for the next."""
+        """Start the heartbeat of every batch due; set the timer for the next.
+
+        A loop may run a timer a little before its time (by its clock's resolution: 15.6 ms
+        on Windows, a millisecond on uvloop): what the timer was set for counts as due.
+        """
         self._timer = None
+        now = max(time.monotonic(), self._at)
         self._at = math.inf
-        now = time.monotonic()
         loop = asyncio.get_running_loop()
         later = math.inf
         for key, (due, queue, records, received) in list(self._due.items()):

@@ -11,7 +11,7 @@ __all__ = ["Room"]
 class Room:
     """The pollers waiting for room, woken as many as the room has receives for.
 
-    When a batch settles, its room goes to as many waiting pollers as whole receives fit in
+    When a batch has run, its room goes to as many waiting pollers as whole receives fit in
     it (each takes up to *full* messages). Woken all at once, as they were, the others
     found no room and waited again: about two task steps for nothing each batch.
     """

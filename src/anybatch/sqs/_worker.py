@@ -404,7 +404,7 @@ class SQSWorker:
                 # Full, or room for a part of a receive while batches run: wait for a whole
                 # receive's room, so that each call carries as many messages as it can.
                 assert self._room is not None
-                await self._room.wait()  # woken when a batch settles
+                await self._room.wait()  # woken when a batch has run
                 continue
             count = min(MAX_ENTRIES, room)
             self._in_flight += count  # reserved while the receive waits
