@@ -285,7 +285,7 @@ async def test_a_heartbeat_timer_run_a_little_early_still_starts_the_heartbeat_d
 
 
 async def test_a_settled_batch_wakes_as_many_pollers_as_its_room_has_receives_for() -> None:
-    room = Room()
+    room = Room(15)
     woken: list[int] = []
 
     async def poller(number: int) -> None:
@@ -296,17 +296,26 @@ async def test_a_settled_batch_wakes_as_many_pollers_as_its_room_has_receives_fo
         for number in range(4):
             group.start_soon(poller, number)
         await anyio.wait_all_tasks_blocked()
-        room.wake(10, 90, 10)  # one receive's room: one poller, not every one
+        room.wake(5)  # one receive's room: one poller, not every one
         await anyio.wait_all_tasks_blocked()
         assert woken == [0]
-        room.wake(9, 91, 10)  # less than a receive while batches run: nobody
+        room.wake(6)  # less than a receive while batches run: nobody
         await anyio.wait_all_tasks_blocked()
         assert woken == [0]
-        room.wake(5, 0, 10)  # nothing in flight: any room is worth a receive
+        room.wake(0)  # a receive of 10, then 5 left beside it: not another's room
         await anyio.wait_all_tasks_blocked()
         assert woken == [0, 1]
         room.wake_all()  # stopping
     assert woken == [0, 1, 2, 3]
+
+
+def test_a_receive_asks_for_a_whole_receives_room_or_any_when_nothing_is_in_flight() -> None:
+    assert Room(100).receive_size(0) == 10
+    assert Room(100).receive_size(90) == 10
+    assert Room(100).receive_size(95) == 0  # part of a receive while batches run: wait
+    assert Room(100).receive_size(100) == 0
+    assert Room(5).receive_size(0) == 5  # nothing in flight: any room beats none
+    assert Room(5).receive_size(1) == 0
 
 
 @HTTPX_BACKEND

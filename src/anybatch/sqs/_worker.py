@@ -47,7 +47,6 @@ from ._failures import log_failures, looks_like_lambda_handler
 from ._health import HealthFile
 from ._heartbeat import Heartbeats
 from ._plan import (
-    MAX_ENTRIES,
     MAX_VISIBILITY_TIMEOUT,
     QueueRef,
     RetryPolicy,
@@ -307,7 +306,7 @@ class SQSWorker:
         """Consume the queue until :meth:`stop`; return what was done."""
         queue = await self._queue()
         context = WorkerContext(queue)
-        self._room = Room()
+        self._room = Room(self.max_in_flight)
         self._drained = anyio.Event()
         self._idle = []
         most, stats = self.max_visibility, self.stats
@@ -397,16 +396,13 @@ class SQSWorker:
 
     async def _poll(self, queue: QueueRef, context: Any, batches: anyio.abc.TaskGroup) -> None:
         failures = 0
-        full = min(MAX_ENTRIES, self.max_in_flight)
+        room = self._room
+        assert room is not None  # run() made it
         while not self._stopping:
-            room = self.max_in_flight - self._in_flight
-            if room <= 0 or (room < full and self._in_flight > 0):
-                # Full, or room for a part of a receive while batches run: wait for a whole
-                # receive's room, so that each call carries as many messages as it can.
-                assert self._room is not None
-                await self._room.wait()  # woken when a batch has run
+            count = room.receive_size(self._in_flight)
+            if not count:  # no room for a receive: woken when a batch has run
+                await room.wait()
                 continue
-            count = min(MAX_ENTRIES, room)
             self._in_flight += count  # reserved while the receive waits
             self._reserved += count
             started = time.monotonic()
@@ -572,8 +568,7 @@ class SQSWorker:
     def _release_slots(self, count: int) -> None:
         self._in_flight -= count
         if self._room is not None:  # the pollers its room has receives for
-            full = min(MAX_ENTRIES, self.max_in_flight)
-            self._room.wake(self.max_in_flight - self._in_flight, self._in_flight, full)
+            self._room.wake(self._in_flight)
         self._check_drained()
 
     def _check_drained(self) -> None:
