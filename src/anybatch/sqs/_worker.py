@@ -309,8 +309,9 @@ class SQSWorker:
         self._room = Room(self.max_in_flight)
         self._drained = anyio.Event()
         self._idle = []
-        most, stats = self.max_visibility, self.stats
-        self._heartbeats = Heartbeats(self._caller, self._visibility, most, stats)
+        self._heartbeats = Heartbeats(
+            self._caller, self._visibility, self.max_visibility, self.stats
+        )
         logger.info(
             "worker started on %s: %d in flight at most, %d pollers, visibility timeout %d s%s",
             self.queue_url,
