@@ -36,8 +36,6 @@ import _floor_cases
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 DEFAULT_FIGURES = ("sync-10", "sync-10-nocontext", "sync-100", "async-10", "async-100")
-#: callgrind's cost weights for its cycle estimate.
-L1_MISS, LL_MISS, BRANCH_MISS = 10, 100, 10
 
 
 def extract(revision: str, into: Path) -> Path:
@@ -65,14 +63,6 @@ def _events(path: Path) -> dict[str, int]:
         elif line.startswith("summary:"):
             return dict(zip(names, map(int, line.split()[1:]), strict=True))
     raise RuntimeError(f"{path.name}: no summary line")
-
-
-def estimate(events: dict[str, int]) -> float:
-    """callgrind's cycle estimate of a segment's events."""
-    l1 = events["I1mr"] + events["D1mr"] + events["D1mw"]
-    ll = events["ILmr"] + events["DLmr"] + events["DLmw"]
-    branches = events.get("Bcm", 0) + events.get("Bim", 0)
-    return events["Ir"] + L1_MISS * l1 + LL_MISS * ll + BRANCH_MISS * branches
 
 
 def count(src: Path, figure: str, cache: bool) -> tuple[float, float | None]:
@@ -103,7 +93,7 @@ def count(src: Path, figure: str, cache: bool) -> tuple[float, float | None]:
         )
         short, long = _events(Path(f"{out}.2")), _events(Path(f"{out}.4"))
     per = {name: (long[name] - short[name]) / (hi - lo) for name in short}
-    return per["Ir"], estimate(per)
+    return per["Ir"], _callgrind.estimate(per)
 
 
 def main(argv: list[str] | None = None) -> None:

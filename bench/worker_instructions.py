@@ -16,11 +16,14 @@ on (``validating``), like for like with the loop, which keeps botocore's default
     python bench/worker_instructions.py --cache 1000   # with a simulated L2: about 5 minutes
 
 With ``--cache``, callgrind also simulates the caches, with this machine's L2 (one core's,
-from ``/sys``; 512 KiB here) as the last level, and the misses per message are printed
-beside the instructions: what the instruction count does not see. The worker executes as
-many instructions as the loop, yet its CPU time moves from run to run around the loop's; it
-misses that L2 more often (its code and the objects and types it touches are more than the
-loop's), and what a miss costs depends on what else shares the machine's L3.
+from ``/sys``) as the last level, and the branch predictor; the misses per message are
+printed beside the instructions (what the instruction count does not see), and callgrind's
+cycle estimate (instructions, plus 10 per first-level miss and per mispredicted branch, plus
+100 per L2 miss): the figure ``bench_worker.py``'s CPU ratio aims at, without the noise of a
+shared machine's CPU time. The worker executes as many instructions as the loop, yet its CPU
+time moves from run to run around the loop's; it misses that L2 more often (its code and the
+objects and types it touches are more than the loop's), and what a miss costs depends on
+what else shares the machine's L3.
 
 Not part of ``run_all.py``: too slow for it. The counts repeat to within a fraction of a
 percent (the loop's timing decides little: both consume a queue filled before they start).
@@ -107,7 +110,7 @@ def main(argv: list[str]) -> None:
     if len(numbers) > 1 or not all(number.isdigit() for number in numbers):
         sys.exit("usage: worker_instructions.py [--cache] [COUNT]")
     count = int(numbers[0]) if numbers else 3_000
-    options = ["--cache-sim=yes", f"--LL={l2_cache()}"] if cache else []
+    options = ["--cache-sim=yes", "--branch-sim=yes", f"--LL={l2_cache()}"] if cache else []
     jobs = [
         lambda name=name: _callgrind.count_segment_events(
             [
@@ -135,6 +138,8 @@ def main(argv: list[str]) -> None:
             misses = sum(events[key] for key in ("ILmr", "DLmr", "DLmw"))
             floor_misses = sum(floor[key] for key in ("ILmr", "DLmr", "DLmw"))
             line += f"; {misses / count:,.0f} L2 misses ({misses / floor_misses:.3f}x)"
+            cycles, floor_cycles = _callgrind.estimate(events), _callgrind.estimate(floor)
+            line += f"; est {cycles / count:,.0f} cycles ({cycles / floor_cycles:.3f}x)"
         print(line)
 
 
