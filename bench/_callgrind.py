@@ -53,8 +53,8 @@ _SUMMARY = re.compile(r"^summary:\s+(\d+)", re.MULTILINE)
 _EVENTS = re.compile(r"^events:\s+(.+)$", re.MULTILINE)
 _SUMMARY_LINE = re.compile(r"^summary:\s+(.+)$", re.MULTILINE)
 _PART = re.compile(r"^part:\s+(\d+)", re.MULTILINE)
-#: callgrind's own cost weights for its cycle estimate (``callgrind_annotate``'s): 10 cycles
-#: per first-level miss and per mispredicted branch, 100 per last-level miss.
+#: The weights of the cycle estimate KCachegrind shows for callgrind's counts ("CEst"): 10
+#: cycles per first-level miss and per mispredicted branch, 100 per last-level miss.
 L1_MISS, LL_MISS, BRANCH_MISS = 10, 100, 10
 
 
@@ -63,7 +63,7 @@ def available() -> bool:
 
 
 def estimate(events: Mapping[str, float]) -> float:
-    """callgrind's cycle estimate of a segment's *events* (``--cache-sim=yes``, and
+    """The cycle estimate of a segment's *events* (``--cache-sim=yes``, and
     ``--branch-sim=yes`` for the branches): instructions plus what their misses cost.
 
     Wall time follows it more closely than the instructions alone: code that touches more

@@ -15,7 +15,7 @@ difference (see ``_callgrind.py``); counts do not move with the machine's load.
 
 ``--cache`` also simulates the caches and the branch predictor and prints an estimate of the
 cycles (instructions, plus 10 per first-level miss and per mispredicted branch, plus 100
-per last-level miss: callgrind's own weights). Wall time follows this estimate more closely
+per last-level miss: KCachegrind's weights). Wall time follows this estimate more closely
 than the instructions alone: code that touches more functions misses more.
 """
 
@@ -55,16 +55,6 @@ def extract(revision: str, into: Path) -> Path:
     return folder / "src"
 
 
-def _events(path: Path) -> dict[str, int]:
-    names: list[str] = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.startswith("events:"):
-            names = line.split()[1:]
-        elif line.startswith("summary:"):
-            return dict(zip(names, map(int, line.split()[1:]), strict=True))
-    raise RuntimeError(f"{path.name}: no summary line")
-
-
 def count(src: Path, figure: str, cache: bool) -> tuple[float, float | None]:
     """Instructions (and the cycle estimate, with *cache*) per invocation of *figure*."""
     env = {**os.environ, "PYTHONPATH": str(src)}
@@ -73,25 +63,8 @@ def count(src: Path, figure: str, cache: bool) -> tuple[float, float | None]:
     if not cache:
         counts = _callgrind.count_segments(command, env)
         return (counts[1] - counts[0]) / (hi - lo), None
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "callgrind.out"
-        assert _callgrind.VALGRIND is not None
-        subprocess.run(
-            [
-                _callgrind.VALGRIND,
-                "--tool=callgrind",
-                "--cache-sim=yes",
-                "--branch-sim=yes",
-                f"--dump-before={_callgrind.MARKER}",
-                f"--callgrind-out-file={out}",
-                *command,
-            ],
-            env={**env, "PYTHONHASHSEED": "0"},
-            check=True,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        short, long = _events(Path(f"{out}.2")), _events(Path(f"{out}.4"))
+    options = ["--cache-sim=yes", "--branch-sim=yes"]
+    short, long = _callgrind.count_segment_events(command, env, options)
     per = {name: (long[name] - short[name]) / (hi - lo) for name in short}
     return per["Ir"], _callgrind.estimate(per)
 

@@ -13,17 +13,17 @@ on (``validating``), like for like with the loop, which keeps botocore's default
 
     python bench/worker_instructions.py          # 3,000 messages: about 3 minutes
     python bench/worker_instructions.py 1000
-    python bench/worker_instructions.py --cache 1000   # with a simulated L2: about 5 minutes
+    python bench/worker_instructions.py --cache 3000   # simulated caches: about 6 minutes
 
 With ``--cache``, callgrind also simulates the caches, with this machine's L2 (one core's,
 from ``/sys``) as the last level, and the branch predictor; the misses per message are
-printed beside the instructions (what the instruction count does not see), and callgrind's
-cycle estimate (instructions, plus 10 per first-level miss and per mispredicted branch, plus
-100 per L2 miss): the figure ``bench_worker.py``'s CPU ratio aims at, without the noise of a
-shared machine's CPU time. The worker executes as many instructions as the loop, yet its CPU
-time moves from run to run around the loop's; it misses that L2 more often (its code and the
-objects and types it touches are more than the loop's), and what a miss costs depends on
-what else shares the machine's L3.
+printed beside the instructions (what the instruction count does not see), and the cycle
+estimate that weighs them (KCachegrind's weights: instructions, plus 10 per first-level miss
+and per mispredicted branch, plus 100 per L2 miss): the figure ``bench_worker.py``'s CPU
+ratio aims at, without the noise of a shared machine's CPU time. The worker executes as many
+instructions as the loop, yet its CPU time moves from run to run around the loop's; it
+misses that L2 more often (its code and the objects and types it touches are more than the
+loop's), and what a miss costs depends on what else shares the machine's L3.
 
 Not part of ``run_all.py``: too slow for it. The counts repeat to within a fraction of a
 percent (the loop's timing decides little: both consume a queue filled before they start).
