@@ -41,6 +41,7 @@ __all__ = [
     "count_segment_events",
     "count_segments",
     "estimate",
+    "last_level_misses",
     "mark",
     "parallel",
     "segment",
@@ -70,9 +71,15 @@ def estimate(events: Mapping[str, float]) -> float:
     functions and objects misses more.
     """
     l1 = events["I1mr"] + events["D1mr"] + events["D1mw"]
-    ll = events["ILmr"] + events["DLmr"] + events["DLmw"]
     branches = events.get("Bcm", 0) + events.get("Bim", 0)
-    return events["Ir"] + L1_MISS * l1 + LL_MISS * ll + BRANCH_MISS * branches
+    return (
+        events["Ir"] + L1_MISS * l1 + LL_MISS * last_level_misses(events) + BRANCH_MISS * branches
+    )
+
+
+def last_level_misses(events: Mapping[str, float]) -> float:
+    """The last-level misses of a segment's *events* (``--cache-sim=yes``): code, reads, writes."""
+    return events["ILmr"] + events["DLmr"] + events["DLmw"]
 
 
 def mark() -> None:

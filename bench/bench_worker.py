@@ -388,7 +388,7 @@ class Collector:
     def __init__(self, names: Iterable[str]) -> None:
         self.seconds = dict.fromkeys(names, 0.0)
         self.collections = dict.fromkeys(names, 0)
-        self._name: str | None = None
+        self._name = ""
         self._started = 0.0
 
     @contextlib.contextmanager
@@ -400,11 +400,9 @@ class Collector:
             yield
         finally:
             gc.callbacks.remove(self._callback)
-            self._name = None
 
     def _callback(self, phase: str, info: dict[str, Any]) -> None:
-        if self._name is None:
-            return
+        # Called only while counting() has it in gc.callbacks: for self._name.
         if phase == "start":
             self._started = time.perf_counter()
         else:

@@ -260,11 +260,11 @@ def main(argv: list[str]) -> None:
     print(f"per message, under callgrind (L2 simulated as --LL={l2_cache()}):")
     base = events["hand-written"]
     assert isinstance(base, dict)
-    base_misses = sum(base[key] for key in ("ILmr", "DLmr", "DLmw"))
+    base_misses = _callgrind.last_level_misses(base)
     for name in CONSUMERS:
         counts = events[name]
         assert isinstance(counts, dict)
-        misses = sum(counts[key] for key in ("ILmr", "DLmr", "DLmw"))
+        misses = _callgrind.last_level_misses(counts)
         print(
             f"  {name:<12} {counts['Ir'] / COUNT:10,.0f} instructions "
             f"({counts['Ir'] / base['Ir']:.3f}x), {misses / COUNT:5,.0f} L2 misses "

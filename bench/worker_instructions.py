@@ -135,8 +135,8 @@ def main(argv: list[str]) -> None:
         line = f"  {name:<12} {events['Ir'] / count:12,.0f} instructions, "
         line += f"{events['Ir'] / floor['Ir']:.3f}x the hand-written loop"
         if cache:
-            misses = sum(events[key] for key in ("ILmr", "DLmr", "DLmw"))
-            floor_misses = sum(floor[key] for key in ("ILmr", "DLmr", "DLmw"))
+            misses = _callgrind.last_level_misses(events)
+            floor_misses = _callgrind.last_level_misses(floor)
             line += f"; {misses / count:,.0f} L2 misses ({misses / floor_misses:.3f}x)"
             cycles, floor_cycles = _callgrind.estimate(events), _callgrind.estimate(floor)
             line += f"; est {cycles / count:,.0f} cycles ({cycles / floor_cycles:.3f}x)"
