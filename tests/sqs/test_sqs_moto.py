@@ -546,3 +546,82 @@ def test_boto3_session_and_session_together_are_refused() -> None:
         PartialSQSProcessor(session=get_session(), boto3_session=boto3.session.Session())
     with pytest.raises(TypeError, match=r"boto3\.session\.Session"):
         PartialSQSProcessor(boto3_session=object())
+
+
+# --- the client's user agent ----------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_the_user_agent_is_botocores_own_built_once_per_set_of_features(
+    make_queue: MakeQueue, endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from botocore.useragent import UserAgentString, register_feature_id
+
+    from anybatch.sqs._client import AioSQS, remember_user_agent
+    from anybatch.sqs._plan import parse_queue_arn
+
+    botocores = UserAgentString.to_string
+    built: list[str] = []
+
+    def counted(self: UserAgentString) -> str:
+        text: str = botocores(self)
+        built.append(text)
+        return text
+
+    monkeypatch.setattr(UserAgentString, "to_string", counted)
+
+    def ours() -> int:  # the test's own boto3 calls, made through the same class, left out
+        return len([text for text in built if text.startswith("aiobotocore/")])
+
+    builds: list[int] = []
+    creators: list[UserAgentString] = []
+    sent: list[tuple[str, str, str]] = []  # (event, the header sent, botocore's own)
+
+    def compare(request: Any, event_name: str, **_: Any) -> None:
+        header = request.headers["User-Agent"]
+        header = header.decode() if isinstance(header, bytes) else header
+        sent.append((event_name, header, botocores(creators[0])))
+
+    def compress_deletes(**_: Any) -> None:  # a feature some calls register, as botocore's do
+        register_feature_id("GZIP_REQUEST_COMPRESSION")
+
+    session = get_session()
+    session.register("before-send.sqs", compare)
+    session.register("before-call.sqs.DeleteMessageBatch", compress_deletes)
+    queue = make_queue()
+    queue.send([f"m-{i}" for i in range(3)])
+    sqs = AioSQS(session=session, endpoint_url=endpoint)
+    try:
+        client: Any = await sqs._client(queue.region)  # pyright: ignore[reportPrivateUsage]
+        creators.append(client._user_agent_creator)
+        for _ in range(3):
+            messages = await sqs.receive(
+                queue.url, queue.region, max_messages=1, wait_time=0, visibility_timeout=30
+            )
+            entries = [{"Id": "0", "ReceiptHandle": m["ReceiptHandle"]} for m in messages]
+            await sqs.send("delete", parse_queue_arn(queue.arn), entries)
+            builds.append(ours())
+    finally:
+        await sqs.aclose()
+    assert queue.counts() == (0, 0)
+    assert len(sent) == 6
+    assert all(header == own for _, header, own in sent)  # byte for byte botocore's
+    assert [event for event, _, _ in sent] == [
+        "before-send.sqs.ReceiveMessage",
+        "before-send.sqs.DeleteMessageBatch",
+    ] * 3
+    receives, deletes = {h for _, h, _ in sent[0::2]}, {h for _, h, _ in sent[1::2]}
+    assert len(receives) == 1
+    assert len(deletes) == 1
+
+    def features(header: str) -> list[str]:  # "... m/g,N,L ..." -> ["g", "N", "L"]
+        return header.partition(" m/")[2].split(" ")[0].split(",")
+
+    assert "L" not in features(receives.pop())
+    assert "L" in features(deletes.pop())  # the deletes' own feature
+    # botocore builds each call's header twice (before and after the call registers its
+    # features): twelve builds for six calls. Here: once per set of features, all in the first
+    # round (a receive and a delete), none after.
+    assert 2 <= builds[0] <= 4
+    assert ours() == builds[0]
+    assert remember_user_agent(object()) is False  # nothing to remember: left as it is
