@@ -8,8 +8,9 @@ not counted), is warmed up on 500 messages, and is counted while it consumes *co
 its client's creation included, as ``bench_worker.py``'s CPU figure includes it (each
 consumer's aiobotocore session is made once, in the warm-up, as a long-running consumer's
 is). The
-worker is counted twice: as it runs, and with botocore's parameter validation turned back
-on (``validating``), like for like with the loop, which keeps botocore's default::
+worker is counted twice: as it runs, and with its client as botocore's defaults make it
+(``defaults``: parameter validation on, the ``User-Agent`` header built twice per call), like
+for like with the loop, which keeps botocore's defaults::
 
     python bench/worker_instructions.py          # 3,000 messages: about 3 minutes
     python bench/worker_instructions.py 1000
@@ -39,9 +40,10 @@ import sys
 import _callgrind
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-#: The worker as it runs, the worker with botocore's parameter validation on (which it turns
-#: off: it builds its requests), and the loop (validation on, botocore's default).
-CONSUMERS = ("SQSWorker", "validating", "hand-written")
+#: The worker as it runs, the worker with its client as botocore's defaults make it (it turns
+#: parameter validation off, as it builds its requests, and builds the User-Agent header once
+#: per set of request features), and the loop (botocore's defaults).
+CONSUMERS = ("SQSWorker", "defaults", "hand-written")
 WARMUP = 500
 
 
@@ -54,7 +56,7 @@ def child(name: str, count: int) -> None:
 
     consume = {
         "SQSWorker": bench_worker.anybatch_worker,
-        "validating": functools.partial(bench_worker.anybatch_worker, validate=True),
+        "defaults": functools.partial(bench_worker.anybatch_worker, defaults=True),
         "hand-written": bench_worker.handwritten_loop,
     }[name]
     endpoint = bench_worker.Endpoint()
