@@ -589,7 +589,7 @@ async def test_the_user_agent_is_botocores_own_built_once_per_set_of_features(
     session.register("before-send.sqs", compare)
     session.register("before-call.sqs.DeleteMessageBatch", compress_deletes)
     queue = make_queue()
-    queue.send([f"m-{i}" for i in range(3)])
+    queue.send([f"m-{i}" for i in range(5)])
     sqs = AioSQS(session=session, endpoint_url=endpoint)
     try:
         client: Any = await sqs._client(queue.region)  # pyright: ignore[reportPrivateUsage]
@@ -601,16 +601,30 @@ async def test_the_user_agent_is_botocores_own_built_once_per_set_of_features(
             entries = [{"Id": "0", "ReceiptHandle": m["ReceiptHandle"]} for m in messages]
             await sqs.send("delete", parse_queue_arn(queue.arn), entries)
             builds.append(ours())
+        # Calls at once, each in its own task (and botocore context): each its own header.
+        first = await sqs.receive(
+            queue.url, queue.region, max_messages=1, wait_time=0, visibility_timeout=30
+        )
+        entries = [{"Id": "0", "ReceiptHandle": first[0]["ReceiptHandle"]}]
+        last, _ = await asyncio.gather(
+            sqs.receive(
+                queue.url, queue.region, max_messages=1, wait_time=0, visibility_timeout=30
+            ),
+            sqs.send("delete", parse_queue_arn(queue.arn), entries),
+        )
+        entries = [{"Id": "0", "ReceiptHandle": last[0]["ReceiptHandle"]}]
+        await sqs.send("delete", parse_queue_arn(queue.arn), entries)
     finally:
         await sqs.aclose()
     assert queue.counts() == (0, 0)
-    assert len(sent) == 6
+    assert len(sent) == 10
     assert all(header == own for _, header, own in sent)  # byte for byte botocore's
-    assert [event for event, _, _ in sent] == [
+    assert [event for event, _, _ in sent[:6]] == [
         "before-send.sqs.ReceiveMessage",
         "before-send.sqs.DeleteMessageBatch",
     ] * 3
-    receives, deletes = {h for _, h, _ in sent[0::2]}, {h for _, h, _ in sent[1::2]}
+    receives = {h for event, h, _ in sent if event.endswith("ReceiveMessage")}
+    deletes = {h for event, h, _ in sent if event.endswith("DeleteMessageBatch")}
     assert len(receives) == 1
     assert len(deletes) == 1
 
@@ -620,8 +634,8 @@ async def test_the_user_agent_is_botocores_own_built_once_per_set_of_features(
     assert "L" not in features(receives.pop())
     assert "L" in features(deletes.pop())  # the deletes' own feature
     # botocore builds each call's header twice (before and after the call registers its
-    # features): twelve builds for six calls. Here: once per set of features, all in the first
-    # round (a receive and a delete), none after.
+    # features): twenty builds for ten calls. Here: once per set of features, all in the
+    # first round (a receive and a delete), none after.
     assert 2 <= builds[0] <= 4
     assert ours() == builds[0]
     assert remember_user_agent(object()) is False  # nothing to remember: left as it is

@@ -285,19 +285,26 @@ def remember_user_agent(client: object) -> bool:
 
     botocore builds the header twice for every call (when it converts the call into a
     request, and again just before signing it), sanitizing each component character by
-    character: about 45 µs each time, some 8% of a busy worker's CPU
+    character: about 45 µs each time, a fifth of a busy worker's instructions
     (``bench/worker_instructions.py``). The string depends only on the client (its session,
     config and the features registered when it was made) and on the features the call
-    registers in botocore's request context, so it is kept per set of those features and is
-    the same, byte for byte, as botocore's own. Returns whether the client's user-agent
-    builder was found; where it was not (a botocore that builds it differently), the client
-    is left as it is.
+    registers in botocore's request context, so it is kept per set of those features: the
+    header botocore builds for that set (its features in the order botocore first wrote
+    them). Returns whether the client was changed. A botocore that builds the header some
+    other way (no request context, another builder, a context that holds more than
+    features) is left to build it as it does.
     """
-    from botocore.context import get_context
-    from botocore.useragent import UserAgentString
+    import dataclasses
 
+    try:
+        from botocore.context import ClientContext, get_context
+        from botocore.useragent import UserAgentString
+    except ImportError:  # a botocore from before its request context
+        return False
     creator = getattr(client, "_user_agent_creator", None)
-    if not isinstance(creator, UserAgentString):
+    if creator is None or type(creator) is not UserAgentString:  # a subclass may read more
+        return False
+    if [field.name for field in dataclasses.fields(ClientContext)] != ["features"]:
         return False
     build = creator.to_string
     made: dict[frozenset[str], str] = {}
