@@ -268,8 +268,9 @@ async def anybatch_worker(endpoint: Endpoint, count: int, *, defaults: bool = Fa
 
     The worker's clients skip botocore's parameter validation (it builds its requests) and
     build the ``User-Agent`` header once per set of request features, not twice per call
-    (``anybatch.sqs._client.remember_user_agent``). With *defaults*, they do neither: like for
-    like with the hand-written loop, whatever the worker costs beyond it is its own.
+    (``anybatch._botocore.remember_user_agent``, which the SQS clients' module calls). With
+    *defaults*, they do neither: like for like with the hand-written loop, whatever the worker
+    costs beyond it is its own.
     """
     import anyio
 

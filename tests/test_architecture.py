@@ -17,7 +17,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "anybatch"
 
 #: The layers, lowest first. A module may import its own layer and those below, never above.
 LAYERS: list[tuple[str, list[str]]] = [
-    ("leaves", ["_exceptions", "_options", "_view"]),
+    ("leaves", ["_exceptions", "_options", "_view", "_botocore"]),
     ("engine", ["_engine"]),
     ("sources and outcomes", ["_sources", "records", "models", "_outcome", "_events"]),
     (

@@ -278,3 +278,39 @@ async def test_two_invocations_at_once_share_one_store(dynamo: DynamoDBStore) ->
                 async_process_partial_response, sqs_event([body]), handler, processor()
             )
     assert sorted(counter.bodies) == ["a", "b"]
+
+
+async def test_the_stores_client_builds_its_user_agent_once_per_set_of_features(
+    table: Table, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aiobotocore.session import get_session
+    from botocore.useragent import UserAgentString
+
+    botocores = UserAgentString.to_string
+    built: list[str] = []
+
+    def counted(self: UserAgentString) -> str:
+        text: str = botocores(self)
+        if text.startswith("aiobotocore/"):  # the test's own boto3 calls left out
+            built.append(text)
+        return text
+
+    monkeypatch.setattr(UserAgentString, "to_string", counted)
+    sent: list[str] = []
+    session = get_session()
+    session.register("before-send.dynamodb", lambda request, **_: sent.append(request.url))
+    store = table.store(session=session)
+    try:
+        handler = make_handler("async", store, Counter())
+        rounds: list[tuple[int, int]] = []  # (calls made, headers built), after each batch
+        for bodies in (["a", "b"], ["c", "d"], ["a", "c"]):
+            await async_process_partial_response(sqs_event(bodies), handler, processor())
+            rounds.append((len(sent), len(built)))
+    finally:
+        await store.aclose()
+        store.close()
+    # Each batch calls DynamoDB; botocore would build each call's header twice. Here the
+    # headers are all built in the first batch, none after.
+    assert rounds[0][0] < rounds[1][0] < rounds[2][0]
+    assert 1 <= rounds[0][1] <= 2 * rounds[0][0]
+    assert rounds[2][1] == rounds[0][1]

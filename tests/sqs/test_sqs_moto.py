@@ -557,7 +557,8 @@ async def test_the_user_agent_is_botocores_own_built_once_per_set_of_features(
 ) -> None:
     from botocore.useragent import UserAgentString, register_feature_id
 
-    from anybatch.sqs._client import AioSQS, remember_user_agent
+    from anybatch._botocore import remember_user_agent
+    from anybatch.sqs._client import AioSQS
     from anybatch.sqs._plan import parse_queue_arn
 
     botocores = UserAgentString.to_string

@@ -22,6 +22,7 @@ from contextlib import AsyncExitStack
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
+from anybatch._botocore import remember_user_agent
 from anybatch._exceptions import MissingDependencyError
 
 from ._store import IN_PROGRESS, StoredRecord
@@ -391,6 +392,7 @@ class DynamoDBStore:
                     self._locks.pop(old, None)
                 stack = AsyncExitStack()
                 client = await stack.enter_async_context(self._create())
+                remember_user_agent(client)
                 found = self._clients[loop] = _Client(client, stack)
         return found.client
 
