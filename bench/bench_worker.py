@@ -613,6 +613,23 @@ async def handler(record):
 """
 
 
+def _scheduled(pids: list[int]) -> tuple[float, int]:
+    """The processes *pids*' time waiting runnable for a core (seconds) and preemptions so far.
+
+    From the kernel's scheduler statistics; (0, 0) where there are none (not Linux).
+    """
+    waited = preempted = 0
+    with contextlib.suppress(OSError):
+        for pid in pids:
+            with open(f"/proc/{pid}/schedstat") as file:
+                waited += int(file.read().split()[1])
+            with open(f"/proc/{pid}/status") as file:
+                for line in file:
+                    if line.startswith("nonvoluntary_ctxt_switches:"):
+                        preempted += int(line.split()[1])
+    return waited / 1e9, preempted
+
+
 def _cpu_of(pids: list[int]) -> float:
     """The CPU seconds (user and system) the processes *pids* used so far."""
     ticks = os.sysconf("SC_CLK_TCK")
@@ -684,17 +701,19 @@ class WorkerCommand:
         return None
 
 
-def command_rates(endpoint: Endpoint) -> dict[int, tuple[float, float, float, float]]:
+def command_rates(endpoint: Endpoint) -> dict[int, tuple[float, ...]]:
     """``--processes`` 1 and 2, idle side by side, their rounds taking turns; each's median.
 
     For each: messages/s, its processes' CPU and the endpoint's, per message, in its median
-    round (by time), then its best round's messages/s. The time is the endpoint's, from the
-    fill to the last delete; the bench asks for it every 50 ms.
+    round (by time), then its best round's messages/s, then, in its median round, the time
+    its processes waited runnable for a core and how often they were preempted, per message.
+    The time is the endpoint's, from the fill to the last delete; the bench asks for it
+    every 50 ms.
     """
     import statistics
     import tempfile
 
-    rounds: dict[int, list[tuple[float, float, float]]] = {1: [], 2: []}
+    rounds: dict[int, list[tuple[float, float, float, float, int]]] = {1: [], 2: []}
     with tempfile.TemporaryDirectory() as folder:
         with open(os.path.join(folder, "bench_app.py"), "w") as file:
             file.write(_APP)
@@ -708,6 +727,7 @@ def command_rates(endpoint: Endpoint) -> dict[int, tuple[float, float, float, fl
                 for processes in sorted(rounds, reverse=bool(round_ % 2)):
                     queue = commands[processes].queue
                     workers = _cpu_of(pids[processes])
+                    waited, preempted = _scheduled(pids[processes])
                     # Its consumers are polling: all alive, their polls answered by the fill.
                     # The endpoint's CPU counts from the fill's answer: not making the messages.
                     before = endpoint.ask(f"fill r{round_} {N_PROCESSES} {queue}")["cpu"]
@@ -717,7 +737,16 @@ def command_rates(endpoint: Endpoint) -> dict[int, tuple[float, float, float, fl
                             sys.exit(f"--processes {processes}: {ROUND_LIMIT} s, {status}")
                         time.sleep(0.05)
                     workers = _cpu_of(pids[processes]) - workers
-                    rounds[processes].append((status["took"], workers, status["cpu"] - before))
+                    after = _scheduled(pids[processes])
+                    rounds[processes].append(
+                        (
+                            status["took"],
+                            workers,
+                            status["cpu"] - before,
+                            after[0] - waited,
+                            after[1] - preempted,
+                        )
+                    )
                     if status["deleted"] != N_PROCESSES or status["left"]:
                         sys.exit(f"--processes {processes} left {status}")
         finally:
@@ -728,13 +757,16 @@ def command_rates(endpoint: Endpoint) -> dict[int, tuple[float, float, float, fl
                     sys.exit(failure)
     rates = {}
     for processes, made in rounds.items():
-        took, workers, endpoint_cpu = statistics.median_low(made)  # a round that was made
+        # A round that was made, not a mean of rounds:
+        took, workers, endpoint_cpu, waited, preempted = statistics.median_low(made)
         best = min(round_[0] for round_ in made)
         rates[processes] = (
             N_PROCESSES / took,
             workers / N_PROCESSES,
             endpoint_cpu / N_PROCESSES,
             N_PROCESSES / best,
+            waited / N_PROCESSES,
+            preempted / N_PROCESSES,
         )
     return rates
 
@@ -748,11 +780,13 @@ def processes_rows() -> list[Row]:
             "each, taking turns"
         )
         rates = command_rates(endpoint)
-        for processes, (rate, cpu, endpoint_cpu, best) in rates.items():
+        for processes, (rate, cpu, endpoint_cpu, best, waited, preempted) in rates.items():
             say(
                 f"  --processes {processes}: {rate:,.0f} messages/s (best round {best:,.0f}), "
                 f"the workers {1e6 * cpu:.0f} µs of CPU per message, the endpoint "
-                f"{1e6 * endpoint_cpu:.0f} µs"
+                f"{1e6 * endpoint_cpu:.0f} µs; the workers waited {1e6 * waited:.0f} µs a "
+                f"message for a core and were preempted {1000 * preempted:.0f} times per "
+                "1,000 messages"
             )
     finally:
         endpoint.close()
