@@ -630,6 +630,16 @@ def _scheduled(pids: list[int]) -> tuple[float, int]:
     return waited / 1e9, preempted
 
 
+def _machine() -> tuple[int, int]:
+    """This machine's idle time and all its time so far, in ticks; (0, 0) where not Linux."""
+    try:
+        with open("/proc/stat") as file:
+            ticks = [int(field) for field in file.readline().split()[1:9]]
+    except OSError:
+        return 0, 0
+    return ticks[3] + ticks[4], sum(ticks)  # idle and waiting for I/O; all but guests'
+
+
 def _cpu_of(pids: list[int]) -> float:
     """The CPU seconds (user and system) the processes *pids* used so far."""
     ticks = os.sysconf("SC_CLK_TCK")
@@ -706,14 +716,15 @@ def command_rates(endpoint: Endpoint) -> dict[int, tuple[float, ...]]:
 
     For each: messages/s, its processes' CPU and the endpoint's, per message, in its median
     round (by time), then its best round's messages/s, then, in its median round, the time
-    its processes waited runnable for a core and how often they were preempted, per message.
+    its processes waited runnable for a core and how often they were preempted, per message,
+    and the share of the machine's time that was idle (its CPUs' together).
     The time is the endpoint's, from the fill to the last delete; the bench asks for it
     every 50 ms.
     """
     import statistics
     import tempfile
 
-    rounds: dict[int, list[tuple[float, float, float, float, int]]] = {1: [], 2: []}
+    rounds: dict[int, list[tuple[float, float, float, float, int, float]]] = {1: [], 2: []}
     with tempfile.TemporaryDirectory() as folder:
         with open(os.path.join(folder, "bench_app.py"), "w") as file:
             file.write(_APP)
@@ -728,6 +739,7 @@ def command_rates(endpoint: Endpoint) -> dict[int, tuple[float, ...]]:
                     queue = commands[processes].queue
                     workers = _cpu_of(pids[processes])
                     waited, preempted = _scheduled(pids[processes])
+                    idle, ticks = _machine()
                     # Its consumers are polling: all alive, their polls answered by the fill.
                     # The endpoint's CPU counts from the fill's answer: not making the messages.
                     before = endpoint.ask(f"fill r{round_} {N_PROCESSES} {queue}")["cpu"]
@@ -738,6 +750,7 @@ def command_rates(endpoint: Endpoint) -> dict[int, tuple[float, ...]]:
                         time.sleep(0.05)
                     workers = _cpu_of(pids[processes]) - workers
                     after = _scheduled(pids[processes])
+                    idle_after, ticks_after = _machine()
                     rounds[processes].append(
                         (
                             status["took"],
@@ -745,6 +758,7 @@ def command_rates(endpoint: Endpoint) -> dict[int, tuple[float, ...]]:
                             status["cpu"] - before,
                             after[0] - waited,
                             after[1] - preempted,
+                            (idle_after - idle) / max(ticks_after - ticks, 1),
                         )
                     )
                     if status["deleted"] != N_PROCESSES or status["left"]:
@@ -758,7 +772,7 @@ def command_rates(endpoint: Endpoint) -> dict[int, tuple[float, ...]]:
     rates = {}
     for processes, made in rounds.items():
         # A round that was made, not a mean of rounds:
-        took, workers, endpoint_cpu, waited, preempted = statistics.median_low(made)
+        took, workers, endpoint_cpu, waited, preempted, idle = statistics.median_low(made)
         best = min(round_[0] for round_ in made)
         rates[processes] = (
             N_PROCESSES / took,
@@ -767,6 +781,7 @@ def command_rates(endpoint: Endpoint) -> dict[int, tuple[float, ...]]:
             N_PROCESSES / best,
             waited / N_PROCESSES,
             preempted / N_PROCESSES,
+            idle,
         )
     return rates
 
@@ -780,13 +795,13 @@ def processes_rows() -> list[Row]:
             "each, taking turns"
         )
         rates = command_rates(endpoint)
-        for processes, (rate, cpu, endpoint_cpu, best, waited, preempted) in rates.items():
+        for processes, (rate, cpu, endpoint_cpu, best, waited, preempted, idle) in rates.items():
             say(
                 f"  --processes {processes}: {rate:,.0f} messages/s (best round {best:,.0f}), "
                 f"the workers {1e6 * cpu:.0f} µs of CPU per message, the endpoint "
                 f"{1e6 * endpoint_cpu:.0f} µs; the workers waited {1e6 * waited:.0f} µs a "
                 f"message for a core and were preempted {1000 * preempted:.0f} times per "
-                "1,000 messages"
+                f"1,000 messages; the machine was {100 * idle:.0f}% idle"
             )
     finally:
         endpoint.close()
