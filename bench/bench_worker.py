@@ -16,8 +16,8 @@ HTTP/1.1 keep-alive connections, served by one event loop (uvloop's, which the b
 installs): moto's SQS rescans the whole queue on every call (a second per receive at 3,000
 messages deep), which would measure moto, not the worker; and the standard library's
 threading HTTP server took about 60 µs of CPU a message, which on two cores is CPU the
-consumers lose (SQS itself costs the host none). On asyncio's own loop the endpoint took 26
-to 32 µs a message; on uvloop's, 17 to 23.
+consumers lose (SQS itself costs the host none). In the rounds of ``--processes 2``, the
+endpoint took 23 to 32 µs of CPU a message on asyncio's own loop, 13 to 24 on uvloop's.
 Messages are served once each, and deleted ones are counted, so both consumers are checked
 to have deleted every message.
 """
@@ -60,7 +60,7 @@ GOAL_RATE_RATIO = 0.95
 GOAL_PROCESSES = 1.6
 N_PROCESSES = 6_000
 #: Rounds of --processes 1 and 2, taking turns: the median of each counts. One process's rate
-#: moves with its CPU time (from 3,500 to 5,400 messages/s between rounds of one run, here),
+#: moves with its CPU time (from 3,300 to 5,400 messages/s between rounds of one run, here),
 #: so the best of a few rounds of each set one's luckiest round against the other's; of six
 #: rounds, the median still moved by 0.1x between runs.
 PROCESS_ROUNDS = 8
@@ -196,7 +196,7 @@ async def command(line):
     filled_at, _, done_at = wanted.get(queue, (0.0, 0, None))
     return {
         "left": left(queue), "deleted": deleted.get(queue, 0),
-        "cpu": time.process_time(), "polls": sum(map(len, waiting.values())),
+        "cpu": time.process_time(), "polls": sum(map(len, waiting.values())), "loop": LOOP,
         # From the fill to the last delete, timed here: the bench's own polls don't count.
         "took": None if done_at is None else done_at - filled_at,
     }
@@ -221,8 +221,10 @@ async def main():
 try:  # the bench extra installs uvloop: about a third less CPU a request than asyncio's loop
     import uvloop
 except ImportError:
+    LOOP = "asyncio"
     asyncio.run(main())
 else:
+    LOOP = "uvloop"
     uvloop.run(main())
 """
 
@@ -240,6 +242,7 @@ class Endpoint:
         assert self.child.stdout is not None
         self.url = f"http://127.0.0.1:{int(self.child.stdout.readline())}"
         self.queue_url = self.queue_url_of("bench")
+        self.loop: str = self.ask("status")["loop"]  # the event loop it runs on
 
     def queue_url_of(self, queue: str) -> str:
         """The URL of the queue named *queue* (the endpoint serves any name)."""
@@ -613,13 +616,14 @@ async def handler(record):
 """
 
 
-def _scheduled(pids: list[int]) -> tuple[float, int]:
+def _scheduled(pids: list[int]) -> tuple[float, int] | None:
     """The processes *pids*' time waiting runnable for a core (seconds) and preemptions so far.
 
-    From the kernel's scheduler statistics; (0, 0) where there are none (not Linux).
+    From the kernel's scheduler statistics, of each process's main thread (the bench's handler
+    is async: a worker's work is on its loop's thread); ``None`` where the kernel keeps none.
     """
     waited = preempted = 0
-    with contextlib.suppress(OSError):
+    try:
         for pid in pids:
             with open(f"/proc/{pid}/schedstat") as file:
                 waited += int(file.read().split()[1])
@@ -627,16 +631,15 @@ def _scheduled(pids: list[int]) -> tuple[float, int]:
                 for line in file:
                     if line.startswith("nonvoluntary_ctxt_switches:"):
                         preempted += int(line.split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
     return waited / 1e9, preempted
 
 
 def _machine() -> tuple[int, int]:
-    """This machine's idle time and all its time so far, in ticks; (0, 0) where not Linux."""
-    try:
-        with open("/proc/stat") as file:
-            ticks = [int(field) for field in file.readline().split()[1:9]]
-    except OSError:
-        return 0, 0
+    """This machine's idle time and all its time so far, in ticks (``/proc/stat``)."""
+    with open("/proc/stat") as file:
+        ticks = [int(field) for field in file.readline().split()[1:9]]
     return ticks[3] + ticks[4], sum(ticks)  # idle and waiting for I/O; all but guests'
 
 
@@ -716,15 +719,16 @@ def command_rates(endpoint: Endpoint) -> dict[int, tuple[float, ...]]:
 
     For each: messages/s, its processes' CPU and the endpoint's, per message, in its median
     round (by time), then its best round's messages/s, then, in its median round, the time
-    its processes waited runnable for a core and how often they were preempted, per message,
-    and the share of the machine's time that was idle (its CPUs' together).
+    its processes waited runnable for a core and how often they were preempted, per message
+    (NaN where the kernel keeps no scheduler statistics), and the share of the machine's time
+    that was idle (its CPUs' together) while the round ran.
     The time is the endpoint's, from the fill to the last delete; the bench asks for it
     every 50 ms.
     """
     import statistics
     import tempfile
 
-    rounds: dict[int, list[tuple[float, float, float, float, int, float]]] = {1: [], 2: []}
+    rounds: dict[int, list[tuple[float, float, float, float, float, float]]] = {1: [], 2: []}
     with tempfile.TemporaryDirectory() as folder:
         with open(os.path.join(folder, "bench_app.py"), "w") as file:
             file.write(_APP)
@@ -738,27 +742,37 @@ def command_rates(endpoint: Endpoint) -> dict[int, tuple[float, ...]]:
                 for processes in sorted(rounds, reverse=bool(round_ % 2)):
                     queue = commands[processes].queue
                     workers = _cpu_of(pids[processes])
-                    waited, preempted = _scheduled(pids[processes])
-                    idle, ticks = _machine()
+                    scheduled = _scheduled(pids[processes])
                     # Its consumers are polling: all alive, their polls answered by the fill.
                     # The endpoint's CPU counts from the fill's answer: not making the messages.
                     before = endpoint.ask(f"fill r{round_} {N_PROCESSES} {queue}")["cpu"]
+                    # The machine's idle share: from the fill's answer to the last status that
+                    # found the round still running (not the idle wait for the next status).
+                    start = running = _machine()
                     deadline = time.monotonic() + ROUND_LIMIT
-                    while (status := endpoint.ask(f"status {queue}"))["took"] is None:
+                    while True:
+                        asked = _machine()
+                        if (status := endpoint.ask(f"status {queue}"))["took"] is not None:
+                            break
+                        running = asked
                         if time.monotonic() > deadline:  # a message was lost: never redelivered
                             sys.exit(f"--processes {processes}: {ROUND_LIMIT} s, {status}")
                         time.sleep(0.05)
                     workers = _cpu_of(pids[processes]) - workers
                     after = _scheduled(pids[processes])
-                    idle_after, ticks_after = _machine()
+                    waited, preempted = (
+                        (after[0] - scheduled[0], after[1] - scheduled[1])
+                        if scheduled is not None and after is not None
+                        else (math.nan, math.nan)
+                    )
                     rounds[processes].append(
                         (
                             status["took"],
                             workers,
                             status["cpu"] - before,
-                            after[0] - waited,
-                            after[1] - preempted,
-                            (idle_after - idle) / max(ticks_after - ticks, 1),
+                            waited,
+                            preempted,
+                            (running[0] - start[0]) / max(running[1] - start[1], 1),
                         )
                     )
                     if status["deleted"] != N_PROCESSES or status["left"]:
@@ -791,8 +805,8 @@ def processes_rows() -> list[Row]:
     try:
         say(
             f"anybatch worker --processes 1 and 2, {N_PROCESSES:,} messages each, the endpoint "
-            f"in its own process ({os.cpu_count()} CPUs); the median of {PROCESS_ROUNDS} rounds "
-            "each, taking turns"
+            f"in its own process on {endpoint.loop}'s loop ({os.cpu_count()} CPUs); the median "
+            f"of {PROCESS_ROUNDS} rounds each, taking turns"
         )
         rates = command_rates(endpoint)
         for processes, (rate, cpu, endpoint_cpu, best, waited, preempted, idle) in rates.items():
@@ -805,6 +819,7 @@ def processes_rows() -> list[Row]:
             )
     finally:
         endpoint.close()
+    loop = endpoint.loop
     one, two = rates[1], rates[2]
     speedup = two[0] / one[0]
     best_speedup = two[3] / one[3]
@@ -818,7 +833,8 @@ def processes_rows() -> list[Row]:
             ok=speedup >= GOAL_PROCESSES,
             note=f"--processes 2 {two[0]:,.0f} messages/s, one process {one[0]:,.0f}/s, the "
             f"median rounds (the best rounds: {best_speedup:.2f}x); the "
-            f"SQS endpoint (a Python HTTP server in its own process, on the same 2 cores) "
+            f"SQS endpoint (a Python HTTP server in its own process, on {loop}'s loop, on the "
+            f"same {os.cpu_count()} cores) "
             f"used {1e6 * two[2]:.0f} µs of CPU per message beside the workers' "
             f"{1e6 * two[1]:.0f} µs (columns: seconds per message)",
         )
