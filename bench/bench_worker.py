@@ -34,7 +34,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 from _common import Row, info_row, main, say
 
@@ -714,16 +714,24 @@ class WorkerCommand:
         return None
 
 
-def command_rates(endpoint: Endpoint) -> dict[int, tuple[float, ...]]:
+class Rates(NamedTuple):
+    """What ``--processes N`` did in its median round (by time), per message where it says."""
+
+    rate: float  # messages/s
+    cpu: float  # its processes' CPU seconds a message
+    endpoint_cpu: float  # the endpoint's CPU seconds a message
+    best: float  # its best round's messages/s
+    waited: float  # seconds its processes waited runnable for a core, a message
+    preempted: float  # its processes' preemptions a message
+    idle: float  # the share of the machine's time left idle while the round ran
+
+
+def command_rates(endpoint: Endpoint) -> dict[int, Rates]:
     """``--processes`` 1 and 2, idle side by side, their rounds taking turns; each's median.
 
-    For each: messages/s, its processes' CPU and the endpoint's, per message, in its median
-    round (by time), then its best round's messages/s, then, in its median round, the time
-    its processes waited runnable for a core and how often they were preempted, per message
-    (NaN where the kernel keeps no scheduler statistics), and the share of the machine's time
-    that was idle (its CPUs' together) while the round ran.
-    The time is the endpoint's, from the fill to the last delete; the bench asks for it
-    every 50 ms.
+    For each, :class:`Rates` (the scheduler's figures NaN where the kernel keeps none; the
+    idle share is the machine's CPUs' together). The time is the endpoint's, from the fill to
+    the last delete; the bench asks for it every 50 ms.
     """
     import statistics
     import tempfile
@@ -783,12 +791,12 @@ def command_rates(endpoint: Endpoint) -> dict[int, tuple[float, ...]]:
             for failure in failures:
                 if failure is not None:
                     sys.exit(failure)
-    rates = {}
+    rates: dict[int, Rates] = {}
     for processes, made in rounds.items():
         # A round that was made, not a mean of rounds:
         took, workers, endpoint_cpu, waited, preempted, idle = statistics.median_low(made)
         best = min(round_[0] for round_ in made)
-        rates[processes] = (
+        rates[processes] = Rates(
             N_PROCESSES / took,
             workers / N_PROCESSES,
             endpoint_cpu / N_PROCESSES,
@@ -809,34 +817,34 @@ def processes_rows() -> list[Row]:
             f"of {PROCESS_ROUNDS} rounds each, taking turns"
         )
         rates = command_rates(endpoint)
-        for processes, (rate, cpu, endpoint_cpu, best, waited, preempted, idle) in rates.items():
+        for processes, r in rates.items():
             say(
-                f"  --processes {processes}: {rate:,.0f} messages/s (best round {best:,.0f}), "
-                f"the workers {1e6 * cpu:.0f} µs of CPU per message, the endpoint "
-                f"{1e6 * endpoint_cpu:.0f} µs; the workers waited {1e6 * waited:.0f} µs a "
-                f"message for a core and were preempted {1000 * preempted:.0f} times per "
-                f"1,000 messages; the machine was {100 * idle:.0f}% idle"
+                f"  --processes {processes}: {r.rate:,.0f} messages/s (best round "
+                f"{r.best:,.0f}), the workers {1e6 * r.cpu:.0f} µs of CPU per message, the "
+                f"endpoint {1e6 * r.endpoint_cpu:.0f} µs; the workers waited "
+                f"{1e6 * r.waited:.0f} µs a message for a core and were preempted "
+                f"{1000 * r.preempted:.0f} times per 1,000 messages; the machine was "
+                f"{100 * r.idle:.0f}% idle"
             )
     finally:
         endpoint.close()
-    loop = endpoint.loop
     one, two = rates[1], rates[2]
-    speedup = two[0] / one[0]
-    best_speedup = two[3] / one[3]
+    speedup = two.rate / one.rate
+    best_speedup = two.best / one.best
     return [
         Row(
             "worker: --processes 2 vs 1 (2 cores)",
-            1 / two[0],
-            1 / one[0],
+            1 / two.rate,
+            1 / one.rate,
             measured=f"{speedup:.2f}x the rate",
             goal=f"≥ {GOAL_PROCESSES:g}x",
             ok=speedup >= GOAL_PROCESSES,
-            note=f"--processes 2 {two[0]:,.0f} messages/s, one process {one[0]:,.0f}/s, the "
+            note=f"--processes 2 {two.rate:,.0f} messages/s, one process {one.rate:,.0f}/s, the "
             f"median rounds (the best rounds: {best_speedup:.2f}x); the "
-            f"SQS endpoint (a Python HTTP server in its own process, on {loop}'s loop, on the "
-            f"same {os.cpu_count()} cores) "
-            f"used {1e6 * two[2]:.0f} µs of CPU per message beside the workers' "
-            f"{1e6 * two[1]:.0f} µs (columns: seconds per message)",
+            f"SQS endpoint (a Python HTTP server in its own process, on {endpoint.loop}'s loop, "
+            f"on the same {os.cpu_count()} cores) "
+            f"used {1e6 * two.endpoint_cpu:.0f} µs of CPU per message beside the workers' "
+            f"{1e6 * two.cpu:.0f} µs (columns: seconds per message)",
         )
     ]
 
